@@ -1,0 +1,4 @@
+"""Losses for long-tail classification."""
+
+from la_keras.losses.logit_adjusted import LogitAdjustedLoss
+from la_keras.losses.logit_adjusted import logit_adjusted_crossentropy

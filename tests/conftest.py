@@ -1,0 +1,37 @@
+"""Shared pytest configuration and fixtures."""
+
+import os
+import pathlib
+
+import pytest
+
+# Keep TensorFlow quiet and deterministic enough for CPU tests.
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+_REPO = pathlib.Path(__file__).resolve().parents[1]
+_SHARED_TFDS = _REPO.parent / "shared" / "tfds"
+
+
+def shared_tfds_dir():
+    """The prepared offline TFDS data_dir beside the checkout, or None.
+
+    `TFDS_DATA_DIR` wins when it is set and holds cifar10.
+    """
+    env = os.environ.get("TFDS_DATA_DIR")
+    if env and (pathlib.Path(env) / "cifar10").is_dir():
+        return str(pathlib.Path(env).resolve())
+    if (_SHARED_TFDS / "cifar10").is_dir():
+        return str(_SHARED_TFDS.resolve())
+    return None
+
+
+def shared_reference_dir():
+    """The official release's prior files beside the checkout, or None."""
+    path = _REPO.parent / "shared" / "reference"
+    return str(path) if path.is_dir() else None
+
+
+@pytest.fixture
+def tfds_data_dir():
+    """Real offline TFDS data_dir, or None (tests then use mock data)."""
+    return shared_tfds_dir()
