@@ -1,0 +1,3 @@
+"""Layers for long-tail classification."""
+
+from la_keras.layers.logit_adjustment import LogitAdjustment

@@ -1,0 +1,6 @@
+"""Models: the logit adjustment wrapper and long-tail backbones."""
+
+from la_keras.models.logit_adjusted_model import LogitAdjustedModel
+from la_keras.models.cifar_resnet import official_resnet32
+from la_keras.models.cifar_resnet import resnet32
+from la_keras.models.resnet50 import resnet50
