@@ -35,3 +35,21 @@ def shared_reference_dir():
 def tfds_data_dir():
     """Real offline TFDS data_dir, or None (tests then use mock data)."""
     return shared_tfds_dir()
+
+
+def _split_cpu():
+    """Two logical CPU devices, for MirroredStrategy tests (set before use)."""
+    import tensorflow as tf
+
+    cpus = tf.config.list_physical_devices("CPU")
+    try:
+        tf.config.set_logical_device_configuration(
+            cpus[0],
+            [tf.config.LogicalDeviceConfiguration()] * 2,
+        )
+    except RuntimeError:
+        # Devices were already initialized by an earlier import.
+        pass
+
+
+_split_cpu()

@@ -10,6 +10,9 @@ import tensorflow as tf
 class TestCase(tf.test.TestCase):
     """Base class for la_keras tests."""
 
+    # tf.test.TestCase.test_session is a context manager, not a test.
+    test_session = None
+
     def setUp(self):
         super().setUp()
         keras.utils.set_random_seed(1337)

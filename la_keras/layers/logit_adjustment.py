@@ -72,6 +72,8 @@ class LogitAdjustment(layers.Layer):
             name="tau",
         )
         self._tau.assign(initial_tau)
+        # The exact Python value, for configs; the variable feeds the graph.
+        self._tau_value = initial_tau
         self.built = True
 
     @property
@@ -80,11 +82,17 @@ class LogitAdjustment(layers.Layer):
 
     @property
     def tau(self):
-        return float(ops.convert_to_numpy(self._tau))
+        stored = float(ops.convert_to_numpy(self._tau))
+        if np.float32(self._tau_value) != np.float32(stored):
+            # The variable was restored from a checkpoint or file.
+            self._tau_value = stored
+        return self._tau_value
 
     @tau.setter
     def tau(self, value):
-        self._tau.assign(_check_tau(value))
+        value = _check_tau(value)
+        self._tau.assign(value)
+        self._tau_value = value
 
     def adjustment(self):
         """`log(priors**tau + epsilon)` as a float32 tensor."""

@@ -116,6 +116,40 @@ class LogitAdjustedModel(keras.Model):
                 )
         super().compile(optimizer=optimizer, loss=loss, **kwargs)
 
+    def export(
+        self,
+        filepath,
+        format="tf_saved_model",
+        verbose=None,
+        input_signature=None,
+        **kwargs,
+    ):
+        """Exports for inference; `serving_default` returns what `predict` does.
+
+        Without `input_signature`, the wrapped model's input spec is used, so
+        a wrapper that was never called can be exported directly.
+        """
+        inputs = getattr(self.model, "inputs", None)
+        if input_signature is None and not self._called and inputs:
+            input_signature = [
+                keras.InputSpec(shape=(None, *x.shape[1:]), dtype=x.dtype)
+                for x in inputs
+            ]
+        return super().export(
+            filepath,
+            format=format,
+            verbose=verbose,
+            input_signature=input_signature,
+            **kwargs,
+        )
+
+    def compile_from_config(self, config):
+        """Recompiles a loaded model exactly as it was compiled."""
+        config = keras.saving.deserialize_keras_object(config)
+        self.compile(**config)
+        if getattr(self, "optimizer", None) is not None and self.built:
+            self.optimizer.build(self.trainable_variables)
+
     def get_config(self):
         config = super().get_config()
         config.update(
