@@ -163,6 +163,7 @@ class LogitAdjustedModelTest(TestCase):
         path = os.path.join(self.get_temp_dir(), "uncalled")
         model.export(path, verbose=False)
         x, _ = data(n=4)
-        served = tf.saved_model.load(path).serve(tf.constant(x)).numpy()
+        loaded = tf.saved_model.load(path)
+        served = loaded.serve(tf.constant(x)).numpy()
         expected = adjust(base.predict(x, verbose=0), COUNTS, 1.0)
         self.assertAllClose(served, expected, rtol=1e-5, atol=1e-5)
