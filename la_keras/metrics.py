@@ -129,9 +129,7 @@ def _nanmean(values):
     present = ops.logical_not(ops.isnan(values))
     count = ops.sum(ops.cast(present, "float32"))
     total = ops.sum(ops.where(present, values, ops.zeros_like(values)))
-    return ops.where(
-        count > 0, total / ops.maximum(count, 1.0), float("nan")
-    )
+    return ops.where(count > 0, total / ops.maximum(count, 1.0), float("nan"))
 
 
 @register_keras_serializable(package="la_keras")

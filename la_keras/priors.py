@@ -242,7 +242,10 @@ def step_profile_counts(
 
 
 def _check_profile_args(n_max: int, num_classes: int, ratio: float) -> None:
-    if not (isinstance(ratio, (int, float)) and np.isfinite(ratio)) or ratio < 1:
+    if (
+        not (isinstance(ratio, (int, float)) and np.isfinite(ratio))
+        or ratio < 1
+    ):
         raise ValueError(
             "Invalid value for argument `ratio`. Expected the imbalance ratio "
             "n_max / n_min as a number >= 1 (1 is balanced, 100 is the "

@@ -29,8 +29,9 @@ class PerClassAccuracyTest(TestCase):
         labels, logits = random_eval()
         metric = metrics.PerClassAccuracy(5)
         for start in range(0, 200, 64):
-            metric.update_state(labels[start : start + 64],
-                                logits[start : start + 64])
+            metric.update_state(
+                labels[start : start + 64], logits[start : start + 64]
+            )
         self.assertAllClose(metric.result(), reference(labels, logits, 5))
 
     def test_absent_class_is_nan(self):
@@ -134,8 +135,9 @@ class ShotAccuracyTest(TestCase):
     def test_groups(self):
         groups = metrics.shot_groups([5000, 101, 100, 20, 19, 0])
         self.assertAllEqual(groups, [0, 0, 1, 1, 2, 2])
-        groups = metrics.shot_groups([50, 10, 5], many_threshold=40,
-                                     few_threshold=6)
+        groups = metrics.shot_groups(
+            [50, 10, 5], many_threshold=40, few_threshold=6
+        )
         self.assertAllEqual(groups, [0, 1, 2])
         with self.assertRaisesRegex(ValueError, "few_threshold"):
             metrics.shot_groups([5, 1], many_threshold=1, few_threshold=5)
@@ -159,7 +161,8 @@ class ShotAccuracyTest(TestCase):
         self.assertTrue(np.isnan(result["few"].numpy()))
 
     def test_config(self):
-        metric = metrics.ShotAccuracy([10, 200, 30], many_threshold=150,
-                                      few_threshold=15)
+        metric = metrics.ShotAccuracy(
+            [10, 200, 30], many_threshold=150, few_threshold=15
+        )
         revived = self.run_serialization_test(metric)
         self.assertAllEqual(revived.groups, metric.groups)

@@ -97,6 +97,8 @@ def test_exp100_counts_reproduce_official_base_probs(name, n_max, classes):
     directory = shared_reference_dir()
     if directory is None:
         pytest.skip("../shared/reference is not present")
-    official = priors.load_txt(os.path.join(directory, f"{name}_base_probs.txt"))
+    official = priors.load_txt(
+        os.path.join(directory, f"{name}_base_probs.txt")
+    )
     ours = priors.from_counts(priors.exp_profile_counts(n_max, classes, 100))
     np.testing.assert_allclose(ours, official, rtol=0, atol=1e-15)

@@ -166,7 +166,5 @@ class LogitAdjustedModel(keras.Model):
     @classmethod
     def from_config(cls, config):
         config = dict(config)
-        config["model"] = keras.saving.deserialize_keras_object(
-            config["model"]
-        )
+        config["model"] = keras.saving.deserialize_keras_object(config["model"])
         return cls(**config)

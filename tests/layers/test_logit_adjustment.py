@@ -30,8 +30,9 @@ class LogitAdjustmentTest(TestCase):
         layer = LogitAdjustment(COUNTS)
         layer(logits)
         layer.tau = 0.25
-        self.assertAllClose(layer(logits), reference(logits, COUNTS, 0.25),
-                            rtol=1e-5)
+        self.assertAllClose(
+            layer(logits), reference(logits, COUNTS, 0.25), rtol=1e-5
+        )
         self.assertEqual(layer.get_config()["tau"], 0.25)
         with self.assertRaisesRegex(ValueError, "tau"):
             layer.tau = -1
@@ -60,5 +61,6 @@ class LogitAdjustmentTest(TestCase):
         layer = LogitAdjustment(COUNTS, dtype="mixed_float16")
         out = layer(np.zeros((2, 10), "float16"))
         self.assertEqual(out.dtype, "float16")
-        self.assertAllClose(out, reference(np.zeros((2, 10)), COUNTS, 1.0),
-                            rtol=1e-3)
+        self.assertAllClose(
+            out, reference(np.zeros((2, 10)), COUNTS, 1.0), rtol=1e-3
+        )

@@ -8,7 +8,6 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-import la_keras
 from la_keras.losses import LogitAdjustedLoss
 from la_keras.losses import logit_adjusted_crossentropy
 from tests.test_case import TestCase
@@ -53,7 +52,9 @@ class LogitAdjustedLossTest(TestCase):
         for tau in (0.0, 0.5, 1.0, 1.5, 3.0):
             loss = LogitAdjustedLoss(CIFAR10_LT_COUNTS, tau=tau)
             expected = reference_loss(labels, logits, CIFAR10_LT_COUNTS, tau)
-            self.assertAllClose(loss(labels, logits), expected.mean(), rtol=1e-5)
+            self.assertAllClose(
+                loss(labels, logits), expected.mean(), rtol=1e-5
+            )
             per_example = logit_adjusted_crossentropy(
                 labels, logits, CIFAR10_LT_COUNTS, tau=tau
             )
@@ -175,9 +176,13 @@ class LogitAdjustedLossTest(TestCase):
 
     def test_class_count_mismatch_raises(self):
         loss = LogitAdjustedLoss([1, 2, 3])
-        with self.assertRaisesRegex(ValueError, "3 classes but the logits have 4"):
+        with self.assertRaisesRegex(
+            ValueError, "3 classes but the logits have 4"
+        ):
             loss([0, 1], np.zeros((2, 4), np.float32))
-        with self.assertRaisesRegex(ValueError, "3 classes but the logits have 1"):
+        with self.assertRaisesRegex(
+            ValueError, "3 classes but the logits have 1"
+        ):
             loss([0, 1], np.zeros((2, 1), np.float32))
 
     def test_mixed_precision_dtypes(self):
@@ -228,8 +233,9 @@ class LogitAdjustedLossTest(TestCase):
         restored = keras.models.load_model(path)
         self.assertIsInstance(restored.loss, LogitAdjustedLoss)
         self.assertEqual(restored.loss.tau, 1.5)
-        self.assertAllClose(restored.evaluate(x, y, verbose=0),
-                            model.evaluate(x, y, verbose=0))
+        self.assertAllClose(
+            restored.evaluate(x, y, verbose=0), model.evaluate(x, y, verbose=0)
+        )
 
     def test_gradient_tape_loop(self):
         labels, logits = random_batch(batch=8)
@@ -249,9 +255,7 @@ class DistributedScalingTest(TestCase):
     def test_mirrored_sum_equals_global_mean(self):
         devices = tf.config.list_logical_devices("CPU")
         self.assertGreaterEqual(len(devices), 2, "conftest sets 2 CPUs")
-        strategy = tf.distribute.MirroredStrategy(
-            [d.name for d in devices[:2]]
-        )
+        strategy = tf.distribute.MirroredStrategy([d.name for d in devices[:2]])
         labels, logits = random_batch(batch=16)
         expected = reference_loss(labels, logits, CIFAR10_LT_COUNTS).mean()
         with strategy.scope():
@@ -272,7 +276,8 @@ class DistributedScalingTest(TestCase):
 @pytest.mark.skipif(
     subprocess.run(
         [sys.executable, "-c", "import jax"], capture_output=True
-    ).returncode != 0,
+    ).returncode
+    != 0,
     reason="jax is not installed",
 )
 def test_jax_backend_matches_reference():

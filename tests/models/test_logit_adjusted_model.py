@@ -15,8 +15,11 @@ COUNTS = [500, 300, 150, 80, 40, 20, 10, 5]
 
 def base_model():
     return keras.Sequential(
-        [keras.Input((6,)), keras.layers.Dense(16, activation="relu"),
-         keras.layers.Dense(8)]
+        [
+            keras.Input((6,)),
+            keras.layers.Dense(16, activation="relu"),
+            keras.layers.Dense(8),
+        ]
     )
 
 
@@ -83,11 +86,15 @@ class LogitAdjustedModelTest(TestCase):
         base_b.set_weights(base_a.get_weights())
         wrapped = LogitAdjustedModel(base_a, COUNTS, tau=1.0, mode="loss")
         wrapped.compile(optimizer=keras.optimizers.SGD(0.1))
-        base_b.compile(optimizer=keras.optimizers.SGD(0.1),
-                       loss=la_keras.LogitAdjustedLoss(COUNTS))
+        base_b.compile(
+            optimizer=keras.optimizers.SGD(0.1),
+            loss=la_keras.LogitAdjustedLoss(COUNTS),
+        )
         wrapped.fit(x, y, batch_size=64, epochs=2, shuffle=False, verbose=0)
         base_b.fit(x, y, batch_size=64, epochs=2, shuffle=False, verbose=0)
-        for a, b in zip(base_a.get_weights(), base_b.get_weights()):
+        for a, b in zip(
+            base_a.get_weights(), base_b.get_weights(), strict=True
+        ):
             self.assertAllClose(a, b, atol=1e-6)
 
     def test_change_tau_reaches_predict(self):
@@ -96,8 +103,9 @@ class LogitAdjustedModelTest(TestCase):
         x, _ = data()
         raw = base.predict(x, verbose=0)
         model.tau = 0.3
-        self.assertAllClose(model.predict(x, verbose=0),
-                            adjust(raw, COUNTS, 0.3), rtol=1e-5)
+        self.assertAllClose(
+            model.predict(x, verbose=0), adjust(raw, COUNTS, 0.3), rtol=1e-5
+        )
         model.tau = 0.0
         self.assertAllClose(model.predict(x, verbose=0), raw, rtol=1e-6)
 
@@ -116,8 +124,9 @@ class LogitAdjustedModelTest(TestCase):
         x, y = data()
         for mode in ("posthoc", "loss"):
             model = LogitAdjustedModel(base_model(), COUNTS, tau=0.8, mode=mode)
-            model.compile(optimizer="sgd",
-                          metrics=[la_keras.metrics.BalancedAccuracy(8)])
+            model.compile(
+                optimizer="sgd", metrics=[la_keras.metrics.BalancedAccuracy(8)]
+            )
             model.fit(x, y, epochs=1, verbose=0)
             model.tau = 1.7
             restored = self.run_model_saving_test(model, x, atol=1e-5)
@@ -125,8 +134,11 @@ class LogitAdjustedModelTest(TestCase):
             self.assertEqual(restored.mode, mode)
             self.assertAlmostEqual(restored.tau, 1.7, places=6)
             self.assertEqual(type(restored.loss), type(model.loss))
-            self.assertAllClose(restored.evaluate(x, y, verbose=0),
-                                model.evaluate(x, y, verbose=0), rtol=1e-5)
+            self.assertAllClose(
+                restored.evaluate(x, y, verbose=0),
+                model.evaluate(x, y, verbose=0),
+                rtol=1e-5,
+            )
 
     def test_export_in_fresh_process(self):
         base = base_model()
@@ -134,8 +146,9 @@ class LogitAdjustedModelTest(TestCase):
         x, _ = data(n=16)
         model.tau = 0.6  # Changed after "training": must reach the export.
         expected = model.predict(x, verbose=0)
-        self.assertAllClose(expected, adjust(base.predict(x, verbose=0),
-                                             COUNTS, 0.6), rtol=1e-5)
+        self.assertAllClose(
+            expected, adjust(base.predict(x, verbose=0), COUNTS, 0.6), rtol=1e-5
+        )
         path = os.path.join(self.get_temp_dir(), "exported")
         model.export(path, verbose=False)
         np.save(os.path.join(self.get_temp_dir(), "x.npy"), x)
@@ -149,8 +162,12 @@ class LogitAdjustedModelTest(TestCase):
                     list(out.values())[0].numpy())
             """
         )
-        result = subprocess.run([sys.executable, "-c", code],
-                                capture_output=True, text=True, timeout=300)
+        result = subprocess.run(
+            [sys.executable, "-c", code],
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
         self.assertEqual(result.returncode, 0, result.stderr[-2000:])
         served = np.load(os.path.join(self.get_temp_dir(), "out.npy"))
         self.assertAllClose(served, expected, atol=1e-5)
