@@ -292,6 +292,20 @@ def test_jax_backend_matches_reference():
         loss = la_keras.LogitAdjustedLoss({CIFAR10_LT_COUNTS}, tau=1.3,
                                           reduction=None)
         print(list(map(float, loss(labels, logits))))
+        # The layer and the metrics run on this backend too.
+        layer = la_keras.layers.LogitAdjustment({CIFAR10_LT_COUNTS})
+        p = np.array({CIFAR10_LT_COUNTS}) / {sum(CIFAR10_LT_COUNTS)}
+        np.testing.assert_allclose(
+            np.asarray(layer(logits)), logits - np.log(p + 1e-12), rtol=1e-5
+        )
+        metric = la_keras.metrics.BalancedAccuracy(10)
+        metric.update_state(labels, logits)
+        recall = [
+            (logits[labels == c].argmax(-1) == c).mean()
+            for c in range(10) if (labels == c).any()
+        ]
+        np.testing.assert_allclose(float(metric.result()), np.mean(recall),
+                                   rtol=1e-6)
         """
     )
     env = dict(os.environ, KERAS_BACKEND="jax")
