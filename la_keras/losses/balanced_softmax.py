@@ -1,0 +1,113 @@
+"""Balanced softmax cross-entropy (Ren et al., NeurIPS 2020)."""
+
+from __future__ import annotations
+
+import numpy as np
+from keras import ops
+from keras.losses import Loss
+from keras.saving import register_keras_serializable
+
+from la_keras import priors as priors_lib
+from la_keras.losses.class_balanced import check_class_counts
+from la_keras.losses.logit_adjusted import check_num_classes
+from la_keras.losses.logit_adjusted import sparse_or_dense_crossentropy
+
+
+def _log_counts(class_counts):
+    # log(n_y) up to a constant, which the softmax ignores: log of the priors.
+    counts = check_class_counts(class_counts)
+    return np.log(priors_lib.normalize(counts, name="class_counts")).astype(
+        np.float32
+    )
+
+
+def _balanced_softmax(y_true, y_pred, log_counts):
+    y_pred = ops.convert_to_tensor(y_pred)
+    check_num_classes(y_pred, log_counts.shape[0], what="class counts")
+    logits = ops.cast(y_pred, "float32") + ops.convert_to_tensor(log_counts)
+    return sparse_or_dense_crossentropy(ops.convert_to_tensor(y_true), logits)
+
+
+def balanced_softmax_crossentropy(y_true, y_pred, class_counts):
+    """Balanced softmax cross-entropy (Ren et al., 2020), one per example.
+
+    Formula:
+
+    ```python
+    loss = -log softmax(y_pred + log(class_counts))[y_true]
+    ```
+
+    Args:
+        y_true: integer labels `[B]` / `[B, 1]`, or one-hot / soft labels
+            `[B, C]`.
+        y_pred: logits `[B, C]`; float16 / bfloat16 are computed in float32.
+        class_counts: per-class training counts (or priors), each `> 0`.
+
+    Returns:
+        Per-example losses of shape `[B]`.
+    """
+    return _balanced_softmax(y_true, y_pred, _log_counts(class_counts))
+
+
+@register_keras_serializable(package="la_keras")
+class BalancedSoftmaxLoss(Loss):
+    """Balanced softmax cross-entropy (Ren et al., 2020).
+
+    Adds `log(n_y)` to each logit before the softmax cross-entropy. Since the
+    softmax ignores a constant shift, this is exactly the logit-adjusted loss
+    `LogitAdjustedLoss(class_counts, tau=1.0)` of Menon et al. (2021) with
+    the counts as priors (up to that loss's `epsilon=1e-12` inside the log).
+    It is kept under its own name because it is a separately published
+    method in the paper's comparison. Every class needs a positive count:
+    `log(0)` is refused rather than smoothed.
+
+    Formula:
+
+    ```python
+    loss = -log softmax(logits + log(class_counts))[label]
+    ```
+
+    Args:
+        class_counts: per-class training counts (or priors: only their ratios
+            matter), each `> 0`.
+        reduction: Keras reduction. Defaults to `"sum_over_batch_size"`.
+        name: optional name for the loss instance.
+        dtype: dtype of the loss computations. Defaults to `None` (floatx);
+            float16 / bfloat16 logits are always computed in float32.
+
+    Example:
+
+    ```python
+    loss = la_keras.losses.BalancedSoftmaxLoss([5000, 500, 50])
+    loss([0, 2], [[2.0, 0.5, -1.0], [0.1, 0.2, 0.3]])
+    ```
+
+    References:
+        - [Ren et al., 2020](https://arxiv.org/abs/2007.10740)
+        - [Menon et al., 2021](https://arxiv.org/abs/2007.07314)
+    """
+
+    def __init__(
+        self,
+        class_counts,
+        reduction="sum_over_batch_size",
+        name="balanced_softmax_loss",
+        dtype=None,
+    ):
+        super().__init__(name=name, reduction=reduction, dtype=dtype)
+        self.class_counts = check_class_counts(class_counts)
+        self._log_counts = _log_counts(self.class_counts)
+
+    @property
+    def num_classes(self):
+        return int(self.class_counts.shape[0])
+
+    def call(self, y_true, y_pred):
+        return _balanced_softmax(y_true, y_pred, self._log_counts)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            {"class_counts": priors_lib.as_float_list(self.class_counts)}
+        )
+        return config
