@@ -1,5 +1,6 @@
 """la_keras: long-tail learning via logit adjustment, for Keras 3."""
 
+from la_keras import datasets
 from la_keras import layers
 from la_keras import losses
 from la_keras import metrics

@@ -19,7 +19,7 @@ class DatasetInfo:
         class_names: one name per class, in label order.
         train_counts: int64 per-class counts of the training split actually
             used (after the long-tail profile and after holdout removal).
-        priors: float64 class priors of the training split: 
+        priors: float64 class priors of the training split:
             `la_keras.priors.from_counts(train_counts)`, or the official
             `<name>_base_probs.txt` for the official TFRecords.
         image_shape: `(H, W, C)` of the model input after preprocessing.

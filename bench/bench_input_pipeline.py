@@ -1,0 +1,157 @@
+"""Throughput of the `cifar10_lt` training pipeline vs the official approach.
+
+Both run on the same long-tailed images (the real CIFAR-10 from TFDS):
+
+* la_keras: `DatasetBuilder("cifar10_lt", "train", 128, training=True)`:
+  decoded uint8 images cached, whole-set shuffle each epoch, batch, then
+  vectorized normalize / pad / crop / flip, prefetch.
+* official: the same images written as raw-bytes TFRecords, then
+  `TFRecordDataset.shuffle(10000).batch(128, drop_remainder=True)
+  .map(parse_example + tf.map_fn(per-image decode_raw, normalize, pad,
+  crop, flip)).prefetch(AUTOTUNE)`.
+
+Usage:
+
+    python bench/bench_input_pipeline.py --data_dir=../shared/tfds
+
+The first epoch of la_keras reads and decodes the TFDS files into the cache;
+steady-state epochs are timed separately. The last line compares the
+pipeline with what training consumes (`--train_images_per_sec`, the official
+ResNet-32 tf.function rate on this CPU): the target is 10x.
+"""
+
+import os
+import pathlib
+import tempfile
+import time
+
+from absl import app
+from absl import flags
+
+FLAGS = flags.FLAGS
+_DEFAULT_DATA_DIR = (
+    pathlib.Path(__file__).resolve().parents[2] / "shared" / "tfds"
+)
+
+
+def define_flags():
+    flags.DEFINE_string(
+        "data_dir",
+        None,
+        "TFDS data_dir holding cifar10. Defaults to TFDS_DATA_DIR, else "
+        "../shared/tfds when present.",
+    )
+    flags.DEFINE_integer("batch_size", 128, "Global batch size.")
+    flags.DEFINE_integer("epochs", 3, "Steady-state epochs timed per pipeline.")
+    flags.DEFINE_float(
+        "train_images_per_sec",
+        380.0,
+        "Images/s the training step consumes (official ResNet-32 "
+        "tf.function rate on this CPU).",
+    )
+
+
+def _data_dir():
+    if FLAGS.data_dir:
+        return FLAGS.data_dir
+    if os.environ.get("TFDS_DATA_DIR"):
+        return os.environ["TFDS_DATA_DIR"]
+    if _DEFAULT_DATA_DIR.is_dir():
+        return str(_DEFAULT_DATA_DIR)
+    return None
+
+
+def _official_pipeline(path, batch_size):
+    import tensorflow as tf
+
+    features = {
+        "image/encoded": tf.io.FixedLenFeature([], tf.string),
+        "image/class/label": tf.io.FixedLenFeature([], tf.int64),
+    }
+
+    def augment(encoded):
+        image = tf.io.decode_raw(encoded, tf.uint8)
+        image = tf.reshape(image, [32, 32, 3])
+        image = tf.cast(image, tf.float32) / 255.0 - 0.5
+        image = tf.image.resize_with_crop_or_pad(image, 40, 40)
+        image = tf.image.random_crop(image, [32, 32, 3])
+        return tf.image.random_flip_left_right(image)
+
+    def parse(serialized):
+        parsed = tf.io.parse_example(serialized, features)
+        images = tf.map_fn(
+            augment, parsed["image/encoded"], fn_output_signature=tf.float32
+        )
+        return images, parsed["image/class/label"]
+
+    ds = tf.data.TFRecordDataset(path).shuffle(10000)
+    ds = ds.batch(batch_size, drop_remainder=True).map(parse)
+    return ds.prefetch(tf.data.AUTOTUNE)
+
+
+def _time_epochs(dataset, epochs):
+    images = 0
+    start = time.perf_counter()
+    for _ in range(epochs):
+        for batch, _ in dataset:
+            images += int(batch.shape[0])
+    return images / (time.perf_counter() - start)
+
+
+def run(flags_obj):
+    from la_keras import datasets
+    from la_keras.datasets import official
+
+    data_dir = _data_dir()
+    builder = datasets.DatasetBuilder(
+        "cifar10_lt",
+        "train",
+        flags_obj.batch_size,
+        training=True,
+        data_dir=data_dir,
+    )
+    ours = builder.build()
+    start = time.perf_counter()
+    first = sum(int(x.shape[0]) for x, _ in ours)
+    first_rate = first / (time.perf_counter() - start)
+    ours_rate = _time_epochs(ours, flags_obj.epochs)
+
+    raw, _ = datasets.load("cifar10_lt", "train", data_dir)
+    images, labels = zip(*raw.as_numpy_iterator(), strict=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        path = os.path.join(tmp, "cifar10-lt_train.tfrecord")
+        import numpy as np
+
+        official.write_tfrecord(path, np.stack(images), np.array(labels))
+        theirs = _official_pipeline(path, flags_obj.batch_size)
+        _time_epochs(theirs, 1)  # Warm up: graph tracing, file cache.
+        theirs_rate = _time_epochs(theirs, flags_obj.epochs)
+
+    consume = flags_obj.train_images_per_sec
+    print(f"data_dir: {data_dir}  images/epoch: {builder.num_examples}")
+    print(
+        f"la_keras first epoch (read + decode + cache): {first_rate:9.0f} images/s"
+    )
+    print(
+        f"la_keras steady state:                        {ours_rate:9.0f} images/s"
+    )
+    print(
+        f"official approach:                            {theirs_rate:9.0f} images/s"
+    )
+    print(
+        f"la_keras / official:                          {ours_rate / theirs_rate:9.2f}x (target >= 3x)"
+    )
+    print(
+        f"la_keras / training consumption ({consume:.0f} images/s): "
+        f"{ours_rate / consume:.1f}x (target >= 10x); official: "
+        f"{theirs_rate / consume:.1f}x"
+    )
+
+
+def main(_):
+    run(FLAGS)
+
+
+if __name__ == "__main__":
+    define_flags()
+    app.run(main)

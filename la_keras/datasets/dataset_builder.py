@@ -1,0 +1,191 @@
+"""`DatasetBuilder`: batched, preprocessed, per-replica input pipelines."""
+
+from __future__ import annotations
+
+import math
+import numbers
+
+import tensorflow as tf
+
+from la_keras.datasets.preprocessing import preprocess_images
+from la_keras.datasets.registry import load
+
+# Decoded ImageNet-size images are too big to shuffle the whole split in
+# memory; their pipeline shuffles within a buffer of this many images (TFDS
+# writes its shards in a hashed, class-mixed order).
+IMAGENET_SHUFFLE_BUFFER = 4096
+
+
+class DatasetBuilder:
+    """Builds the input pipeline of one split for training or evaluation.
+
+    The builder owns the batch arithmetic: the global batch size, the
+    per-replica batch size and the steps per epoch. `dataset_fn` is what
+    `tf.distribute.Strategy.distribute_datasets_from_function` calls: it
+    shards the examples per input pipeline and batches per replica.
+
+    CIFAR-style pipeline (`info.preprocessing == "cifar"`): decoded uint8
+    images are cached in memory, the whole split is shuffled each epoch
+    (training), then batched and preprocessed a batch at a time with
+    `preprocess_images`, and prefetched. ImageNet-style: each image is
+    cropped to 224x224 on its own (sizes differ), then batched; training
+    shuffles within a buffer of `IMAGENET_SHUFFLE_BUFFER` images.
+
+    One pass over the dataset is one epoch: it does not repeat; iterate it
+    again for the next epoch (training reshuffles every pass).
+
+    Args:
+        name, split, data_dir, ratio, profile, holdout_fraction, seed: as
+            for `la_keras.datasets.load`; `seed` also seeds the shuffle.
+        global_batch_size: examples per step, summed over replicas.
+        training: shuffle and augment.
+        drop_remainder: drop the last partial batch. Defaults to `training`.
+
+    Example:
+
+    >>> builder = DatasetBuilder("test", "train", 8, training=True)
+    >>> builder.steps_per_epoch
+    5
+    >>> images, labels = next(iter(builder.build()))
+    >>> images.shape
+    TensorShape([8, 32, 32, 3])
+    """
+
+    def __init__(
+        self,
+        name,
+        split,
+        global_batch_size,
+        training,
+        data_dir=None,
+        *,
+        ratio=100.0,
+        profile="exp",
+        holdout_fraction=0.0,
+        seed=0,
+        drop_remainder=None,
+    ):
+        if (
+            not isinstance(global_batch_size, numbers.Integral)
+            or isinstance(global_batch_size, bool)
+            or global_batch_size < 1
+        ):
+            raise ValueError(
+                "Invalid value for argument `global_batch_size`. Expected a "
+                "positive integer (examples per step over all replicas). "
+                f"Received: global_batch_size={global_batch_size!r}"
+            )
+        self._dataset, self.info = load(
+            name,
+            split,
+            data_dir,
+            ratio=ratio,
+            profile=profile,
+            holdout_fraction=holdout_fraction,
+            seed=seed,
+        )
+        self.name = name
+        self.split = split
+        self.global_batch_size = int(global_batch_size)
+        self.training = bool(training)
+        self.seed = seed
+        self.drop_remainder = (
+            self.training if drop_remainder is None else bool(drop_remainder)
+        )
+        self.num_examples = int(self.info.num_examples[split])
+        if self.drop_remainder:
+            self.steps_per_epoch = self.num_examples // self.global_batch_size
+        else:
+            self.steps_per_epoch = math.ceil(
+                self.num_examples / self.global_batch_size
+            )
+        if self.steps_per_epoch == 0:
+            raise ValueError(
+                "Invalid value for argument `global_batch_size`: with "
+                f"drop_remainder=True it must be at most the {self.num_examples}"
+                f" examples of split {split!r}, or no batch is left. Lower it or "
+                "pass drop_remainder=False. Received: "
+                f"global_batch_size={global_batch_size}"
+            )
+
+    def per_replica_batch_size(self, num_replicas) -> int:
+        """The batch size each of `num_replicas` replicas sees per step."""
+        if num_replicas < 1 or self.global_batch_size % num_replicas:
+            raise ValueError(
+                "Invalid value for argument `num_replicas`: the global batch "
+                f"size {self.global_batch_size} must be divisible by the number "
+                "of replicas. Choose a global batch size that is a multiple of "
+                f"it. Received: num_replicas={num_replicas}"
+            )
+        return self.global_batch_size // num_replicas
+
+    def dataset_fn(self, input_context=None):
+        """The batched, preprocessed dataset for one input pipeline.
+
+        Args:
+            input_context: a `tf.distribute.InputContext`, or None for the
+                whole dataset batched at the global batch size.
+
+        Returns:
+            A `tf.data.Dataset` of `(float32 images [B, H, W, C],
+            int64 labels [B])`.
+        """
+        dataset = self._dataset
+        batch_size = self.global_batch_size
+        num_examples = self.num_examples
+        if input_context is not None:
+            batch_size = self.per_replica_batch_size(
+                input_context.num_replicas_in_sync
+            )
+            shards = input_context.num_input_pipelines
+            if shards > 1:
+                dataset = dataset.shard(shards, input_context.input_pipeline_id)
+                num_examples = math.ceil(num_examples / shards)
+        preprocessing = self.info.preprocessing
+        training = self.training
+        if preprocessing == "cifar":
+            dataset = dataset.cache()
+            if training:
+                dataset = dataset.shuffle(
+                    max(num_examples, 1),
+                    seed=self.seed,
+                    reshuffle_each_iteration=True,
+                )
+            dataset = dataset.batch(
+                batch_size,
+                drop_remainder=self.drop_remainder,
+                num_parallel_calls=tf.data.AUTOTUNE,
+            )
+            dataset = dataset.map(
+                lambda images, labels: (
+                    preprocess_images(images, preprocessing, training),
+                    labels,
+                ),
+                num_parallel_calls=tf.data.AUTOTUNE,
+            )
+        else:
+            if training:
+                dataset = dataset.shuffle(
+                    min(max(num_examples, 1), IMAGENET_SHUFFLE_BUFFER),
+                    seed=self.seed,
+                    reshuffle_each_iteration=True,
+                )
+            dataset = dataset.map(
+                lambda image, label: (
+                    preprocess_images(image[None], preprocessing, training)[0],
+                    label,
+                ),
+                num_parallel_calls=tf.data.AUTOTUNE,
+            )
+            dataset = dataset.batch(
+                batch_size,
+                drop_remainder=self.drop_remainder,
+                num_parallel_calls=tf.data.AUTOTUNE,
+            )
+        return dataset.prefetch(tf.data.AUTOTUNE)
+
+    def build(self, strategy=None):
+        """The dataset, distributed over `strategy`'s replicas if given."""
+        if strategy is None:
+            return self.dataset_fn(None)
+        return strategy.distribute_datasets_from_function(self.dataset_fn)

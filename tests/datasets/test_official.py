@@ -1,0 +1,156 @@
+"""Tests of the official release's TFRecord format (`cifar10-lt`, ...)."""
+
+import os
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from la_keras import priors as priors_lib
+from la_keras.datasets import load
+from la_keras.datasets import official
+
+CIFAR10_LT = [5000, 2997, 1796, 1077, 645, 387, 232, 139, 83, 50]
+
+
+def _images(n, seed):
+    return np.random.default_rng(seed).integers(
+        0, 256, [n, 32, 32, 3], dtype=np.uint8
+    )
+
+
+@pytest.fixture
+def official_dir(tmp_path):
+    """A folder with a few official-format train and test records."""
+    train_labels = np.array([0, 1, 0, 2, 0, 9, 1, 0])
+    test_labels = np.arange(10)
+    official.write_tfrecord(
+        str(tmp_path / "cifar10-lt_train.tfrecord"), _images(8, 0), train_labels
+    )
+    official.write_tfrecord(
+        str(tmp_path / "cifar10_test.tfrecord"), _images(10, 1), test_labels
+    )
+    return tmp_path
+
+
+def test_records_read_back_byte_identical(official_dir):
+    ds, info = load("cifar10-lt", "train", str(official_dir))
+    images, labels = zip(*ds.as_numpy_iterator(), strict=True)
+    np.testing.assert_array_equal(np.stack(images), _images(8, 0))
+    np.testing.assert_array_equal(labels, [0, 1, 0, 2, 0, 9, 1, 0])
+    assert ds.element_spec[0].shape == (32, 32, 3)
+    assert ds.element_spec[0].dtype == tf.uint8
+    assert ds.element_spec[1].dtype == tf.int64
+    np.testing.assert_array_equal(
+        info.train_counts, [4, 2, 1, 0, 0, 0, 0, 0, 0, 1]
+    )
+    assert info.num_examples == {"train": 8, "test": 10}
+    assert info.class_names[0] == "airplane"
+    assert info.preprocessing == "cifar"
+
+    test_ds, _ = load("cifar10-lt", "test", str(official_dir))
+    test_images = np.stack([x for x, _ in test_ds.as_numpy_iterator()])
+    np.testing.assert_array_equal(test_images, _images(10, 1))
+
+
+def test_priors_default_to_exp_100(official_dir):
+    _, info = load("cifar10-lt", "train", str(official_dir))
+    np.testing.assert_allclose(
+        info.priors, priors_lib.from_counts(CIFAR10_LT), atol=1e-15
+    )
+
+
+def test_priors_from_base_probs_file(official_dir):
+    expected = priors_lib.from_counts(np.arange(1, 11))
+    priors_lib.save_txt(official_dir / "cifar10-lt_base_probs.txt", expected)
+    _, info = load("cifar10-lt", "train", str(official_dir))
+    np.testing.assert_allclose(info.priors, expected, atol=1e-15)
+
+
+def test_holdout_slice_excluded_from_train(official_dir):
+    train, info = load(
+        "cifar10-lt", "train", str(official_dir), holdout_fraction=0.5
+    )
+    holdout, _ = load(
+        "cifar10-lt", "holdout", str(official_dir), holdout_fraction=0.5
+    )
+    train_images = [x.tobytes() for x, _ in train.as_numpy_iterator()]
+    holdout_images = [x.tobytes() for x, _ in holdout.as_numpy_iterator()]
+    assert len(holdout_images) == info.num_examples["holdout"] == 3
+    assert len(train_images) == info.num_examples["train"] == 5
+    assert not set(train_images) & set(holdout_images)
+    # With a holdout the priors follow the remaining training counts.
+    np.testing.assert_allclose(info.priors, info.train_counts / 5)
+
+
+def test_cifar100_file_names_and_classes(tmp_path):
+    official.write_tfrecord(
+        str(tmp_path / "cifar100-lt_train.tfrecord"), _images(3, 0), [0, 5, 99]
+    )
+    official.write_tfrecord(
+        str(tmp_path / "cifar100_test.tfrecord"), _images(2, 1), [1, 2]
+    )
+    _, info = load("cifar100-lt", "test", str(tmp_path))
+    assert info.num_classes == 100
+    assert len(info.class_names) == 100
+    assert info.class_names[:2] == ["apple", "aquarium_fish"]
+    assert info.class_names[-1] == "worm"
+    assert info.num_examples == {"train": 3, "test": 2}
+    assert info.priors.sum() == pytest.approx(1.0)
+
+
+def test_png_records_are_refused(official_dir):
+    path = official_dir / "cifar10-lt_train.tfrecord"
+    png = tf.io.encode_png(_images(1, 0)[0]).numpy()
+    with tf.io.TFRecordWriter(str(path)) as writer:
+        example = tf.train.Example(
+            features=tf.train.Features(
+                feature={
+                    "image/encoded": tf.train.Feature(
+                        bytes_list=tf.train.BytesList(value=[png])
+                    ),
+                    "image/class/label": tf.train.Feature(
+                        int64_list=tf.train.Int64List(value=[0])
+                    ),
+                }
+            )
+        )
+        writer.write(example.SerializeToString())
+    with pytest.raises(ValueError, match="raw uint8 32x32x3 bytes"):
+        load("cifar10-lt", "train", str(official_dir))
+
+
+def test_wrong_feature_names_are_refused(official_dir):
+    path = official_dir / "cifar10_test.tfrecord"
+    with tf.io.TFRecordWriter(str(path)) as writer:
+        example = tf.train.Example(
+            features=tf.train.Features(
+                feature={
+                    "label": tf.train.Feature(
+                        int64_list=tf.train.Int64List(value=[0])
+                    )
+                }
+            )
+        )
+        writer.write(example.SerializeToString())
+    with pytest.raises(ValueError, match="'image/class/label' \\(int64\\)"):
+        load("cifar10-lt", "test", str(official_dir))
+
+
+def test_missing_files(tmp_path):
+    with pytest.raises(FileNotFoundError, match="cifar10-lt_train.tfrecord"):
+        load("cifar10-lt", "train", str(tmp_path))
+    with pytest.raises(ValueError, match="argument `data_dir`"):
+        load("cifar10-lt", "train")
+
+
+def test_takes_no_profile(official_dir):
+    with pytest.raises(ValueError, match="long-tailed already"):
+        load("cifar10-lt", "train", str(official_dir), ratio=10)
+
+
+def test_write_refuses_wrong_images(tmp_path):
+    with pytest.raises(ValueError, match="argument `images`"):
+        official.write_tfrecord(
+            os.path.join(tmp_path, "x.tfrecord"), np.zeros([1, 28, 28, 1]), [0]
+        )
