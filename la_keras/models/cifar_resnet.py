@@ -10,7 +10,8 @@ dense bias. Its layer names are the official ones, so weights map one to one.
 
 `resnet32` is the classic CIFAR ResNet-32 of He et al. (2016): basic blocks
 of two 3x3 convolutions, 3 stages x 5 blocks, 1x1 projection shortcuts where
-the shape changes.
+the shape changes. `cifar_resnet(depth)` builds the other depths of that
+family (6n + 2: 8, 20, 32, 56, 110); ResNet-8 is the quick smoke-test net.
 """
 
 from __future__ import annotations
@@ -52,7 +53,9 @@ def _conv(filters, kernel_size, weight_decay, name, strides=1, padding="same"):
     )
 
 
-def _official_block(x, filters, stage, block, strides, projection, weight_decay):
+def _official_block(
+    x, filters, stage, block, strides, projection, weight_decay
+):
     """Bottleneck-shaped block of the official release (equal widths)."""
     conv_base = f"res{stage}{block}_branch"
     bn_base = f"bn{stage}{block}_branch"
@@ -154,34 +157,42 @@ def _basic_block(x, filters, strides, name, weight_decay):
     return layers.Activation("relu")(y)
 
 
-def resnet32(
+def cifar_resnet(
+    depth: int,
     num_classes: int,
     input_shape: tuple[int, int, int] = (32, 32, 3),
     weight_decay: float = WEIGHT_DECAY,
-    name: str = "resnet32",
+    name: str | None = None,
 ) -> keras.Model:
-    """Classic CIFAR ResNet-32 (He et al., 2016) with basic blocks.
+    """Classic CIFAR ResNet of He et al. (2016) with basic blocks.
 
-    A 3x3 stem with 16 filters, three stages of five basic blocks (two 3x3
-    convolutions each) with 16 / 32 / 64 filters and strides 1 / 2 / 2,
-    global average pooling and a dense classifier: 31 convolutions + 1
-    dense layer.
+    A 3x3 stem with 16 filters, three stages of `(depth - 2) / 6` basic
+    blocks (two 3x3 convolutions each) with 16 / 32 / 64 filters and strides
+    1 / 2 / 2, global average pooling and a dense classifier, with 1x1
+    projection shortcuts where the shape changes.
 
     Args:
+        depth: 6n + 2 layers: 8, 20, 32, 44, 56, 110, ...
         num_classes: number of output logits.
         input_shape: `(H, W, C)` of the preprocessed images.
         weight_decay: L2 factor on all kernels and the dense bias.
-        name: model name.
+        name: model name, default `resnet<depth>`.
 
     References:
         - [He et al., 2016](https://arxiv.org/abs/1512.03385)
     """
+    if depth < 8 or (depth - 2) % 6:
+        raise ValueError(
+            "Invalid value for argument `depth`. Expected 6n + 2 with n >= 1 "
+            f"(8, 20, 32, 56, ...). Received: depth={depth}"
+        )
     _check(num_classes, input_shape)
+    blocks = (depth - 2) // 6
     inputs = keras.Input(shape=tuple(input_shape), name="images")
     x = _conv(16, 3, weight_decay, "conv1")(inputs)
     x = _batch_norm("bn_conv1")(x)
     x = layers.Activation("relu")(x)
-    for stage, (blocks, filters, stride) in enumerate(RESNET32_STAGES):
+    for stage, (_, filters, stride) in enumerate(RESNET32_STAGES):
         for i in range(blocks):
             x = _basic_block(
                 x,
@@ -191,4 +202,17 @@ def resnet32(
                 weight_decay=weight_decay,
             )
     outputs = _classifier(x, num_classes, weight_decay, "logits")
-    return keras.Model(inputs, outputs, name=name)
+    return keras.Model(inputs, outputs, name=name or f"resnet{depth}")
+
+
+def resnet32(
+    num_classes: int,
+    input_shape: tuple[int, int, int] = (32, 32, 3),
+    weight_decay: float = WEIGHT_DECAY,
+    name: str = "resnet32",
+) -> keras.Model:
+    """Classic CIFAR ResNet-32 (He et al., 2016): `cifar_resnet(32, ...)`.
+
+    31 convolutions in 3 stages x 5 basic blocks plus a dense layer.
+    """
+    return cifar_resnet(32, num_classes, input_shape, weight_decay, name)

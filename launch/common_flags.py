@@ -1,0 +1,246 @@
+"""Flags of `launch.train` (and shared with evaluate / export).
+
+The first block keeps the official release's flags (google-research
+`logit_adjustment/main.py`) with their names, defaults and meaning; the rest
+are new. Flags are declared by `define_flags()`, not at import, so tests and
+other entry points can import this module freely.
+
+Relative paths (`--data_home`, `--tb_log_dir`, `--model_dir`) are relative to
+the working directory, as in the official release.
+"""
+
+from __future__ import annotations
+
+from absl import flags
+
+from la_keras import distribute
+from la_keras import losses as losses_lib
+from la_keras.training.evaluation import DEFAULT_TAU_GRID
+
+MODES = ("baseline", "posthoc", "loss")
+MODELS = (
+    "official_resnet32",
+    "resnet8",
+    "resnet20",
+    "resnet32",
+    "resnet56",
+    "resnet50",
+)
+
+
+def define_flags() -> None:
+    """Declares the training flags (idempotent per process)."""
+    if "train_batch_size" in flags.FLAGS:
+        return
+    # The official release's flags.
+    flags.DEFINE_string(
+        "dataset",
+        "cifar10-lt",
+        "Dataset to use: one of la_keras.datasets.names() or tfds:<name>. "
+        "cifar10-lt / cifar100-lt read the official TFRecords from "
+        "--data_home; cifar10_lt / cifar100_lt derive them from TFDS; test is "
+        "a tiny synthetic smoke set.",
+    )
+    flags.DEFINE_string(
+        "data_home",
+        "logit_adjustment/data",
+        "Directory where data files are stored (the official TFRecords and "
+        "<dataset>_base_probs.txt of cifar10-lt / cifar100-lt).",
+    )
+    flags.DEFINE_integer("train_batch_size", 128, "Train batch size.")
+    flags.DEFINE_integer("test_batch_size", 100, "Test batch size.")
+    flags.DEFINE_enum(
+        "mode",
+        "posthoc",
+        list(MODES),
+        "Logit-adjustment mode. See paper for details. baseline and posthoc "
+        "train with cross-entropy, loss with the logit-adjusted loss; "
+        "posthoc also evaluates logits - log(priors**tau + 1e-12).",
+    )
+    flags.DEFINE_float("tau", 1.0, "Tau parameter for logit adjustment.")
+    flags.DEFINE_string(
+        "tb_log_dir",
+        "logit_adjustment/log",
+        "Path to write Tensorboard summaries (train/ and test/ subdirs).",
+    )
+    # New flags.
+    flags.DEFINE_string(
+        "model_dir",
+        "logit_adjustment/model",
+        "Checkpoints, flags.txt / flags.json, metrics.json, the per-class plot "
+        "and (by default) the SavedModel. Rerunning with the same model_dir "
+        "resumes from its latest checkpoint.",
+    )
+    flags.DEFINE_string(
+        "data_dir",
+        None,
+        "TFDS data_dir for the TFDS-backed datasets (default: TFDS_DATA_DIR "
+        "or ~/tensorflow_datasets).",
+    )
+    flags.DEFINE_string(
+        "export_dir",
+        None,
+        "SavedModel directory (default: <model_dir>/export).",
+    )
+    flags.DEFINE_integer(
+        "seed", 0, "Seed for weights, data order and augmentation."
+    )
+    flags.DEFINE_string(
+        "strategy",
+        "auto",
+        f"Distribution strategy: one of {', '.join(distribute.STRATEGIES)}.",
+    )
+    flags.DEFINE_string(
+        "tpu", None, "TPU name or grpc:// address (--strategy=tpu)."
+    )
+    flags.DEFINE_string(
+        "model",
+        "official_resnet32",
+        f"One of {', '.join(MODELS)}: the official release's ResNet-32, the "
+        "classic CIFAR ResNets (basic blocks, any depth 6n+2) or ResNet-50.",
+    )
+    flags.DEFINE_string(
+        "loss",
+        None,
+        "Training loss from la_keras.losses.names(); default from --mode: "
+        "logit_adjusted for mode=loss, else crossentropy.",
+    )
+    flags.DEFINE_integer(
+        "epochs",
+        None,
+        "Training epochs (default: the official count for cifar10(-)lt / "
+        "cifar100(-)lt, 2 for test).",
+    )
+    flags.DEFINE_float(
+        "base_learning_rate", 0.1, "Learning rate after warm-up."
+    )
+    flags.DEFINE_float(
+        "warmup_epochs", None, "Epochs of linear warm-up (default: official)."
+    )
+    flags.DEFINE_list(
+        "lr_decay_epochs",
+        None,
+        "Epochs where the learning rate drops (default: official).",
+    )
+    flags.DEFINE_list(
+        "lr_decay_multipliers",
+        None,
+        "Multipliers of the base learning rate from each lr_decay_epochs entry.",
+    )
+    flags.DEFINE_float("momentum", 0.9, "SGD momentum.")
+    flags.DEFINE_bool("nesterov", True, "Nesterov momentum.")
+    flags.DEFINE_float("weight_decay", 1e-4, "L2 factor inside the model.")
+    flags.DEFINE_float(
+        "holdout_fraction",
+        None,
+        "Class-stratified fraction of the train split held out to choose "
+        "tau (posthoc). Default 0.1 for TFDS-derived and synthetic datasets; "
+        "0 for the official TFRecord sets (train on the official set, no tau "
+        "tuning) and imagenet_lt (its own validation split).",
+    )
+    flags.DEFINE_float("ratio", 100.0, "Imbalance ratio of TFDS-derived sets.")
+    flags.DEFINE_enum("profile", "exp", ["exp", "step"], "Long-tail profile.")
+    flags.DEFINE_list(
+        "tau_grid",
+        [str(t) for t in DEFAULT_TAU_GRID],
+        "Taus tried on the holdout for post-hoc adjustment.",
+    )
+    flags.DEFINE_bool("jit_compile", False, "XLA-compile the train step.")
+    flags.DEFINE_bool(
+        "deterministic",
+        False,
+        "tf.config.experimental.enable_op_determinism(): bitwise-repeatable "
+        "runs and resumes (slower input pipeline).",
+    )
+    flags.DEFINE_integer(
+        "checkpoint_every_steps",
+        0,
+        "Also checkpoint every N steps (0: once per epoch only).",
+    )
+    flags.DEFINE_integer("keep_checkpoints", 3, "Checkpoints kept.")
+    flags.DEFINE_integer(
+        "eval_every_epochs",
+        1,
+        "Evaluate on the test split every N epochs (and always at the end).",
+    )
+    flags.DEFINE_integer(
+        "num_logical_cpus",
+        0,
+        "Split the CPU into N logical devices (mirrored runs on CPU).",
+    )
+    _register_validators()
+
+
+def _register_validators() -> None:
+    flags.register_validator(
+        "strategy",
+        lambda v: v in distribute.STRATEGIES,
+        message=f"--strategy must be one of: {', '.join(distribute.STRATEGIES)}.",
+    )
+    flags.register_validator(
+        "model",
+        _is_model,
+        message=f"--model must be one of: {', '.join(MODELS)} (or any "
+        "resnet<6n+2>).",
+    )
+    flags.register_validator(
+        "tau", lambda v: v >= 0, message="--tau must be >= 0 (0 disables it)."
+    )
+    flags.register_validator(
+        "tau_grid",
+        lambda v: all(_is_nonneg_float(t) for t in v) and len(v) > 0,
+        message="--tau_grid must be a non-empty list of floats >= 0.",
+    )
+    for name in ("train_batch_size", "test_batch_size"):
+        flags.register_validator(
+            name, lambda v: v >= 1, message=f"--{name} must be >= 1."
+        )
+    flags.register_validator(
+        "epochs",
+        lambda v: v is None or v >= 1,
+        message="--epochs must be >= 1.",
+    )
+    flags.register_validator(
+        "holdout_fraction",
+        lambda v: v is None or 0.0 <= v < 1.0,
+        message="--holdout_fraction must be in [0, 1).",
+    )
+    flags.register_validator("loss", _check_loss)
+    flags.register_validator("dataset", _check_dataset)
+
+
+def _check_loss(value) -> bool:
+    # The catalogue is read at validation time: losses registered after
+    # define_flags() are accepted.
+    if value is not None and value not in losses_lib.names():
+        raise flags.ValidationError(
+            f"Unknown --loss={value!r}. Known losses: "
+            f"{', '.join(losses_lib.names())}."
+        )
+    return True
+
+
+def _check_dataset(value) -> bool:
+    from la_keras import datasets
+
+    known = datasets.names()
+    if value in known or (value.startswith("tfds:") and len(value) > 5):
+        return True
+    raise flags.ValidationError(
+        f"Unknown --dataset={value!r}. Known datasets: {', '.join(known)}, "
+        "or tfds:<name>."
+    )
+
+
+def _is_model(name: str) -> bool:
+    if name in MODELS:
+        return True
+    depth = name[len("resnet") :] if name.startswith("resnet") else ""
+    return depth.isdigit() and int(depth) >= 8 and (int(depth) - 2) % 6 == 0
+
+
+def _is_nonneg_float(text) -> bool:
+    try:
+        return float(text) >= 0
+    except ValueError:
+        return False

@@ -1,0 +1,200 @@
+"""Evaluate a trained model: `python -m launch.evaluate`.
+
+Restores the latest checkpoint of a `launch.train` run (`--model_dir`, whose
+flags.json says how to rebuild the data and model) or loads a SavedModel
+(`--saved_model`, with the dataset flags given here), then reports top-1,
+balanced and many/medium/few-shot accuracy for the raw logits and the
+post-hoc adjusted ones, sweeps tau over `--tau_grid` and picks tau* on the
+holdout split (never on test; the test sweep is reported for analysis):
+
+    python -m launch.evaluate --model_dir=/tmp/cifar10_lt_posthoc
+    python -m launch.evaluate --saved_model=/tmp/run/export --dataset=test
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import numpy as np
+import tensorflow as tf
+from absl import app
+from absl import flags
+from absl import logging
+
+from la_keras import datasets
+from la_keras import serving
+from la_keras.training import Predictor
+from la_keras.training import evaluation
+from launch import common
+from launch import common_flags
+from launch import reporting
+
+# Flags that may override the run's flags.json when given explicitly.
+_OVERRIDABLE = ("tau", "tau_grid", "test_batch_size", "data_dir", "data_home")
+
+
+def define_flags() -> None:
+    common_flags.define_flags()
+    if "saved_model" in flags.FLAGS:
+        return
+    flags.DEFINE_string(
+        "saved_model",
+        None,
+        "Evaluate this SavedModel (launch.train / launch.export) instead of a "
+        "checkpoint; the dataset comes from --dataset and friends.",
+    )
+    flags.DEFINE_string(
+        "checkpoint", None, "Checkpoint path (default: latest in --model_dir)."
+    )
+    flags.DEFINE_string(
+        "output",
+        None,
+        "JSON report path (default: <model_dir>/eval_metrics.json, or none "
+        "for --saved_model).",
+    )
+
+
+def _raw_splits(config, info) -> dict:
+    splits = {"test": None}
+    if common.has_holdout(config):
+        splits["holdout"] = None
+    for split in splits:
+        dataset, _ = datasets.load(
+            config["dataset"],
+            split,
+            config["dataset_dir"],
+            ratio=config["ratio"],
+            profile=config["profile"],
+            holdout_fraction=config["holdout_fraction"],
+            seed=config["seed"],
+        )
+        splits[split] = dataset.batch(config["test_batch_size"])
+    return splits
+
+
+def _saved_model_logits(path, splits) -> dict:
+    loaded = tf.saved_model.load(path)
+    serve = loaded.signatures[serving.SIGNATURE]
+    # Served logits are adjusted by the baked-in tau: add it back.
+    adjustment = loaded.adjustment.numpy()
+    out = {}
+    for split, dataset in splits.items():
+        logits, labels = [], []
+        for images, batch_labels in dataset:
+            logits.append(serve(images=images)["logits"].numpy() + adjustment)
+            labels.append(batch_labels.numpy())
+        out[split] = (np.concatenate(logits), np.concatenate(labels))
+    logging.info("Loaded %s (served tau=%g).", path, float(loaded.tau.numpy()))
+    return out
+
+
+def _checkpoint_logits(config, flags_obj) -> tuple[dict, object, str]:
+    model, info, path = common.restore_model(config, flags_obj.checkpoint)
+    strategy = tf.distribute.get_strategy()
+    predictor = Predictor(strategy, model)
+    out = {}
+    for split in ("test", "holdout"):
+        if split == "holdout" and not common.has_holdout(config):
+            continue
+        builder = datasets.DatasetBuilder(
+            config["dataset"],
+            split,
+            config["test_batch_size"],
+            False,
+            config["dataset_dir"],
+            ratio=config["ratio"],
+            profile=config["profile"],
+            holdout_fraction=config["holdout_fraction"],
+            seed=config["seed"],
+        )
+        out[split] = predictor.predict(builder.build())
+    logging.info("Restored %s.", path)
+    return out, info, path
+
+
+def run(flags_obj) -> dict:
+    """Evaluates; returns (and writes, see --output) the report dict."""
+    if flags_obj.saved_model:
+        config = common.resolve_data_config(flags_obj)
+        config["mode"] = "posthoc"
+        try:
+            _, info = datasets.load(
+                config["dataset"],
+                "train",
+                config["dataset_dir"],
+                ratio=config["ratio"],
+                profile=config["profile"],
+                holdout_fraction=config["holdout_fraction"],
+                seed=config["seed"],
+            )
+        except (ValueError, FileNotFoundError) as e:
+            raise app.UsageError(f"--dataset={config['dataset']}: {e}") from e
+        logits = _saved_model_logits(
+            flags_obj.saved_model, _raw_splits(config, info)
+        )
+        source, output = flags_obj.saved_model, flags_obj.output
+    else:
+        config = common.read_flags_json(flags_obj.model_dir)
+        config["model_dir"] = flags_obj.model_dir
+        for name in _OVERRIDABLE:
+            if not flags_obj[name].using_default_value:
+                config[name] = getattr(flags_obj, name)
+        config["tau_grid"] = [float(t) for t in config["tau_grid"]]
+        config.update(common.resolve_data_config(_Namespace(config)))
+        logits, info, source = _checkpoint_logits(config, flags_obj)
+        output = flags_obj.output or os.path.join(
+            flags_obj.model_dir, "eval_metrics.json"
+        )
+    config["mode"] = "posthoc"
+    report = reporting.evaluate_logits(
+        config,
+        info.train_counts,
+        info.priors,
+        logits["test"],
+        logits.get("holdout"),
+    )
+    report["test_tau_sweep"] = evaluation.sweep_tau(
+        *logits["test"], info.priors, config["tau_grid"]
+    )
+    report["note"] = (
+        "tau* is chosen on the holdout split; test_tau_sweep is for analysis "
+        "only and must not be used to choose tau."
+    )
+    report["source"] = source
+    reporting.log_metrics(report)
+    for row in report["test_tau_sweep"]:
+        logging.info(
+            "tau %-5g test top1 %.4f balanced %.4f",
+            row["tau"],
+            row["top1"],
+            row["balanced_accuracy"],
+        )
+    if output:
+        reporting.write_json(report, output)
+        logging.info("Wrote %s.", output)
+    return report
+
+
+class _Namespace:
+    """Attribute access over a dict, for `resolve_data_config`."""
+
+    def __init__(self, values: dict):
+        self.__dict__.update(values)
+
+
+def main(_):
+    flags_obj = flags.FLAGS
+    if not flags_obj.saved_model and flags_obj["model_dir"].using_default_value:
+        raise app.UsageError(
+            "Pass --model_dir of a launch.train run or --saved_model."
+        )
+    try:
+        run(flags_obj)
+    except app.UsageError as e:
+        sys.exit(f"launch.evaluate: error: {e}")
+
+
+if __name__ == "__main__":
+    define_flags()
+    app.run(main)

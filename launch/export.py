@@ -1,0 +1,81 @@
+"""Checkpoint to SavedModel: `python -m launch.export`.
+
+Rebuilds the model of a `launch.train` run from its flags.json, restores the
+latest checkpoint (or --checkpoint) and writes a SavedModel whose
+`serving_default` signature takes uint8 `images` and returns `logits`,
+`probabilities` and `classes`, preprocessing included. Post-hoc runs bake
+in the adjustment with the tau chosen during training (metrics.json's
+`served_tau`) unless --tau is given:
+
+    python -m launch.export --model_dir=/tmp/run --export_dir=/tmp/run/serving
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+
+import tensorflow as tf
+from absl import app
+from absl import flags
+from absl import logging
+
+from la_keras import serving
+from launch import common
+from launch import common_flags
+
+
+def define_flags() -> None:
+    common_flags.define_flags()
+    if "checkpoint" in flags.FLAGS:
+        return
+    flags.DEFINE_string(
+        "checkpoint", None, "Checkpoint path (default: latest in --model_dir)."
+    )
+
+
+def export_tau(config: dict, flags_obj) -> float | None:
+    """--tau if given; else the run's served tau (posthoc) or None."""
+    if not flags_obj["tau"].using_default_value:
+        return float(flags_obj.tau)
+    metrics_path = os.path.join(config["model_dir"], "metrics.json")
+    if tf.io.gfile.exists(metrics_path):
+        with tf.io.gfile.GFile(metrics_path) as f:
+            return json.load(f).get("served_tau")
+    return config["tau"] if config["mode"] == "posthoc" else None
+
+
+def run(flags_obj) -> str:
+    """Exports; returns the SavedModel directory."""
+    config = common.read_flags_json(flags_obj.model_dir)
+    config["model_dir"] = flags_obj.model_dir
+    model, info, path = common.restore_model(config, flags_obj.checkpoint)
+    export_dir = flags_obj.export_dir or os.path.join(
+        flags_obj.model_dir, "export"
+    )
+    tau = export_tau(config, flags_obj)
+    serving.export_saved_model(
+        model,
+        export_dir,
+        info.image_shape,
+        info.preprocessing,
+        priors=None if tau is None else info.priors,
+        tau=tau or 0.0,
+    )
+    logging.info("Exported %s to %s (post-hoc tau: %s).", path, export_dir, tau)
+    return export_dir
+
+
+def main(_):
+    if flags.FLAGS["model_dir"].using_default_value:
+        raise app.UsageError("Pass --model_dir of a launch.train run.")
+    try:
+        run(flags.FLAGS)
+    except app.UsageError as e:
+        sys.exit(f"launch.export: error: {e}")
+
+
+if __name__ == "__main__":
+    define_flags()
+    app.run(main)

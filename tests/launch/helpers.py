@@ -1,0 +1,79 @@
+"""Shared helpers for the launch tests: flags and subprocesses."""
+
+import os
+import subprocess
+import sys
+
+from absl import flags
+
+REPO = os.path.dirname(
+    os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+)
+
+# A quick run: the synthetic `test` dataset and the 8-layer ResNet.
+SMOKE_FLAGS = dict(
+    dataset="test",
+    model="resnet8",
+    train_batch_size=4,
+    test_batch_size=10,
+    epochs=2,
+    warmup_epochs=1.0,
+    base_learning_rate=0.05,
+)
+
+
+def define_all_flags():
+    from launch import evaluate
+    from launch import export
+
+    evaluate.define_flags()
+    export.define_flags()
+    if not flags.FLAGS.is_parsed():
+        flags.FLAGS.mark_as_parsed()
+
+
+def smoke_args(model_dir, **overrides):
+    """Command-line flags of a smoke run in `model_dir`."""
+    values = dict(
+        SMOKE_FLAGS, model_dir=model_dir, tb_log_dir=f"{model_dir}/log"
+    )
+    values.update(overrides)
+    args = []
+    for name, value in values.items():
+        if isinstance(value, bool):
+            args.append(f"--{name}" if value else f"--no{name}")
+        else:
+            args.append(f"--{name}={value}")
+    return args
+
+
+def env():
+    return dict(
+        os.environ,
+        TF_CPP_MIN_LOG_LEVEL="3",
+        CUDA_VISIBLE_DEVICES="",
+        PYTHONPATH=REPO,
+    )
+
+
+def run_module(module, args, timeout=300, extra_env=None):
+    """Runs `python -m module args` from the repo root; returns the result."""
+    return subprocess.run(
+        [sys.executable, "-m", module, *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=dict(env(), **(extra_env or {})),
+        cwd=REPO,
+    )
+
+
+def popen_module(module, args, log_path, extra_env=None):
+    log = open(log_path, "w")  # noqa: SIM115 - closed by the caller's wait
+    return subprocess.Popen(
+        [sys.executable, "-m", module, *args],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        env=dict(env(), **(extra_env or {})),
+        cwd=REPO,
+    )

@@ -1,0 +1,174 @@
+"""Bad flags get one clear line, not a traceback."""
+
+from unittest import mock
+
+import tensorflow as tf
+from absl import app
+from absl import flags
+from absl.testing import flagsaver
+
+from launch import common
+from launch import train
+from tests.launch import helpers
+from tests.test_case import TestCase
+
+FLAGS = flags.FLAGS
+
+
+def setUpModule():
+    helpers.define_all_flags()
+
+
+class ValidatorTest(TestCase):
+    def assert_rejected(self, arg, pattern):
+        with flagsaver.flagsaver():
+            with self.assertRaisesRegex(flags.IllegalFlagValueError, pattern):
+                FLAGS(["prog", arg])
+
+    def test_unknown_names(self):
+        self.assert_rejected(
+            "--dataset=nope", "Unknown --dataset='nope'.*cifar10_lt"
+        )
+        self.assert_rejected("--strategy=bogus", "one_device, mirrored")
+        self.assert_rejected("--model=vgg16", "official_resnet32")
+        self.assert_rejected("--loss=nope", "Known losses: .*crossentropy")
+
+    def test_bad_values(self):
+        self.assert_rejected("--tau=-0.5", "--tau must be >= 0")
+        self.assert_rejected("--tau_grid=0,x", "tau_grid")
+        self.assert_rejected(
+            "--train_batch_size=0", "train_batch_size must be >= 1"
+        )
+        self.assert_rejected("--holdout_fraction=1.0", r"\[0, 1\)")
+
+    def test_accepted(self):
+        with flagsaver.flagsaver():
+            FLAGS(["prog", "--dataset=tfds:fashion_mnist", "--model=resnet20"])
+            self.assertEqual(FLAGS.model, "resnet20")
+
+    def test_loss_catalogue_read_at_validation_time(self):
+        names = ["crossentropy", "logit_adjusted", "added_later"]
+        with mock.patch("la_keras.losses.names", return_value=names):
+            with flagsaver.flagsaver():
+                FLAGS(["prog", "--loss=added_later"])
+                self.assertEqual(FLAGS.loss, "added_later")
+
+
+class UsageErrorTest(TestCase):
+    def test_batch_not_divisible_by_replicas(self):
+        with flagsaver.flagsaver(
+            **dict(helpers.SMOKE_FLAGS, train_batch_size=5)
+        ):
+            config = common.resolve_config(FLAGS)
+        with self.assertRaisesRegex(
+            app.UsageError, "--train_batch_size=5 is not divisible by the 2"
+        ):
+            train.build_datasets(config, num_replicas=2)
+
+    def test_dataset_without_schedule_needs_epochs(self):
+        with flagsaver.flagsaver(dataset="mnist_lt"):
+            with self.assertRaisesRegex(app.UsageError, "pass --epochs"):
+                common.resolve_config(FLAGS)
+
+    def test_bad_schedule(self):
+        with flagsaver.flagsaver(
+            **helpers.SMOKE_FLAGS,
+            lr_decay_epochs=["5"],
+            lr_decay_multipliers=[],
+        ):
+            with self.assertRaisesRegex(app.UsageError, "same length"):
+                common.resolve_config(FLAGS)
+
+    def test_tpu_unreachable(self):
+        resolver = mock.Mock(side_effect=ValueError("no TPU here"))
+        with flagsaver.flagsaver(
+            **helpers.SMOKE_FLAGS, strategy="tpu", tpu="x"
+        ):
+            config = common.resolve_config(FLAGS)
+        with mock.patch.object(
+            tf.distribute.cluster_resolver, "TPUClusterResolver", resolver
+        ):
+            with self.assertRaisesRegex(
+                app.UsageError, "--strategy=tpu.*no TPU here"
+            ):
+                common.create_strategy(config)
+
+    def test_official_dataset_without_files(self):
+        with flagsaver.flagsaver(
+            dataset="cifar10-lt", data_home=self.get_temp_dir(), epochs=1
+        ):
+            config = common.resolve_config(FLAGS)
+        with self.assertRaisesRegex(app.UsageError, "--dataset=cifar10-lt"):
+            train.build_datasets(config, num_replicas=1)
+
+
+class CommandLineTest(TestCase):
+    """The real command: one error line on stderr, no traceback."""
+
+    def test_unknown_strategy(self):
+        result = helpers.run_module(
+            "launch.train", ["--dataset=test", "--strategy=bogus"], timeout=120
+        )
+        self.assertNotEqual(result.returncode, 0)
+        self.assertNotIn("Traceback", result.stderr)
+        errors = [l for l in result.stderr.splitlines() if "bogus" in l]  # noqa: E741
+        self.assertLen(errors, 1)
+        self.assertIn("--strategy must be one of", errors[0])
+
+    def test_usage_error_from_run(self):
+        model_dir = self.get_temp_dir()
+        result = helpers.run_module(
+            "launch.train",
+            helpers.smoke_args(model_dir, train_batch_size=5)
+            + ["--strategy=mirrored", "--num_logical_cpus=2"],
+            timeout=120,
+        )
+        self.assertEqual(result.returncode, 1)
+        self.assertNotIn("Traceback", result.stderr)
+        last = result.stderr.strip().splitlines()[-1]
+        self.assertEqual(
+            last,
+            "launch.train: error: --train_batch_size=5 is not divisible by the "
+            "2 replicas of the strategy.",
+        )
+
+
+class PresetTest(TestCase):
+    """The --flagfile presets reproduce the official schedules."""
+
+    def test_cifar_presets(self):
+        from la_keras import schedules
+
+        for cfg, name in (
+            ("cifar10_lt", "cifar10-lt"),
+            ("cifar100_lt", "cifar100-lt"),
+        ):
+            path = f"{helpers.REPO}/launch/configs/{cfg}.cfg"
+            with flagsaver.flagsaver():
+                FLAGS(["prog", f"--flagfile={path}"])
+                config = common.resolve_config(FLAGS)
+            official = schedules.OFFICIAL_SCHEDULES[name]
+            self.assertEqual(config["dataset"], name)
+            self.assertEqual(config["epochs"], official["epochs"])
+            self.assertEqual(
+                [tuple(p) for p in config["schedule"]],
+                [(float(m), float(e)) for m, e in official["schedule"]],
+            )
+            self.assertEqual(config["train_batch_size"], 128)
+            self.assertEqual(config["model"], "official_resnet32")
+            self.assertTrue(config["nesterov"])
+            self.assertEqual(config["momentum"], 0.9)
+
+    def test_official_defaults_without_flagfile(self):
+        with flagsaver.flagsaver(dataset="cifar10_lt"):
+            config = common.resolve_config(FLAGS)
+        self.assertEqual(config["epochs"], 1241)
+        self.assertEqual(config["schedule"][0], [1.0, 20])
+        self.assertEqual(config["loss"], "crossentropy")
+        self.assertEqual(config["holdout_fraction"], 0.1)
+        with flagsaver.flagsaver(dataset="cifar100-lt", mode="loss"):
+            config = common.resolve_config(FLAGS)
+        self.assertEqual(config["loss"], "logit_adjusted")
+        # The official TFRecords: train on all of them, read from data_home.
+        self.assertEqual(config["holdout_fraction"], 0.0)
+        self.assertEqual(config["dataset_dir"], "logit_adjustment/data")

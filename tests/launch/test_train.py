@@ -1,0 +1,205 @@
+"""Tests for launch.train, launch.evaluate and launch.export (in-process)."""
+
+import json
+import os
+
+import numpy as np
+import tensorflow as tf
+from absl import flags
+from absl.testing import flagsaver
+
+from la_keras.losses.logit_adjusted import log_adjustment
+from launch import common
+from launch import evaluate
+from launch import export
+from launch import train
+from tests.launch import helpers
+from tests.test_case import TestCase
+
+FLAGS = flags.FLAGS
+
+
+def setUpModule():
+    helpers.define_all_flags()
+
+
+class TrainRunTest(TestCase):
+    """One posthoc smoke run, shared by the checks below."""
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        helpers.define_all_flags()
+        cls.model_dir = os.path.join(
+            tf.compat.v1.test.get_temp_dir(), "train_run_test"
+        )
+        cls.overrides = dict(
+            helpers.SMOKE_FLAGS,
+            model_dir=cls.model_dir,
+            tb_log_dir=os.path.join(cls.model_dir, "log"),
+            mode="posthoc",
+        )
+        with flagsaver.flagsaver(**cls.overrides):
+            cls.metrics = train.run(FLAGS)
+
+    def test_metrics_json(self):
+        with open(os.path.join(self.model_dir, "metrics.json")) as f:
+            metrics = json.load(f)
+        self.assertEqual(metrics["step"], 2 * 9)  # 36 train images / 4
+        self.assertEqual(metrics["epoch"], 2)
+        self.assertEqual(metrics["loss"], "crossentropy")
+        test = metrics["test"]
+        for key in ("raw", "adjusted", "adjusted_tuned"):
+            report = test[key]
+            for name in ("top1", "balanced_accuracy", "many", "medium", "few"):
+                self.assertIn(name, report)
+            self.assertLen(report["per_class_accuracy"], 10)
+            self.assertBetween(report["top1"], 0.0, 1.0)
+        self.assertEqual(test["adjusted"]["tau"], 1.0)
+        # Every class of `test` has <= 10 images: all few-shot.
+        self.assertIsNone(test["raw"]["many"])
+        self.assertAllClose(
+            test["raw"]["few"], test["raw"]["balanced_accuracy"]
+        )
+        holdout = metrics["holdout"]
+        self.assertLen(holdout["tau_sweep"], 9)
+        self.assertIn(
+            holdout["tau_star"], [r["tau"] for r in holdout["tau_sweep"]]
+        )
+        self.assertEqual(test["adjusted_tuned"]["tau"], holdout["tau_star"])
+        self.assertEqual(metrics["served_tau"], holdout["tau_star"])
+
+    def test_flags_written_next_to_checkpoints(self):
+        with open(os.path.join(self.model_dir, "flags.json")) as f:
+            resolved = json.load(f)
+        self.assertEqual(resolved["model"], "resnet8")
+        self.assertEqual(resolved["holdout_fraction"], 0.1)
+        self.assertEqual(resolved["schedule"], [[1.0, 1.0]])
+        with open(os.path.join(self.model_dir, "flags.txt")) as f:
+            lines = f.read().splitlines()
+        self.assertIn("--dataset=test", lines)
+        self.assertIn("--model=resnet8", lines)
+        # flags.txt is a flagfile that reproduces the run's flags.
+        with flagsaver.flagsaver():
+            FLAGS(["prog", f"--flagfile={self.model_dir}/flags.txt"])
+            self.assertEqual(FLAGS.train_batch_size, 4)
+            self.assertEqual(FLAGS.model_dir, self.model_dir)
+
+    def test_plot_and_summaries(self):
+        with open(
+            os.path.join(self.model_dir, "per_class_accuracy.png"), "rb"
+        ) as f:
+            self.assertEqual(f.read(8), b"\x89PNG\r\n\x1a\n")
+        tags = {"train": set(), "test": set()}
+        for split in tags:
+            directory = os.path.join(self.model_dir, "log", split)
+            for name in os.listdir(directory):
+                for event in tf.compat.v1.train.summary_iterator(
+                    os.path.join(directory, name)
+                ):
+                    tags[split].update(v.tag for v in event.summary.value)
+        self.assertContainsSubset({"batch loss", "accuracy"}, tags["train"])
+        self.assertContainsSubset(
+            {
+                "accuracy",
+                "logit-adjusted accuracy",
+                "balanced accuracy",
+                "few accuracy",
+                "logit-adjusted balanced accuracy",
+            },
+            tags["test"],
+        )
+
+    def test_saved_model_matches_checkpoint(self):
+        config = common.read_flags_json(self.model_dir)
+        model, info, _ = common.restore_model(config)
+        loaded = tf.saved_model.load(os.path.join(self.model_dir, "export"))
+        self.assertAllClose(
+            float(loaded.tau.numpy()), self.metrics["served_tau"]
+        )
+        rng = np.random.default_rng(0)
+        images = rng.integers(0, 256, (8, 32, 32, 3)).astype(np.uint8)
+        served = loaded.signatures["serving_default"](images=images)
+        from la_keras.datasets import preprocess_images
+
+        logits = model(
+            preprocess_images(images, "cifar"), training=False
+        ).numpy()
+        adjusted = logits - log_adjustment(
+            info.priors, self.metrics["served_tau"]
+        )
+        self.assertAllClose(served["logits"], adjusted, atol=1e-4)
+        self.assertAllEqual(served["classes"], np.argmax(adjusted, -1))
+
+    def test_rerun_resumes_instead_of_restarting(self):
+        ckpt_dir = common.checkpoint_dir(self.model_dir)
+        before = tf.train.latest_checkpoint(ckpt_dir)
+        with flagsaver.flagsaver(**self.overrides):
+            metrics = train.run(FLAGS)
+        self.assertEqual(metrics["step"], 18)
+        self.assertEqual(tf.train.latest_checkpoint(ckpt_dir), before)
+        self.assertEqual(metrics["test"]["raw"], self.metrics["test"]["raw"])
+
+    def test_resume_refuses_changed_flags(self):
+        with flagsaver.flagsaver(**dict(self.overrides, seed=7)):
+            with self.assertRaisesRegex(Exception, "other flags.*seed"):
+                train.run(FLAGS)
+
+    def test_evaluate_and_export(self):
+        output = os.path.join(self.get_temp_dir(), "eval.json")
+        with flagsaver.flagsaver(
+            model_dir=self.model_dir, output=output, tau_grid=["0", "1"]
+        ):
+            report = evaluate.run(FLAGS)
+        self.assertEqual(report["test"]["raw"], self.metrics["test"]["raw"])
+        self.assertEqual(
+            [r["tau"] for r in report["holdout"]["tau_sweep"]], [0, 1]
+        )
+        self.assertLen(report["test_tau_sweep"], 2)
+        self.assertTrue(os.path.exists(output))
+        export_dir = os.path.join(self.get_temp_dir(), "exported")
+        with flagsaver.flagsaver(
+            model_dir=self.model_dir, export_dir=export_dir
+        ):
+            export.run(FLAGS)
+        with flagsaver.flagsaver(
+            saved_model=export_dir, dataset="test", test_batch_size=10
+        ):
+            from_saved = evaluate.run(FLAGS)
+        # The SavedModel's raw logits give the checkpoint's metrics.
+        self.assertAllClose(
+            from_saved["test"]["raw"]["balanced_accuracy"],
+            self.metrics["test"]["raw"]["balanced_accuracy"],
+        )
+
+
+class DivergenceTest(TestCase):
+    def test_nan_loss_stops_and_keeps_last_good_checkpoint(self):
+        model_dir = os.path.join(self.get_temp_dir(), "nan")
+        # Warm-up from lr 0 to 1e8 over one epoch: step 0 is sane, then boom.
+        overrides = dict(
+            helpers.SMOKE_FLAGS,
+            model_dir=model_dir,
+            tb_log_dir=os.path.join(model_dir, "log"),
+            base_learning_rate=1e8,
+            checkpoint_every_steps=1,
+            mode="loss",
+        )
+        with flagsaver.flagsaver(**overrides):
+            with self.assertRaisesRegex(
+                train.TrainingDivergedError, "loss is (nan|inf)"
+            ):
+                train.run(FLAGS)
+        latest = tf.train.latest_checkpoint(common.checkpoint_dir(model_dir))
+        self.assertIsNotNone(latest)
+        reader = tf.train.load_checkpoint(latest)
+        step = int(latest.rsplit("-", 1)[1])
+        self.assertGreaterEqual(step, 1)
+        self.assertLess(step, 9)
+        for name in reader.get_variable_to_shape_map():
+            value = reader.get_tensor(name)
+            if np.issubdtype(np.asarray(value).dtype, np.floating):
+                self.assertTrue(np.all(np.isfinite(value)), name)
+        self.assertFalse(
+            os.path.exists(os.path.join(model_dir, "metrics.json"))
+        )

@@ -1,0 +1,127 @@
+"""Tests for la_keras.serving: the exported SavedModel signature."""
+
+import json
+import os
+import subprocess
+import sys
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from la_keras import serving
+from la_keras.datasets import preprocess_images
+from la_keras.losses.logit_adjusted import log_adjustment
+from tests.test_case import TestCase
+
+PRIORS = np.array([0.6, 0.3, 0.08, 0.02])
+
+_LOAD_SCRIPT = """
+import json, sys
+import numpy as np
+import tensorflow as tf
+loaded = tf.saved_model.load(sys.argv[1])
+serve = loaded.signatures["serving_default"]
+images = np.load(sys.argv[2])
+out = serve(images=tf.constant(images))
+print(json.dumps({
+    "classes": out["classes"].numpy().tolist(),
+    "logits": out["logits"].numpy().tolist(),
+    "probabilities": out["probabilities"].numpy().tolist(),
+    "inputs": {k: [v.dtype.name, v.shape.as_list()]
+               for k, v in serve.structured_input_signature[1].items()},
+}))
+"""
+
+
+def _model():
+    return keras.Sequential(
+        [
+            keras.Input((32, 32, 3)),
+            keras.layers.Conv2D(4, 3, strides=2),
+            keras.layers.GlobalAveragePooling2D(),
+            keras.layers.Dense(4, bias_initializer="random_normal"),
+        ]
+    )
+
+
+class ExportSavedModelTest(TestCase):
+    def setUp(self):
+        super().setUp()
+        self.model = _model()
+        rng = np.random.default_rng(0)
+        self.images = rng.integers(0, 256, (16, 32, 32, 3)).astype(np.uint8)
+        self.raw = self.model(preprocess_images(self.images, "cifar")).numpy()
+
+    def _load_in_subprocess(self, export_dir):
+        images_path = os.path.join(self.get_temp_dir(), "images.npy")
+        np.save(images_path, self.images)
+        env = dict(
+            os.environ, TF_CPP_MIN_LOG_LEVEL="3", CUDA_VISIBLE_DEVICES=""
+        )
+        result = subprocess.run(
+            [sys.executable, "-c", _LOAD_SCRIPT, export_dir, images_path],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            env=env,
+        )
+        self.assertEqual(result.returncode, 0, result.stderr[-2000:])
+        return json.loads(result.stdout.strip().splitlines()[-1])
+
+    def test_posthoc_adjustment_baked_in_fresh_process(self):
+        export_dir = os.path.join(self.get_temp_dir(), "posthoc")
+        serving.export_saved_model(
+            self.model, export_dir, (32, 32, 3), "cifar", priors=PRIORS, tau=1.0
+        )
+        out = self._load_in_subprocess(export_dir)
+        adjusted = self.raw - log_adjustment(PRIORS, 1.0)
+        self.assertEqual(
+            out["inputs"], {"images": ["uint8", [None, 32, 32, 3]]}
+        )
+        self.assertEqual(out["classes"], np.argmax(adjusted, -1).tolist())
+        self.assertAllClose(out["logits"], adjusted, atol=1e-5)
+        self.assertAllClose(
+            out["probabilities"], tf.nn.softmax(adjusted).numpy(), atol=1e-5
+        )
+        # The adjustment changes some predictions for these priors.
+        self.assertNotEqual(out["classes"], np.argmax(self.raw, -1).tolist())
+
+    def test_raw_logits_and_variables(self):
+        export_dir = os.path.join(self.get_temp_dir(), "raw")
+        serving.export_saved_model(self.model, export_dir, (32, 32, 3), "cifar")
+        loaded = tf.saved_model.load(export_dir)
+        out = loaded.signatures[serving.SIGNATURE](
+            images=tf.constant(self.images)
+        )
+        self.assertEqual(set(out), {"logits", "probabilities", "classes"})
+        self.assertEqual(out["classes"].dtype, tf.int64)
+        self.assertAllClose(out["logits"], self.raw, atol=1e-5)
+        self.assertAllClose(loaded.adjustment.numpy(), np.zeros(4))
+        self.assertAllClose(float(loaded.tau.numpy()), 0.0)
+
+    def test_imagenet_preprocessing_accepts_any_size(self):
+        model = keras.Sequential(
+            [
+                keras.Input((224, 224, 3)),
+                keras.layers.GlobalAveragePooling2D(),
+                keras.layers.Dense(4),
+            ]
+        )
+        export_dir = os.path.join(self.get_temp_dir(), "imagenet")
+        serving.export_saved_model(model, export_dir, (224, 224, 3), "imagenet")
+        loaded = tf.saved_model.load(export_dir)
+        images = tf.zeros([2, 100, 150, 3], tf.uint8)
+        out = loaded.signatures[serving.SIGNATURE](images=images)
+        self.assertEqual(out["logits"].shape, (2, 4))
+
+    def test_prior_mismatch(self):
+        with self.assertRaisesRegex(ValueError, "4 outputs"):
+            serving.export_saved_model(
+                self.model,
+                os.path.join(self.get_temp_dir(), "bad"),
+                (32, 32, 3),
+                "cifar",
+                priors=[0.5, 0.5],
+                tau=1.0,
+            )
