@@ -15,6 +15,7 @@ from la_keras import losses as losses_lib
 from la_keras import models as models_lib
 from la_keras import schedules
 from la_keras.datasets import official
+from launch.common_flags import LOSS_FLAGS
 
 # Datasets whose official TFRecords and base_probs live in --data_home.
 OFFICIAL_DATASETS = tuple(official.NUM_CLASSES)
@@ -57,6 +58,7 @@ def resolve_config(flags_obj) -> dict:
         "tau_grid", "jit_compile", "deterministic", "checkpoint_every_steps",
         "keep_checkpoints", "eval_every_epochs", "num_logical_cpus",
     ]  # fmt: skip
+    names += list(LOSS_FLAGS)
     config = {name: getattr(flags_obj, name) for name in names}
     dataset = config["dataset"]
     if config["loss"] is None:
@@ -204,12 +206,38 @@ def build_model(name: str, num_classes: int, image_shape, weight_decay: float):
     )
 
 
-def build_loss(name: str, priors, tau: float) -> keras.losses.Loss:
-    """`la_keras.losses.build`, passing tau to the losses that take it."""
+def loss_kwargs(config: dict) -> dict:
+    """The hyperparameters of `config["loss"]` given by loss flags."""
+    name = config["loss"]
+    kwargs = {"tau": config["tau"]} if name == "logit_adjusted" else {}
+    for flag, (keyword, losses) in LOSS_FLAGS.items():
+        if config.get(flag) is not None:
+            if name not in losses:
+                raise app.UsageError(
+                    f"--{flag} applies to --loss={' / '.join(losses)}, not "
+                    f"--loss={name}."
+                )
+            kwargs[keyword] = config[flag]
+    return kwargs
+
+
+def build_loss(config: dict, info) -> keras.losses.Loss:
+    """`la_keras.losses.build(config["loss"], counts, **loss_kwargs)`.
+
+    The class counts are the training set's (`info.train_counts`): the
+    effective-number weights of class_balanced and DRW depend on absolute
+    counts. The prior-based losses (logit_adjusted, balanced_softmax) get
+    `info.priors`, which for the official TFRecord sets are the release's
+    base_probs.
+    """
+    name = config["loss"]
+    counts = info.train_counts
+    if name in ("logit_adjusted", "balanced_softmax") or counts is None:
+        counts = info.priors
     try:
-        return losses_lib.build(name, priors, tau=tau)
-    except TypeError:
-        return losses_lib.build(name, priors)
+        return losses_lib.build(name, counts, **loss_kwargs(config))
+    except ValueError as e:
+        raise app.UsageError(f"--loss={name}: {e}") from e
 
 
 def build_optimizer(config: dict, steps_per_epoch: int) -> keras.optimizers.SGD:

@@ -105,6 +105,7 @@ def define_flags() -> None:
         "Training loss from la_keras.losses.names(); default from --mode: "
         "logit_adjusted for mode=loss, else crossentropy.",
     )
+    _define_loss_flags()
     flags.DEFINE_integer(
         "epochs",
         None,
@@ -169,6 +170,70 @@ def define_flags() -> None:
         "Split the CPU into N logical devices (mirrored runs on CPU).",
     )
     _register_validators()
+
+
+# Loss hyperparameter flag -> (keyword of la_keras.losses.build, the losses
+# that take it). `common.build_loss` passes each flag to those losses only.
+LOSS_FLAGS = {
+    "ldam_max_m": ("max_m", ("ldam", "ldam_drw")),
+    "ldam_s": ("s", ("ldam", "ldam_drw")),
+    "drw_start_epoch": ("drw_start_epoch", ("ldam_drw",)),
+    "drw_beta": ("drw_beta", ("ldam_drw",)),
+    "eql_lambda": ("lambda_", ("equalized",)),
+    "eql_gamma": ("gamma", ("equalized",)),
+    "cb_beta": ("beta", ("class_balanced", "class_balanced_focal")),
+    "focal_gamma": ("gamma", ("class_balanced_focal", "focal")),
+}
+
+
+def _define_loss_flags() -> None:
+    # None keeps the default of la_keras.losses.build for that loss.
+    flags.DEFINE_float(
+        "ldam_max_m",
+        None,
+        "--loss=ldam / ldam_drw: margin of the rarest class (default 0.5).",
+    )
+    flags.DEFINE_float(
+        "ldam_s",
+        None,
+        "--loss=ldam / ldam_drw: logit scale s (default 30, Cao et al.'s "
+        "value for a normalised classifier; on the ResNets' plain logits "
+        "s=30 diverges, use s=1).",
+    )
+    flags.DEFINE_integer(
+        "drw_start_epoch",
+        None,
+        "--loss=ldam_drw: 0-based epoch from which deferred re-weighting "
+        "applies class-balanced weights (default 160).",
+    )
+    flags.DEFINE_float(
+        "drw_beta",
+        None,
+        "--loss=ldam_drw: effective-number beta of the DRW weights "
+        "(default 0.9999).",
+    )
+    flags.DEFINE_float(
+        "eql_lambda",
+        None,
+        "--loss=equalized: tail frequency threshold (default 1/classes).",
+    )
+    flags.DEFINE_float(
+        "eql_gamma",
+        None,
+        "--loss=equalized: probability of dropping a tail class from the "
+        "softmax denominator (default 1).",
+    )
+    flags.DEFINE_float(
+        "cb_beta",
+        None,
+        "--loss=class_balanced / class_balanced_focal: effective-number "
+        "beta (default 0.9999).",
+    )
+    flags.DEFINE_float(
+        "focal_gamma",
+        None,
+        "--loss=focal / class_balanced_focal: focusing gamma (default 2).",
+    )
 
 
 def _register_validators() -> None:

@@ -9,6 +9,10 @@ holdout split (never on test; the test sweep is reported for analysis):
 
     python -m launch.evaluate --model_dir=/tmp/cifar10_lt_posthoc
     python -m launch.evaluate --saved_model=/tmp/run/export --dataset=test
+
+`--weight_norm_taus=0,0.5,1,1.5,2` also reports tau-normalisation of the
+classifier (Kang et al. 2020, `la_keras.models.weight_norm`) at tau=1 and at
+the tau* of the holdout, under "weight_norm" in the report.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ from __future__ import annotations
 import os
 import sys
 
+import keras
 import numpy as np
 import tensorflow as tf
 from absl import app
@@ -24,6 +29,7 @@ from absl import logging
 
 from la_keras import datasets
 from la_keras import serving
+from la_keras.models import weight_norm
 from la_keras.training import Predictor
 from la_keras.training import evaluation
 from launch import common
@@ -46,6 +52,15 @@ def define_flags() -> None:
     )
     flags.DEFINE_string(
         "checkpoint", None, "Checkpoint path (default: latest in --model_dir)."
+    )
+    flags.DEFINE_list(
+        "weight_norm_taus",
+        [],
+        "Also evaluate tau-normalisation of the classifier (Kang et al. "
+        "2020; checkpoints only): each class's final Dense weights divided "
+        "by their norm**tau, bias dropped, for each tau here; reports tau=1 "
+        "and tau* chosen on the holdout by balanced accuracy (never on "
+        "test). Empty: skipped.",
     )
     flags.DEFINE_string(
         "output",
@@ -89,10 +104,9 @@ def _saved_model_logits(path, splits) -> dict:
     return out
 
 
-def _checkpoint_logits(config, flags_obj) -> tuple[dict, object, str]:
-    model, info, path = common.restore_model(config, flags_obj.checkpoint)
-    strategy = tf.distribute.get_strategy()
-    predictor = Predictor(strategy, model)
+def _predict_splits(config, model) -> dict:
+    """`{split: (outputs, labels)}` of `model` on test (and holdout)."""
+    predictor = Predictor(tf.distribute.get_strategy(), model)
     out = {}
     for split in ("test", "holdout"):
         if split == "holdout" and not common.has_holdout(config):
@@ -109,12 +123,79 @@ def _checkpoint_logits(config, flags_obj) -> tuple[dict, object, str]:
             seed=config["seed"],
         )
         out[split] = predictor.predict(builder.build())
+    return out
+
+
+def _checkpoint_logits(config, flags_obj) -> tuple[dict, object, str, object]:
+    model, info, path = common.restore_model(config, flags_obj.checkpoint)
     logging.info("Restored %s.", path)
-    return out, info, path
+    return _predict_splits(config, model), info, path, model
+
+
+def weight_norm_report(config, model, info, taus) -> dict:
+    """Tau-normalisation of `model`'s classifier on test, tau* on holdout.
+
+    The classifier is the last top-level Dense layer; its logits are
+    `features @ tau_normalized_kernel(kernel, tau)` with the bias dropped,
+    exactly `la_keras.models.weight_norm.tau_normalize(model, tau)`, computed
+    from one pass of features for all taus.
+
+    Returns:
+        `{"taus", "holdout_sweep", "tau_star", "tau_1", "tuned"}`; the last
+        two are test reports (`classification_report` plus `tau`).
+        Without a holdout, `tau_star` and `tuned` are None.
+    """
+    dense = [
+        layer for layer in model.layers if isinstance(layer, keras.layers.Dense)
+    ]
+    if not dense:
+        raise app.UsageError(
+            "--weight_norm_taus needs a model whose classifier is a top-level "
+            "Dense layer."
+        )
+    kernel = dense[-1].kernel
+    features = _predict_splits(
+        config, keras.Model(model.inputs, dense[-1].input)
+    )
+
+    def report(split, tau):
+        feats, labels = features[split]
+        logits = feats @ weight_norm.tau_normalized_kernel(kernel, tau)
+        return {
+            "tau": float(tau),
+            **evaluation.classification_report(
+                logits, labels, info.train_counts
+            ),
+        }
+
+    out = {"taus": taus, "holdout_sweep": None, "tau_star": None}
+    out["tau_1"] = report("test", 1.0)
+    if "holdout" in features:
+        sweep = []
+        for tau in taus:
+            row = report("holdout", tau)
+            sweep.append(
+                {k: row[k] for k in ("tau", "top1", "balanced_accuracy")}
+            )
+        out["holdout_sweep"] = sweep
+        out["tau_star"] = evaluation.select_tau(sweep)
+    out["tuned"] = (
+        None if out["tau_star"] is None else report("test", out["tau_star"])
+    )
+    for name in ("tau_1", "tuned"):
+        if out[name] is not None:
+            logging.info(
+                "test weight-norm (tau=%g) top1 %.4f balanced %.4f",
+                out[name]["tau"],
+                out[name]["top1"],
+                out[name]["balanced_accuracy"],
+            )
+    return out
 
 
 def run(flags_obj) -> dict:
     """Evaluates; returns (and writes, see --output) the report dict."""
+    wn_taus = _weight_norm_taus(flags_obj)
     if flags_obj.saved_model:
         config = common.resolve_data_config(flags_obj)
         config["mode"] = "posthoc"
@@ -142,7 +223,7 @@ def run(flags_obj) -> dict:
                 config[name] = getattr(flags_obj, name)
         config["tau_grid"] = [float(t) for t in config["tau_grid"]]
         config.update(common.resolve_data_config(_Namespace(config)))
-        logits, info, source = _checkpoint_logits(config, flags_obj)
+        logits, info, source, model = _checkpoint_logits(config, flags_obj)
         output = flags_obj.output or os.path.join(
             flags_obj.model_dir, "eval_metrics.json"
         )
@@ -162,6 +243,8 @@ def run(flags_obj) -> dict:
         "only and must not be used to choose tau."
     )
     report["source"] = source
+    if wn_taus:
+        report["weight_norm"] = weight_norm_report(config, model, info, wn_taus)
     reporting.log_metrics(report)
     for row in report["test_tau_sweep"]:
         logging.info(
@@ -174,6 +257,26 @@ def run(flags_obj) -> dict:
         reporting.write_json(report, output)
         logging.info("Wrote %s.", output)
     return report
+
+
+def _weight_norm_taus(flags_obj) -> list[float]:
+    if not flags_obj.weight_norm_taus:
+        return []
+    if flags_obj.saved_model:
+        raise app.UsageError(
+            "--weight_norm_taus needs --model_dir (the classifier weights), "
+            "not --saved_model."
+        )
+    try:
+        taus = [float(t) for t in flags_obj.weight_norm_taus]
+    except ValueError:
+        taus = [-1.0]
+    if any(not np.isfinite(t) or t < 0 for t in taus):
+        raise app.UsageError(
+            "--weight_norm_taus must be floats >= 0, got "
+            f"{flags_obj.weight_norm_taus}."
+        )
+    return taus
 
 
 class _Namespace:

@@ -29,15 +29,16 @@ checkpoints.
 Budgets (`--budget`):
   smoke  1 epoch of ResNet-8 (launch/configs/reproduce_smoke.cfg); for the
          synthetic `test` dataset and the tests.
-  short  a compressed schedule, the official ResNet-32, XLA
-         (launch/configs/reproduce_short.cfg): about an hour for CIFAR-10-LT
-         and one seed on a 2-core CPU.
+  short  the official ResNet-32 and recipe on a schedule compressed to 4
+         epochs, XLA (launch/configs/reproduce_short.cfg): about an hour
+         for CIFAR-10-LT and one seed on a 2-core CPU (~45 images/s).
   full   the official schedules (launch/configs/cifar10_lt.cfg: 1241
          epochs, cifar100_lt.cfg: 1419 epochs). Run it on a GPU or TPU, e.g.
          `--budget=full --seeds=0,1,2 --train_flag=--strategy=mirrored`
          (or `--train_flag=--strategy=tpu --train_flag=--tpu=NAME`).
 
-`--train_flag=--epochs=12` (repeatable) appends flags to every training.
+`--train_flag=--epochs=12` (repeatable) appends flags to every training
+(e.g. `--train_flag=--data_dir=DIR`; by default TFDS_DATA_DIR is used).
 """
 
 from __future__ import annotations
@@ -63,11 +64,12 @@ METHODS = ("erm", "weight_norm", "ldam", "equalized", "la_posthoc", "la_loss")
 WEIGHT_NORM_TAUS = ("0", "0.25", "0.5", "0.75", "1", "1.25", "1.5", "2")
 
 # Training run -> its launch.train flags.
+# In the order they run: the runs of the paper's two methods first.
 RUNS = {
     "baseline": ["--mode=posthoc"],
+    "la_loss": ["--mode=loss", "--loss=logit_adjusted"],
     "ldam": ["--mode=loss", "--loss=ldam"],
     "equalized": ["--mode=loss", "--loss=equalized"],
-    "la_loss": ["--mode=loss", "--loss=logit_adjusted"],
 }
 METHOD_RUN = {
     "erm": "baseline",
@@ -118,7 +120,9 @@ def define_flags() -> None:
         "Datasets (launch.train --dataset values).",
     )
     flags.DEFINE_list(
-        "methods", list(METHODS), f"Rows to produce, from: {', '.join(METHODS)}."
+        "methods",
+        list(METHODS),
+        f"Rows to produce, from: {', '.join(METHODS)}.",
     )
     flags.DEFINE_list("seeds", ["0"], "Seeds; the table shows mean ± std.")
     flags.DEFINE_enum("budget", "short", list(BUDGETS), "See the docstring.")
@@ -131,20 +135,23 @@ def define_flags() -> None:
         "Path of the report (default <output_dir>/RESULTS.md); the plots go "
         "to results/ next to it.",
     )
-    flags.DEFINE_string(
-        "data_dir", None, "TFDS data_dir (default: TFDS_DATA_DIR)."
-    )
     flags.DEFINE_multi_string(
         "train_flag",
         [],
         "A flag appended to every launch.train command, e.g. --epochs=12.",
     )
     flags.DEFINE_float(
-        "ldam_s",
+        "ldam_scale",
         1.0,
-        "LDAM logit scale. Cao et al.'s s=30 assumes a cosine classifier; on "
-        "the ResNet's raw logits it diverges (measured: loss 1e15 within 62 "
-        "steps), so s=1 is the default here.",
+        "The --ldam_s of the LDAM run: its logit scale. Cao et al.'s s=30 "
+        "assumes a cosine classifier; on the ResNet's raw logits it diverges "
+        "(measured: loss 1e15 within 62 steps), so s=1 is the default here.",
+    )
+    flags.DEFINE_bool(
+        "report_only",
+        False,
+        "Write RESULTS.md from the finished runs only; train and evaluate "
+        "nothing.",
     )
     flags.DEFINE_string(
         "data_note",
@@ -156,7 +163,8 @@ def define_flags() -> None:
 def budget_flags(budget: str, dataset: str) -> list[str]:
     """The --flagfile of a budget and dataset."""
     if budget == "full":
-        path = os.path.join(CONFIGS, f"{dataset}.cfg")
+        # cifar10-lt (official TFRecords) and cifar10_lt (TFDS) share one.
+        path = os.path.join(CONFIGS, f"{dataset.replace('-', '_')}.cfg")
         if not os.path.exists(path):
             raise app.UsageError(
                 f"--budget=full has no official schedule for {dataset}: "
@@ -177,9 +185,7 @@ def train_args(flags_obj, dataset: str, seed: int, run: str, run_dir: str):
         *RUNS[run],
     ]
     if run == "ldam":
-        args.append(f"--ldam_s={flags_obj.ldam_s}")
-    if flags_obj.data_dir:
-        args.append(f"--data_dir={flags_obj.data_dir}")
+        args.append(f"--ldam_s={flags_obj.ldam_scale}")
     return args + list(flags_obj.train_flag)
 
 
@@ -219,15 +225,18 @@ def _read_json(path: str):
         return json.load(f)
 
 
-def run_all(flags_obj) -> dict:
+def run_all(flags_obj) -> tuple[dict, list[str]]:
     """Trains and evaluates what is missing; returns the collected results.
 
     Returns:
-        `{dataset: {seed: {"runs": {run: metrics or None},
-        "wn": report or None, "dirs": {run: dir}}}}`.
+        `(results, failed)`: `{dataset: {seed: {"runs": {run: metrics or
+        None}, "wn": report or None, "dirs": {run: dir}}}}` and the run
+        directories (or logs) of the subprocesses that failed.
     """
-    runs = sorted({METHOD_RUN[m] for m in flags_obj.methods}, key=list(RUNS).index)
-    results = {}
+    runs = sorted(
+        {METHOD_RUN[m] for m in flags_obj.methods}, key=list(RUNS).index
+    )
+    results, failed = {}, []
     for dataset in flags_obj.datasets:
         budget_flags(flags_obj.budget, dataset)  # fail early
         results[dataset] = {}
@@ -242,17 +251,25 @@ def run_all(flags_obj) -> dict:
                 metrics_path = os.path.join(run_dir, "metrics.json")
                 if os.path.exists(metrics_path):
                     logging.info("Skipping %s: %s exists.", run, metrics_path)
-                else:
-                    run_subprocess(
-                        "launch.train",
-                        train_args(flags_obj, dataset, seed, run, run_dir),
-                        run_dir,
-                    )
+                elif flags_obj.report_only:
+                    logging.info("Not running %s (--report_only).", run)
+                elif not run_subprocess(
+                    "launch.train",
+                    train_args(flags_obj, dataset, seed, run, run_dir),
+                    run_dir,
+                ):
+                    failed.append(run_dir)
                 entry["runs"][run] = _read_json(metrics_path)
-            if "weight_norm" in flags_obj.methods:
-                entry["wn"] = _weight_norm(flags_obj, entry)
+                if run == "baseline" and "weight_norm" in flags_obj.methods:
+                    entry["wn"] = _weight_norm(flags_obj, entry)
+                    if (
+                        entry["wn"] is None
+                        and entry["runs"]["baseline"]
+                        and not flags_obj.report_only
+                    ):
+                        failed.append(os.path.join(run_dir, "evaluate.log"))
             results[dataset][seed] = entry
-    return results
+    return results, failed
 
 
 def _weight_norm(flags_obj, entry) -> dict | None:
@@ -260,7 +277,7 @@ def _weight_norm(flags_obj, entry) -> dict | None:
         return None
     run_dir = entry["dirs"]["baseline"]
     path = os.path.join(run_dir, "weight_norm.json")
-    if not os.path.exists(path):
+    if not os.path.exists(path) and not flags_obj.report_only:
         run_subprocess(
             "launch.evaluate",
             [
@@ -301,7 +318,7 @@ def _pct(value) -> str:
 
 def table(flags_obj, dataset: str, per_seed: dict) -> list[str]:
     """The Markdown table of one dataset."""
-    official = OFFICIAL.get(dataset, {})
+    official = OFFICIAL.get(dataset.replace("-", "_"), {})
     lines = [
         "| Method | Balanced error (%) | τ | Many (%) | Medium (%) | Few (%) "
         "| Official release, balanced error (%) |",
@@ -313,7 +330,8 @@ def table(flags_obj, dataset: str, per_seed: dict) -> list[str]:
             continue
         done = [r[label] for r in reports.values() if r.get(label)]
         if not done:
-            lines.append(f"| {label} | not run (failed) | | | | | |")
+            why = "not run" if flags_obj.report_only else "not run (failed)"
+            lines.append(f"| {label} | {why} | | | | | |")
             continue
         mean, std = _mean_std([1 - r["balanced_accuracy"] for r in done])
         spread = (
@@ -357,7 +375,10 @@ def plot(dataset: str, per_seed: dict, flags_obj, path: str) -> bool:
             report = row_reports(flags_obj, entry).get(label)
             if report is not None:
                 values.append(
-                    [np.nan if v is None else v for v in report["per_class_accuracy"]]
+                    [
+                        np.nan if v is None else v
+                        for v in report["per_class_accuracy"]
+                    ]
                 )
         if values:
             curves[label] = np.nanmean(np.asarray(values, float), axis=0)
@@ -402,3 +423,248 @@ def plot(dataset: str, per_seed: dict, flags_obj, path: str) -> bool:
     fig.savefig(path, format="png")
     plt.close(fig)
     return True
+
+
+def _train_counts(config: dict):
+    from la_keras import datasets
+
+    _, info = datasets.load(
+        config["dataset"],
+        "train",
+        config["dataset_dir"],
+        ratio=config["ratio"],
+        profile=config["profile"],
+        holdout_fraction=config["holdout_fraction"],
+        seed=config["seed"],
+    )
+    return [int(c) for c in info.train_counts], info
+
+
+def _cpu() -> str:
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown CPU"
+
+
+def _schedule_text(config: dict) -> str:
+    (_, warmup), *decays = config["schedule"]
+    steps = "".join(f", ×{m:g} from epoch {e:g}" for m, e in decays)
+    return (
+        f"{config['epochs']} epochs of {config['model']}, batch "
+        f"{config['train_batch_size']}, SGD (momentum {config['momentum']:g}"
+        f"{', Nesterov' if config['nesterov'] else ''}), weight decay "
+        f"{config['weight_decay']:g}; learning rate "
+        f"{config['base_learning_rate']:g} after a linear warm-up of "
+        f"{warmup:g} epoch(s){steps}; XLA "
+        f"{'on' if config['jit_compile'] else 'off'}"
+    )
+
+
+def _hms(seconds: float) -> str:
+    seconds = int(round(seconds))
+    return f"{seconds // 3600:d} h {seconds // 60 % 60:02d} min {seconds % 60:02d} s"
+
+
+def write_results(flags_obj, results: dict, total_wall: float) -> str:
+    """Writes RESULTS.md and the plots; returns the RESULTS.md path."""
+    path = flags_obj.results_md or os.path.join(
+        flags_obj.output_dir, "RESULTS.md"
+    )
+    root = os.path.dirname(os.path.abspath(path))
+    lines = [
+        "# Long-tail learning via logit adjustment: the main table, reproduced",
+        "",
+        "Produced by `python -m launch.reproduce "
+        + " ".join(
+            f"--{name}={value}"
+            for name, value in (
+                ("datasets", ",".join(flags_obj.datasets)),
+                ("methods", ",".join(flags_obj.methods)),
+                ("seeds", ",".join(flags_obj.seeds)),
+                ("budget", flags_obj.budget),
+            )
+        )
+        + "".join(f" --train_flag={f}" for f in flags_obj.train_flag)
+        + f"` on {time.strftime('%Y-%m-%d', time.gmtime())}.",
+        "",
+        "Balanced error = 1 − balanced accuracy (mean of the per-class test "
+        "accuracies), in %, mean ± sample std over the seeds (no std for a "
+        "single seed). Many / medium / few: mean test accuracy (%) of the "
+        "classes with > 100, 20–100 and < 20 training images (n/a: no such "
+        "class). The official release column converts the balanced "
+        "accuracies published in its README (google-research "
+        "`logit_adjustment`, one GPU run each on the official TFRecords, "
+        "full schedule) to balanced error: ERM 0.7136 / 0.3987, post-hoc "
+        "(τ = 1) 0.7732 / 0.4407, loss 0.7789 / 0.4406 on CIFAR-10-LT / "
+        "CIFAR-100-LT; the release publishes no figure for the other rows.",
+        "",
+        "The paper's own main-table figures are left out: no copy of the "
+        "paper's table could be opened and checked from this machine (no "
+        "internet), and numbers from memory are not reported.",
+        "",
+    ]
+    total_runs_wall = 0.0
+    for dataset, per_seed in results.items():
+        lines += [f"## {dataset}", ""]
+        lines += table(flags_obj, dataset, per_seed)
+        lines.append("")
+        config, counts, info = None, None, None
+        for entry in per_seed.values():
+            for run_dir in entry["dirs"].values():
+                flags_json = os.path.join(run_dir, "flags.json")
+                if config is None and os.path.exists(flags_json):
+                    config = _read_json(flags_json)
+                timing = _read_json(os.path.join(run_dir, "wall_time.json"))
+                if timing:
+                    total_runs_wall += sum(timing.values())
+        if config is not None:
+            counts, info = _train_counts(config)
+            for entry in per_seed.values():
+                for metrics in entry["runs"].values():
+                    if metrics is not None:
+                        metrics["train_counts"] = counts
+        png = os.path.join("results", f"{dataset}_per_class.png")
+        if plot(dataset, per_seed, flags_obj, os.path.join(root, png)):
+            lines += [f"![per-class test accuracy, {dataset}]({png})", ""]
+        lines += _details(flags_obj, dataset, per_seed, config, info)
+    lines += [
+        "## Hardware and time",
+        "",
+        f"- CPU: {_cpu()}, {os.cpu_count()} cores; no accelerator.",
+        f"- Wall time, all trainings and evaluations: {_hms(total_runs_wall)} "
+        + (
+            "(summed from the runs' wall_time.json; this file was written "
+            "with --report_only)."
+            if flags_obj.report_only
+            else f"(this invocation of launch.reproduce: {_hms(total_wall)}; "
+            "runs finished earlier are skipped and counted from their "
+            "wall_time.json)."
+        ),
+        "",
+    ]
+    lines += [
+        "## The full budget (not run here)",
+        "",
+        "`--budget=full` trains with the official schedules "
+        "(`launch/configs/cifar10_lt.cfg`: 1241 epochs, "
+        "`launch/configs/cifar100_lt.cfg`: 1419 epochs; warm-up 20 / 22 epochs, "
+        "×0.1 / ×0.01 / ×0.001 at the official decay epochs) on the "
+        "TFDS-derived CIFAR-LT sets, 4 trainings per dataset and seed. Its "
+        "wall time was not measured: no GPU or TPU was available here. On a "
+        "GPU machine:",
+        "",
+        "```",
+        "TFDS_DATA_DIR=... python -m launch.reproduce "
+        "--datasets=cifar10_lt,cifar100_lt \\",
+        "    --seeds=0,1,2 --budget=full --output_dir=runs/reproduce_full \\",
+        "    --train_flag=--strategy=mirrored",
+        "```",
+        "",
+        "On a TPU VM add `--train_flag=--strategy=tpu "
+        "--train_flag=--tpu=NAME`. Interrupted runs resume from their "
+        "checkpoints when the same command is run again.",
+        "",
+    ]
+    with open(path, "w") as f:
+        f.write("\n".join(lines))
+    return path
+
+
+def _details(flags_obj, dataset, per_seed, config, info) -> list[str]:
+    if config is None:
+        return ["No run of this dataset finished.", ""]
+    lines = ["Budget and data:", ""]
+    lines.append(f"- Budget `{flags_obj.budget}`: {_schedule_text(config)}.")
+    holdout = None
+    for entry in per_seed.values():
+        metrics = entry["runs"].get("baseline")
+        if metrics and metrics.get("holdout"):
+            holdout = metrics["holdout"]["num_examples"]
+    if info is not None:
+        lines.append(
+            f"- Data: {dataset} ({info.num_classes} classes, "
+            f"{config['profile']} profile, imbalance ratio "
+            f"{config['ratio']:g}); trained on "
+            f"{int(sum(info.train_counts))} images, "
+            f"{holdout if holdout is not None else 'no'} held out "
+            f"(class-stratified, {config['holdout_fraction']:g} of the "
+            "long-tailed training set) to choose τ*; evaluated on the "
+            "balanced test split. The official release trains on the whole "
+            "long-tailed set."
+        )
+    if flags_obj.data_note:
+        lines.append(f"- {flags_obj.data_note}")
+    lines += [
+        "- ERM, weight normalisation and post-hoc logit adjustment come from "
+        "one cross-entropy run per seed (`--mode=posthoc`). Weight "
+        "normalisation (Kang et al. 2020) divides each class's classifier "
+        "weights by ‖w_y‖^τ and drops the bias, τ* from "
+        f"{{{', '.join(WEIGHT_NORM_TAUS)}}}; post-hoc logit adjustment "
+        "subtracts τ·log π_y, τ* from "
+        f"{{{', '.join(f'{t:g}' for t in config['tau_grid'])}}}; both τ* "
+        "maximise holdout balanced accuracy.",
+        f"- Adaptive margin: LDAM (Cao et al. 2019), max margin 0.5, on the "
+        f"network's plain logits with scale s = {flags_obj.ldam_scale:g}, no DRW. "
+        "Cao et al. use s = 30 with a normalised (cosine) classifier; on "
+        "plain logits s = 30 diverged here (training loss 7.9 → 1.5e15 "
+        "within 62 steps at the warm-up learning rate), s = 1 trains.",
+        "- Equalised loss: softmax equalisation loss (Tan et al. 2020), "
+        "γ = 1, tail threshold λ = 1/C (la_keras defaults).",
+        "- Logit-adjusted loss: τ = 1.",
+        "",
+    ]
+    for seed, entry in per_seed.items():
+        walls = []
+        for run, run_dir in entry["dirs"].items():
+            timing = _read_json(os.path.join(run_dir, "wall_time.json"))
+            if timing:
+                walls.append(f"{run} {_hms(sum(timing.values()))}")
+        if walls:
+            lines.append(f"Wall time, seed {seed}: {'; '.join(walls)}.")
+    lines.append("")
+    return lines
+
+
+def run(flags_obj) -> tuple[str, list[str]]:
+    """Runs what is missing and writes RESULTS.md.
+
+    Returns:
+        The RESULTS.md path and the failed runs (see `run_all`).
+    """
+    unknown = [m for m in flags_obj.methods if m not in METHODS]
+    if unknown:
+        raise app.UsageError(
+            f"Unknown --methods {unknown}. Known: {', '.join(METHODS)}."
+        )
+    for seed in flags_obj.seeds:
+        if not seed.isdigit():
+            raise app.UsageError(f"--seeds must be integers, got {seed!r}.")
+    start = time.time()
+    results, failed = run_all(flags_obj)
+    path = write_results(flags_obj, results, time.time() - start)
+    logging.info("Wrote %s.", path)
+    with open(path) as f:
+        logging.info("\n%s", f.read())
+    return path, failed
+
+
+def main(_):
+    try:
+        _, failed = run(flags.FLAGS)
+    except app.UsageError as e:
+        sys.exit(f"launch.reproduce: error: {e}")
+    if failed:
+        sys.exit(
+            f"launch.reproduce: {len(failed)} run(s) failed (rerun to retry "
+            f"them): {', '.join(failed)}"
+        )
+
+
+if __name__ == "__main__":
+    define_flags()
+    app.run(main)

@@ -9,6 +9,13 @@ with checkpoints, resumption, metrics.json, a per-class plot and a SavedModel:
 
 Rerunning the same command after an interruption resumes from the latest
 checkpoint in --model_dir.
+
+`--loss` takes any name of `la_keras.losses.names()`; its hyperparameters
+have their own flags (`--ldam_max_m`, `--ldam_s`, `--drw_start_epoch`,
+`--drw_beta`, `--eql_lambda`, `--eql_gamma`, `--cb_beta`, `--focal_gamma`),
+e.g. `--loss=ldam_drw --ldam_s=1 --drw_start_epoch=160`. A loss with an
+`on_epoch_begin(epoch)` method (LDAM's deferred re-weighting) is called at
+the start of every epoch, also the first one after a resume.
 """
 
 from __future__ import annotations
@@ -114,7 +121,7 @@ def run(flags_obj, strategy_override=None) -> dict:
             info.image_shape,
             config["weight_decay"],
         )
-        loss = common.build_loss(config["loss"], info.priors, config["tau"])
+        loss = common.build_loss(config, info)
         optimizer = common.build_optimizer(config, steps_per_epoch)
         epoch_var = tf.Variable(
             0, dtype=tf.int64, trainable=False, name="epoch"
@@ -164,6 +171,10 @@ def run(flags_obj, strategy_override=None) -> dict:
     start_time, start_step = time.time(), step
     while step < total_steps:
         epoch, in_epoch = divmod(step, steps_per_epoch)
+        if hasattr(loss, "on_epoch_begin"):
+            # Per-epoch loss state (LDAM's deferred re-weighting), set again
+            # on resume: it is not in the checkpoint.
+            loss.on_epoch_begin(epoch)
         iterator = iter(
             _epoch_dataset(
                 strategy, builders["train"], config["seed"], epoch, in_epoch

@@ -1,0 +1,356 @@
+"""Tests for launch.reproduce, the loss flags of launch.train (DRW) and
+launch.evaluate --weight_norm_taus."""
+
+import os
+import re
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+from absl import app
+from absl import flags
+from absl.testing import flagsaver
+
+from la_keras import datasets
+from la_keras.losses.ldam import LDAMLoss
+from la_keras.models import weight_norm
+from la_keras.training import evaluation
+from launch import common
+from launch import evaluate
+from launch import reproduce
+from launch import train
+from tests.launch import helpers
+from tests.test_case import TestCase
+
+FLAGS = flags.FLAGS
+
+
+def setUpModule():
+    helpers.define_all_flags()
+    reproduce.define_flags()
+
+
+def _test_config(**overrides):
+    config = dict(
+        dataset="test",
+        dataset_dir=None,
+        ratio=100.0,
+        profile="exp",
+        holdout_fraction=0.1,
+        seed=0,
+        test_batch_size=10,
+    )
+    config.update(overrides)
+    return config
+
+
+class LossFlagsTest(TestCase):
+    def _config(self, loss, **flags_values):
+        config = {name: None for name in common.LOSS_FLAGS}
+        config.update(loss=loss, tau=1.0)
+        config.update(flags_values)
+        return config
+
+    def test_flags_reach_their_loss(self):
+        kwargs = common.loss_kwargs(
+            self._config("ldam_drw", ldam_s=1.0, drw_start_epoch=3)
+        )
+        self.assertEqual(kwargs, {"s": 1.0, "drw_start_epoch": 3})
+        self.assertEqual(
+            common.loss_kwargs(self._config("logit_adjusted", tau=0.5)),
+            {"tau": 0.5},
+        )
+        self.assertEqual(
+            common.loss_kwargs(self._config("equalized", eql_lambda=0.05)),
+            {"lambda_": 0.05},
+        )
+
+    def test_flag_of_another_loss_is_refused(self):
+        with self.assertRaisesRegex(app.UsageError, "--ldam_s applies to"):
+            common.loss_kwargs(self._config("crossentropy", ldam_s=1.0))
+
+    def test_build_loss_uses_train_counts(self):
+        _, info = datasets.load("test", "train", None, holdout_fraction=0.1)
+        loss = common.build_loss(
+            self._config("ldam", ldam_s=2.0, ldam_max_m=0.3), info
+        )
+        self.assertIsInstance(loss, LDAMLoss)
+        self.assertEqual(loss.s, 2.0)
+        self.assertAllClose(loss.class_counts, info.train_counts)
+        self.assertAllClose(loss.margins.max(), 0.3)
+
+
+class DeferredReweightingInTrainTest(TestCase):
+    """`--loss=ldam_drw`: the loop calls on_epoch_begin every epoch."""
+
+    def test_every_epoch_and_after_resume(self):
+        model_dir = os.path.join(self.get_temp_dir(), "drw")
+        epochs_seen = []
+        weights_seen = []
+        original = LDAMLoss.on_epoch_begin
+
+        def spy(loss, epoch):
+            weights = original(loss, epoch)
+            epochs_seen.append(epoch)
+            weights_seen.append(np.array(weights))
+            return weights
+
+        overrides = dict(
+            helpers.SMOKE_FLAGS,
+            model_dir=model_dir,
+            tb_log_dir=os.path.join(model_dir, "log"),
+            mode="loss",
+            loss="ldam_drw",
+            ldam_s=1.0,
+            drw_start_epoch=1,
+            eval_every_epochs=1000,
+        )
+        LDAMLoss.on_epoch_begin = spy
+        try:
+            with flagsaver.flagsaver(**dict(overrides, epochs=1)):
+                train.run(FLAGS)
+            self.assertEqual(epochs_seen, [0])
+            # Resume for a second epoch in a fresh loss: DRW must switch on.
+            with flagsaver.flagsaver(**dict(overrides, epochs=2)):
+                metrics = train.run(FLAGS)
+        finally:
+            LDAMLoss.on_epoch_begin = original
+        self.assertEqual(epochs_seen, [0, 1])
+        self.assertEqual(metrics["epoch"], 2)
+        self.assertAllClose(weights_seen[0], np.ones(10))
+        # Class-balanced weights: rarer classes weigh more.
+        self.assertGreater(weights_seen[1][-1], weights_seen[1][0])
+
+
+class WeightNormReportTest(TestCase):
+    def test_matches_tau_normalize(self):
+        config = _test_config()
+        _, info = datasets.load("test", "train", None, holdout_fraction=0.1)
+        keras.utils.set_random_seed(1)
+        model = common.build_model("resnet8", 10, info.image_shape, 1e-4)
+        # Spread the class norms so that tau changes the predictions.
+        dense = model.layers[-1]
+        dense.kernel.assign(
+            dense.kernel.numpy() * np.linspace(0.2, 5.0, 10)[None, :]
+        )
+        dense.bias.assign(np.linspace(-1.0, 1.0, 10))
+        report = evaluate.weight_norm_report(
+            config, model, info, [0.0, 1.0, 2.0]
+        )
+        test, _ = datasets.load(
+            "test", "test", None, holdout_fraction=0.1, seed=0
+        )
+        for key in ("tau_1", "tuned"):
+            tau = report[key]["tau"]
+            clone = weight_norm.tau_normalize(model, tau)
+            logits, labels = [], []
+            for images, batch_labels in test.batch(10):
+                logits.append(np.asarray(clone(images, training=False)))
+                labels.append(batch_labels.numpy())
+            expected = evaluation.classification_report(
+                np.concatenate(logits),
+                np.concatenate(labels),
+                info.train_counts,
+            )
+            self.assertAllClose(
+                report[key]["per_class_accuracy"],
+                expected["per_class_accuracy"],
+            )
+            self.assertAllClose(
+                report[key]["balanced_accuracy"],
+                expected["balanced_accuracy"],
+            )
+        self.assertEqual([r["tau"] for r in report["holdout_sweep"]], [0, 1, 2])
+        self.assertEqual(
+            report["tau_star"],
+            evaluation.select_tau(report["holdout_sweep"]),
+        )
+
+    def test_saved_model_is_refused(self):
+        with flagsaver.flagsaver(saved_model="/x", weight_norm_taus=["1"]):
+            with self.assertRaisesRegex(app.UsageError, "--model_dir"):
+                evaluate.run(FLAGS)
+
+    def test_negative_tau_is_refused(self):
+        with flagsaver.flagsaver(model_dir="/x", weight_norm_taus=["-1"]):
+            with self.assertRaisesRegex(app.UsageError, ">= 0"):
+                evaluate.run(FLAGS)
+
+
+class ReproduceFlagsTest(TestCase):
+    def test_budget_flagfiles(self):
+        for budget in ("smoke", "short"):
+            (flag,) = reproduce.budget_flags(budget, "cifar10_lt")
+            path = flag.split("=", 1)[1]
+            self.assertTrue(os.path.exists(path), path)
+        (flag,) = reproduce.budget_flags("full", "cifar100_lt")
+        self.assertTrue(flag.endswith("launch/configs/cifar100_lt.cfg"))
+        with open(flag.split("=", 1)[1]) as f:
+            self.assertIn("--epochs=1419", f.read())
+        with self.assertRaisesRegex(app.UsageError, "no official schedule"):
+            reproduce.budget_flags("full", "test")
+
+    def test_train_args(self):
+        with flagsaver.flagsaver(
+            budget="short", train_flag=["--epochs=3"], ldam_scale=1.0
+        ):
+            args = reproduce.train_args(FLAGS, "cifar10_lt", 2, "ldam", "/r")
+        self.assertIn("--loss=ldam", args)
+        self.assertIn("--ldam_s=1.0", args)
+        self.assertIn("--seed=2", args)
+        self.assertEqual(args[-1], "--epochs=3")  # overrides come last
+
+    def test_unknown_method(self):
+        with flagsaver.flagsaver(methods=["erm", "mixup"]):
+            with self.assertRaisesRegex(app.UsageError, "mixup"):
+                reproduce.run(FLAGS)
+
+
+class TableTest(TestCase):
+    """Mean ± std over seeds, shots and the official column, by hand."""
+
+    def _report(self, balanced, tau=None):
+        report = dict(
+            top1=0.5,
+            balanced_accuracy=balanced,
+            many=0.9,
+            medium=0.5,
+            few=None,
+            per_class_accuracy=[balanced] * 10,
+        )
+        if tau is not None:
+            report["tau"] = tau
+        return report
+
+    def test_two_seeds(self):
+        per_seed = {}
+        for seed, (raw, tuned) in enumerate(((0.70, 0.76), (0.72, 0.80))):
+            metrics = {
+                "test": {
+                    "raw": self._report(raw),
+                    "adjusted": self._report(raw + 0.01, 1.0),
+                    "adjusted_tuned": self._report(tuned, 1.5 + seed),
+                }
+            }
+            per_seed[seed] = {"runs": {"baseline": metrics}, "wn": None}
+        with flagsaver.flagsaver(methods=["erm", "la_posthoc", "la_loss"]):
+            lines = reproduce.table(FLAGS, "cifar10_lt", per_seed)
+        rows = {line.split(" | ")[0][2:]: line for line in lines[2:10]}
+        # ERM: errors 30, 28 -> mean 29, sample std sqrt(2) = 1.41.
+        self.assertIn("| 29.00 ± 1.41 |", rows["ERM"])
+        self.assertIn("| 90.00 | 50.00 | n/a |", rows["ERM"])
+        self.assertTrue(rows["ERM"].endswith("| 28.64 |"))  # 1 - 0.7136
+        tuned = rows["Logit adjustment post-hoc (τ = τ*)"]
+        self.assertIn("| 22.00 ± 2.83 | 1.5, 2.5 |", tuned)
+        self.assertIn("| 22.68 |", rows["Logit adjustment post-hoc (τ = 1)"])
+        self.assertIn("not run", rows["Logit-adjusted loss"])
+        self.assertNotIn("Weight normalisation (τ = 1)", rows)
+
+
+def _rows(text):
+    return re.findall(r"^\| ([^|]+?) \| ([^|]+?) \|", text, re.M)
+
+
+def _run(out, *extra, timeout=600):
+    args = [
+        "--datasets=test",
+        "--seeds=0",
+        "--budget=smoke",
+        f"--output_dir={out}",
+        *extra,
+    ]
+    result = helpers.run_module("launch.reproduce", args, timeout=timeout)
+    with open(os.path.join(out, "RESULTS.md")) as f:
+        return result, f.read()
+
+
+class ReproduceEndToEndTest(TestCase):
+    """`--budget=smoke` on the synthetic `test` set."""
+
+    def test_baseline_rows_and_rerun(self):
+        # One training (ERM, weight normalisation and post-hoc rows) and the
+        # weight-normalisation evaluation; then a rerun that trains nothing.
+        out = os.path.join(self.get_temp_dir(), "reproduce")
+        methods = "--methods=erm,weight_norm,la_posthoc"
+        result, text = _run(out, methods)
+        self.assertEqual(result.returncode, 0, result.stderr[-3000:])
+        rows = dict(_rows(text))
+        self.assertEqual(
+            [label for label in rows if label != "Method"],
+            [
+                "ERM",
+                "Weight normalisation (τ = 1)",
+                "Weight normalisation (τ = τ*)",
+                "Logit adjustment post-hoc (τ = 1)",
+                "Logit adjustment post-hoc (τ = τ*)",
+            ],
+        )
+        self.assertIn(
+            "| Method | Balanced error (%) | τ | Many (%) | Medium (%) "
+            "| Few (%) | Official release, balanced error (%) |",
+            text,
+        )
+        for label, error in rows.items():
+            if label != "Method":
+                self.assertRegex(error, r"^\d+\.\d\d ± n/a \(1 seed\)$")
+        self.assertIn("![per-class test accuracy, test]", text)
+        self.assertTrue(
+            os.path.exists(os.path.join(out, "results", "test_per_class.png"))
+        )
+        self.assertIn("Budget `smoke`: 1 epochs of resnet8", text)
+        self.assertIn("cores", text)
+        self.assertIn("left out", text)
+        run_dir = os.path.join(out, "test", "seed0", "baseline")
+        outputs = [
+            os.path.join(run_dir, name)
+            for name in ("metrics.json", "weight_norm.json")
+        ]
+        mtimes = [os.path.getmtime(p) for p in outputs]
+
+        rerun, rerun_text = _run(out, methods, timeout=300)
+        self.assertEqual(rerun.returncode, 0, rerun.stderr[-3000:])
+        self.assertEqual([os.path.getmtime(p) for p in outputs], mtimes)
+        self.assertIn("Skipping baseline", rerun.stderr)
+        self.assertNotIn("python -m launch.train --", rerun.stderr)
+        self.assertNotIn("python -m launch.evaluate --", rerun.stderr)
+        self.assertEqual(dict(_rows(rerun_text)), rows)
+
+    @pytest.mark.slow
+    def test_every_row(self):
+        # The four trainings of the table (minutes on a 2-core CPU).
+        out = os.path.join(self.get_temp_dir(), "reproduce_all")
+        result, text = _run(out)
+        self.assertEqual(result.returncode, 0, result.stderr[-3000:])
+        rows = dict(_rows(text))
+        self.assertEqual(
+            [label for label in rows if label != "Method"],
+            [label for _, label, *_ in reproduce.ROWS],
+        )
+        for label, error in rows.items():
+            if label != "Method":
+                self.assertRegex(error, r"^\d+\.\d\d ± n/a \(1 seed\)$")
+        for run in reproduce.RUNS:
+            self.assertTrue(
+                os.path.exists(
+                    os.path.join(out, "test", "seed0", run, "metrics.json")
+                )
+            )
+        self.assertIn("--loss=ldam --ldam_s=1.0", result.stderr)
+
+    def test_failed_run_is_isolated(self):
+        out = os.path.join(self.get_temp_dir(), "reproduce_fail")
+        # --train_flag=--epochs=0 makes launch.train refuse: the run fails,
+        # reproduce goes on and reports it.
+        result, text = _run(
+            out, "--methods=erm,la_loss", "--train_flag=--epochs=0", timeout=300
+        )
+        self.assertEqual(result.returncode, 1, result.stderr[-3000:])
+        self.assertEqual(result.stderr.count("failed (exit"), 2)
+        rows = dict(_rows(text))
+        self.assertEqual(rows["ERM"], "not run (failed)")
+        self.assertEqual(rows["Logit-adjusted loss"], "not run (failed)")
+
+
+if __name__ == "__main__":
+    tf.test.main()
