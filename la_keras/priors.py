@@ -19,6 +19,7 @@ import numpy as np
 
 __all__ = [
     "normalize",
+    "to_numpy",
     "from_counts",
     "from_labels",
     "from_dataset",
@@ -29,7 +30,8 @@ __all__ = [
 ]
 
 
-def _to_numpy(values: Any) -> np.ndarray:
+def to_numpy(values: Any) -> np.ndarray:
+    """A list, numpy array or (eager) tensor as a numpy array."""
     if hasattr(values, "numpy"):
         values = values.numpy()
     return np.asarray(values)
@@ -51,7 +53,7 @@ def normalize(priors: Any, name: str = "priors") -> np.ndarray:
             or infinite value, or sums to zero.
     """
     try:
-        values = _to_numpy(priors).astype(np.float64)
+        values = to_numpy(priors).astype(np.float64)
     except (TypeError, ValueError) as e:
         raise ValueError(
             f"Invalid value for argument `{name}`. Expected a 1-D sequence of "
@@ -109,7 +111,7 @@ def from_labels(labels: Any, num_classes: int | None = None) -> np.ndarray:
         num_classes: number of classes. Defaults to `max(labels) + 1`; pass it
             when the rarest classes may be missing from `labels`.
     """
-    values = _to_numpy(labels).reshape(-1)
+    values = to_numpy(labels).reshape(-1)
     if values.size == 0:
         raise ValueError(
             "Invalid value for argument `labels`: it is empty. Pass at least "

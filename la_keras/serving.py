@@ -15,7 +15,7 @@ import numpy as np
 import tensorflow as tf
 
 from la_keras.datasets import preprocess_images
-from la_keras.losses.logit_adjusted import log_adjustment
+from la_keras.adjustment import log_adjustment
 
 SIGNATURE = "serving_default"
 

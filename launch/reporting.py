@@ -10,7 +10,7 @@ import tensorflow as tf
 from absl import logging
 from tensorflow.core.framework import summary_pb2
 
-from la_keras.losses.logit_adjusted import log_adjustment
+from la_keras.adjustment import log_adjustment
 from la_keras.training import evaluation
 
 SHOTS = ("many", "medium", "few")
@@ -164,3 +164,9 @@ def _fmt(value) -> str:
 
 def plot_path(model_dir: str) -> str:
     return os.path.join(model_dir, "per_class_accuracy.png")
+
+
+def hms(seconds: float) -> str:
+    """`H:MM:SS` of a duration in seconds."""
+    seconds = int(seconds)
+    return f"{seconds // 3600:d}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"

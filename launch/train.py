@@ -216,7 +216,7 @@ def run(flags_obj, strategy_override=None) -> dict:
             "epoch %d/%d step %d: loss %.4f  train acc %.4f  %.1f images/s  "
             "ETA %s",
             epoch + 1, config["epochs"], step, loss_sum / (step - epoch_first_step),
-            train_acc, images_per_s, _hms(rate * (total_steps - step)),
+            train_acc, images_per_s, reporting.hms(rate * (total_steps - step)),
         )  # fmt: skip
         if (epoch + 1) % config[
             "eval_every_epochs"
@@ -279,11 +279,6 @@ def _evaluate(config, trainer, strategy, builders, info, writer, step) -> dict:
     reporting.write_test_summaries(writer, metrics, step, config["mode"])
     reporting.log_metrics(metrics)
     return metrics
-
-
-def _hms(seconds: float) -> str:
-    seconds = int(seconds)
-    return f"{seconds // 3600:d}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
 
 
 def main(_):

@@ -11,7 +11,7 @@ import tensorflow as tf
 
 from la_keras import serving
 from la_keras.datasets import preprocess_images
-from la_keras.losses.logit_adjusted import log_adjustment
+from la_keras.adjustment import log_adjustment
 from tests.test_case import TestCase
 
 PRIORS = np.array([0.6, 0.3, 0.08, 0.02])

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from la_keras import metrics as metrics_lib
-from la_keras.losses.logit_adjusted import log_adjustment
+from la_keras.adjustment import log_adjustment
 
 DEFAULT_TAU_GRID = tuple(np.round(np.arange(0.0, 2.01, 0.25), 2).tolist())
 

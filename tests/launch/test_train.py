@@ -8,7 +8,7 @@ import tensorflow as tf
 from absl import flags
 from absl.testing import flagsaver
 
-from la_keras.losses.logit_adjusted import log_adjustment
+from la_keras.adjustment import log_adjustment
 from launch import common
 from launch import evaluate
 from launch import export

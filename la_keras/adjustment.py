@@ -1,0 +1,120 @@
+"""The logit adjustment term, `log(prior**tau + epsilon)`, in one place.
+
+Every part of la_keras that adjusts logits uses this module: the loss adds
+the term to the logits before the softmax (`LogitAdjustedLoss`), the
+post-hoc layer and model subtract it at inference (`LogitAdjustment`,
+`LogitAdjustedModel`), and evaluation and serving go through those. So the
+loss's `+` and the post-hoc `-` always agree, with the official release's
+epsilon convention (1e-12), and the argument checks exist once.
+
+This is a ground-floor module: it imports only numpy, `keras.ops` and
+`la_keras.priors`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from keras import ops
+
+from la_keras import priors as priors_lib
+
+DEFAULT_EPSILON = 1e-12
+
+__all__ = [
+    "DEFAULT_EPSILON",
+    "check_epsilon",
+    "check_num_classes",
+    "check_tau",
+    "log_adjustment",
+    "log_adjustment_tensor",
+]
+
+
+def check_tau(tau: Any) -> float:
+    """Returns `tau` as a Python float; ValueError unless finite and >= 0."""
+    try:
+        value = float(tau)
+    except (TypeError, ValueError) as e:
+        raise ValueError(
+            "Invalid value for argument `tau`. Expected a float >= 0. "
+            f"Received: tau={tau!r}"
+        ) from e
+    if not np.isfinite(value) or value < 0:
+        raise ValueError(
+            "Invalid value for argument `tau`. Expected a finite float >= 0 "
+            f"(0 disables the adjustment). Received: tau={value}"
+        )
+    return value
+
+
+def check_epsilon(epsilon: Any) -> float:
+    """Returns `epsilon` as a Python float; ValueError unless finite and >= 0."""
+    try:
+        value = float(epsilon)
+    except (TypeError, ValueError) as e:
+        raise ValueError(
+            "Invalid value for argument `epsilon`. Expected a float >= 0. "
+            f"Received: epsilon={epsilon!r}"
+        ) from e
+    if not np.isfinite(value) or value < 0:
+        raise ValueError(
+            "Invalid value for argument `epsilon`. Expected a finite float "
+            f">= 0. Received: epsilon={value}"
+        )
+    return value
+
+
+def _check_zero_priors(values: np.ndarray, epsilon: float) -> None:
+    if epsilon == 0.0 and np.any(values == 0.0):
+        raise ValueError(
+            "Invalid value for argument `epsilon`: some classes have a zero "
+            "prior and epsilon=0, so log(prior) is -inf. Use epsilon > 0 "
+            "(the official release uses 1e-12)."
+        )
+
+
+def log_adjustment(
+    priors: Any, tau: Any = 1.0, epsilon: Any = DEFAULT_EPSILON
+) -> np.ndarray:
+    """Returns `log(priors**tau + epsilon)` as float32 numpy, in float64 maths.
+
+    Args:
+        priors: class probabilities or counts, see `la_keras.priors.normalize`.
+        tau: non-negative temperature on the priors.
+        epsilon: added inside the log so that a zero prior stays finite.
+
+    Returns:
+        float32 numpy array of shape `[num_classes]`.
+    """
+    tau = check_tau(tau)
+    epsilon = check_epsilon(epsilon)
+    values = priors_lib.normalize(priors)
+    powered = np.power(values, tau)
+    _check_zero_priors(powered, epsilon)
+    return np.log(powered + epsilon).astype(np.float32)
+
+
+def log_adjustment_tensor(priors: np.ndarray, tau, epsilon: float):
+    """`log(priors**tau + epsilon)` as a float32 tensor, `tau` a tensor.
+
+    The graph form of `log_adjustment` for layers whose tau is a variable
+    (`LogitAdjustment`): `priors` must already be normalized
+    (`la_keras.priors.normalize`) and `epsilon` checked.
+    """
+    _check_zero_priors(np.asarray(priors), float(epsilon))
+    values = ops.convert_to_tensor(np.asarray(priors, np.float32))
+    powered = ops.power(values, ops.cast(tau, "float32"))
+    return ops.log(powered + float(epsilon))
+
+
+def check_num_classes(y_pred, num_classes: int, what: str = "priors") -> None:
+    """Raises if the static class axis of `y_pred` differs from `num_classes`."""
+    classes = y_pred.shape[-1] if len(y_pred.shape) else None
+    if classes is not None and classes != num_classes:
+        raise ValueError(
+            f"The {what} have {num_classes} classes but the logits have "
+            f"{classes} (logits shape {tuple(y_pred.shape)}). Pass one "
+            "prior per output class."
+        )
