@@ -7,3 +7,5 @@ from la_keras.models.logit_adjusted_model import LogitAdjustedModel
 from la_keras.models.resnet50 import resnet50
 from la_keras.models.weight_norm import sweep_tau
 from la_keras.models.weight_norm import tau_normalize
+from la_keras.models import registry
+from la_keras.models.registry import build
