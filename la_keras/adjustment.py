@@ -27,46 +27,37 @@ __all__ = [
     "check_epsilon",
     "check_num_classes",
     "check_tau",
+    "check_zero_priors",
     "log_adjustment",
     "log_adjustment_tensor",
 ]
 
 
-def check_tau(tau: Any) -> float:
-    """Returns `tau` as a Python float; ValueError unless finite and >= 0."""
+def _non_negative(value: Any, name: str, hint: str = "") -> float:
+    expected = f"Invalid value for argument `{name}`. Expected a finite float"
     try:
-        value = float(tau)
+        number = float(value)
     except (TypeError, ValueError) as e:
         raise ValueError(
-            "Invalid value for argument `tau`. Expected a float >= 0. "
-            f"Received: tau={tau!r}"
+            f"{expected} >= 0{hint}. Received: {name}={value!r}"
         ) from e
-    if not np.isfinite(value) or value < 0:
-        raise ValueError(
-            "Invalid value for argument `tau`. Expected a finite float >= 0 "
-            f"(0 disables the adjustment). Received: tau={value}"
-        )
-    return value
+    if not np.isfinite(number) or number < 0:
+        raise ValueError(f"{expected} >= 0{hint}. Received: {name}={number}")
+    return number
+
+
+def check_tau(tau: Any) -> float:
+    """Returns `tau` as a Python float; ValueError unless finite and >= 0."""
+    return _non_negative(tau, "tau", " (0 disables the adjustment)")
 
 
 def check_epsilon(epsilon: Any) -> float:
     """Returns `epsilon` as a Python float; ValueError unless finite and >= 0."""
-    try:
-        value = float(epsilon)
-    except (TypeError, ValueError) as e:
-        raise ValueError(
-            "Invalid value for argument `epsilon`. Expected a float >= 0. "
-            f"Received: epsilon={epsilon!r}"
-        ) from e
-    if not np.isfinite(value) or value < 0:
-        raise ValueError(
-            "Invalid value for argument `epsilon`. Expected a finite float "
-            f">= 0. Received: epsilon={value}"
-        )
-    return value
+    return _non_negative(epsilon, "epsilon")
 
 
-def _check_zero_priors(values: np.ndarray, epsilon: float) -> None:
+def check_zero_priors(values: np.ndarray, epsilon: float) -> None:
+    """Raises if `epsilon` is 0 and a prior (or its power) is 0: log is -inf."""
     if epsilon == 0.0 and np.any(values == 0.0):
         raise ValueError(
             "Invalid value for argument `epsilon`: some classes have a zero "
@@ -92,7 +83,7 @@ def log_adjustment(
     epsilon = check_epsilon(epsilon)
     values = priors_lib.normalize(priors)
     powered = np.power(values, tau)
-    _check_zero_priors(powered, epsilon)
+    check_zero_priors(powered, epsilon)
     return np.log(powered + epsilon).astype(np.float32)
 
 
@@ -103,7 +94,7 @@ def log_adjustment_tensor(priors: np.ndarray, tau, epsilon: float):
     (`LogitAdjustment`): `priors` must already be normalized
     (`la_keras.priors.normalize`) and `epsilon` checked.
     """
-    _check_zero_priors(np.asarray(priors), float(epsilon))
+    check_zero_priors(np.asarray(priors), float(epsilon))
     values = ops.convert_to_tensor(np.asarray(priors, np.float32))
     powered = ops.power(values, ops.cast(tau, "float32"))
     return ops.log(powered + float(epsilon))

@@ -14,6 +14,7 @@ from keras import ops
 from keras.metrics import Metric
 from keras.saving import register_keras_serializable
 
+from la_keras import labels as labels_lib
 from la_keras import priors as priors_lib
 
 MANY = "many"
@@ -79,6 +80,8 @@ class _PerClassCounts(Metric):
 
         Args:
             y_true: integer labels `[B]` or `[B, 1]`, or one-hot `[B, C]`.
+                Integer labels must be whole numbers in `[0, num_classes)`,
+                see `la_keras.labels.class_ids`: others raise an error.
             y_pred: logits or probabilities `[B, C]`.
             sample_weight: optional per-example weights `[B]`.
         """
@@ -91,11 +94,14 @@ class _PerClassCounts(Metric):
                 f"classes but the predictions have {classes} (shape "
                 f"{tuple(y_pred.shape)})."
             )
-        if len(y_true.shape) == len(y_pred.shape) and y_true.shape[-1] != 1:
-            labels = ops.argmax(y_true, axis=-1)
+        # Where an invalid label cannot raise (jax.jit, XLA), it makes every
+        # count, and so the result, NaN.
+        invalid = 0.0
+        if labels_lib.is_dense(y_true, y_pred):
+            labels = ops.cast(ops.argmax(y_true, axis=-1), "int32")
         else:
-            labels = ops.reshape(y_true, (-1,))
-        labels = ops.cast(labels, "int32")
+            labels, valid = labels_lib.class_ids(y_true, y_pred)
+            invalid = ops.where(ops.all(valid), 0.0, float("nan"))
         predicted = ops.cast(ops.argmax(y_pred, axis=-1), "int32")
         hit = ops.cast(ops.equal(labels, predicted), "float32")
         weight = ops.ones_like(hit)
@@ -103,8 +109,9 @@ class _PerClassCounts(Metric):
             weight = ops.reshape(ops.cast(sample_weight, "float32"), (-1,))
             weight = ops.broadcast_to(weight, ops.shape(hit))
         one_hot = ops.one_hot(labels, self.num_classes, dtype="float32")
-        self.correct.assign_add(ops.sum(one_hot * (hit * weight)[:, None], 0))
-        self.total.assign_add(ops.sum(one_hot * weight[:, None], axis=0))
+        correct = ops.sum(one_hot * (hit * weight)[:, None], axis=0)
+        self.correct.assign_add(correct + invalid)
+        self.total.assign_add(ops.sum(one_hot * weight[:, None], 0) + invalid)
 
     def per_class_accuracy(self):
         """Recall of each class; NaN for classes with no examples."""

@@ -5,10 +5,8 @@ from keras import layers
 from keras import ops
 from keras.saving import register_keras_serializable
 
+from la_keras import adjustment as adjustment_lib
 from la_keras import priors as priors_lib
-from la_keras.losses.logit_adjusted import _check_epsilon
-from la_keras.losses.logit_adjusted import _check_tau
-from la_keras.losses.logit_adjusted import check_num_classes
 
 
 @register_keras_serializable(package="la_keras")
@@ -52,18 +50,20 @@ class LogitAdjustment(layers.Layer):
         - [Menon et al., 2021](https://arxiv.org/abs/2007.07314)
     """
 
-    def __init__(self, priors, tau=1.0, epsilon=1e-12, **kwargs):
+    def __init__(
+        self,
+        priors,
+        tau=1.0,
+        epsilon=adjustment_lib.DEFAULT_EPSILON,
+        **kwargs,
+    ):
         super().__init__(**kwargs)
         # Layers.
         self.priors = priors_lib.normalize(priors)
-        self.epsilon = _check_epsilon(epsilon)
-        initial_tau = _check_tau(tau)
-        if self.epsilon == 0.0 and np.any(self.priors == 0):
-            raise ValueError(
-                "Invalid value for argument `epsilon`: some classes have a "
-                "zero prior, so epsilon must be > 0 (the official release "
-                "uses 1e-12)."
-            )
+        self.epsilon = adjustment_lib.check_epsilon(epsilon)
+        initial_tau = adjustment_lib.check_tau(tau)
+        # Any tau > 0 set later would make log(0) = -inf: refuse it now.
+        adjustment_lib.check_zero_priors(self.priors, self.epsilon)
         self._tau = self.add_weight(
             shape=(),
             initializer="zeros",
@@ -90,18 +90,18 @@ class LogitAdjustment(layers.Layer):
 
     @tau.setter
     def tau(self, value):
-        value = _check_tau(value)
+        value = adjustment_lib.check_tau(value)
         self._tau.assign(value)
         self._tau_value = value
 
     def adjustment(self):
         """`log(priors**tau + epsilon)` as a float32 tensor."""
-        priors = ops.convert_to_tensor(self.priors.astype(np.float32))
-        powered = ops.power(priors, ops.cast(self._tau, "float32"))
-        return ops.log(powered + self.epsilon)
+        return adjustment_lib.log_adjustment_tensor(
+            self.priors, self._tau, self.epsilon
+        )
 
     def call(self, logits):
-        check_num_classes(logits, self.num_classes)
+        adjustment_lib.check_num_classes(logits, self.num_classes)
         adjusted = ops.cast(logits, "float32") - self.adjustment()
         return ops.cast(adjusted, self.compute_dtype)
 

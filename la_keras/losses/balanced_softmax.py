@@ -4,28 +4,24 @@ from __future__ import annotations
 
 import numpy as np
 from keras import ops
-from keras.losses import Loss
 from keras.saving import register_keras_serializable
 
 from la_keras import priors as priors_lib
-from la_keras.losses.class_balanced import check_class_counts
-from la_keras.losses.logit_adjusted import check_num_classes
-from la_keras.losses.logit_adjusted import sparse_or_dense_crossentropy
+from la_keras.losses import base
 
 
 def _log_counts(class_counts):
     # log(n_y) up to a constant, which the softmax ignores: log of the priors.
-    counts = check_class_counts(class_counts)
+    counts = base.check_class_counts(class_counts)
     return np.log(priors_lib.normalize(counts, name="class_counts")).astype(
         np.float32
     )
 
 
 def _balanced_softmax(y_true, y_pred, log_counts):
-    y_pred = ops.convert_to_tensor(y_pred)
-    check_num_classes(y_pred, log_counts.shape[0], what="class counts")
-    logits = ops.cast(y_pred, "float32") + ops.convert_to_tensor(log_counts)
-    return sparse_or_dense_crossentropy(ops.convert_to_tensor(y_true), logits)
+    logits = base.float32_logits(y_pred, log_counts.shape[0])
+    logits = logits + ops.convert_to_tensor(log_counts)
+    return base.sparse_or_dense_crossentropy(y_true, logits)
 
 
 def balanced_softmax_crossentropy(y_true, y_pred, class_counts):
@@ -50,7 +46,7 @@ def balanced_softmax_crossentropy(y_true, y_pred, class_counts):
 
 
 @register_keras_serializable(package="la_keras")
-class BalancedSoftmaxLoss(Loss):
+class BalancedSoftmaxLoss(base.LongTailLoss):
     """Balanced softmax cross-entropy (Ren et al., 2020).
 
     Adds `log(n_y)` to each logit before the softmax cross-entropy. Since the
@@ -87,6 +83,8 @@ class BalancedSoftmaxLoss(Loss):
         - [Menon et al., 2021](https://arxiv.org/abs/2007.07314)
     """
 
+    config_keys = ("class_counts",)
+
     def __init__(
         self,
         class_counts,
@@ -95,7 +93,7 @@ class BalancedSoftmaxLoss(Loss):
         dtype=None,
     ):
         super().__init__(name=name, reduction=reduction, dtype=dtype)
-        self.class_counts = check_class_counts(class_counts)
+        self.class_counts = base.check_class_counts(class_counts)
         self._log_counts = _log_counts(self.class_counts)
 
     @property
@@ -104,10 +102,3 @@ class BalancedSoftmaxLoss(Loss):
 
     def call(self, y_true, y_pred):
         return _balanced_softmax(y_true, y_pred, self._log_counts)
-
-    def get_config(self):
-        config = super().get_config()
-        config.update(
-            {"class_counts": priors_lib.as_float_list(self.class_counts)}
-        )
-        return config

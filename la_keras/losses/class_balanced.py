@@ -10,61 +10,14 @@ from __future__ import annotations
 
 import numpy as np
 from keras import ops
-from keras.losses import Loss
 from keras.saving import register_keras_serializable
 
 from la_keras import priors as priors_lib
-from la_keras.losses.logit_adjusted import check_num_classes
-from la_keras.losses.pairwise_margin import check_class_weights
-from la_keras.losses.pairwise_margin import dense_labels
-
-
-def check_class_counts(class_counts, name="class_counts", minimum=0.0):
-    """Validates per-class counts; returns them, unnormalized, as float64.
-
-    Args:
-        class_counts: 1-D per-class training counts: a list, a numpy array or
-            a tensor. Checked with `la_keras.priors.normalize`.
-        name: argument name used in error messages.
-        minimum: every count must be `> 0` when `minimum == 0`, else
-            `>= minimum`.
-    """
-    priors_lib.normalize(class_counts, name=name)
-    values = np.asarray(
-        class_counts.numpy()
-        if hasattr(class_counts, "numpy")
-        else class_counts,
-        dtype=np.float64,
-    )
-    bad = values <= 0 if minimum == 0 else values < minimum
-    if np.any(bad):
-        expected = "> 0" if minimum == 0 else f">= {minimum:g}"
-        raise ValueError(
-            f"Invalid value for argument `{name}`. Expected every class count "
-            f"{expected}; classes {np.flatnonzero(bad).tolist()} are not. "
-            f"Received: {name}={priors_lib.as_float_list(values)}"
-        )
-    return values
-
-
-def _check_beta(beta):
-    beta = float(beta)
-    if not 0.0 <= beta < 1.0:
-        raise ValueError(
-            "Invalid value for argument `beta`. Expected a float in [0, 1) "
-            f"(Cui et al. use 0.9999 on CIFAR-LT). Received: beta={beta}"
-        )
-    return beta
+from la_keras.losses import base
 
 
 def _check_gamma(gamma):
-    gamma = float(gamma)
-    if not np.isfinite(gamma) or gamma < 0:
-        raise ValueError(
-            "Invalid value for argument `gamma`. Expected a finite float "
-            f">= 0 (0 is plain cross-entropy). Received: gamma={gamma}"
-        )
-    return gamma
+    return base.check_float(gamma, "gamma", hint="0 is plain cross-entropy")
 
 
 def class_balanced_weights(class_counts, beta=0.9999):
@@ -92,8 +45,8 @@ def class_balanced_weights(class_counts, beta=0.9999):
     >>> la_keras.losses.class_balanced_weights([5000, 50], beta=0.999)
     array([0.0936..., 1.9063...])
     """
-    counts = check_class_counts(class_counts, minimum=1.0)
-    beta = _check_beta(beta)
+    counts = base.check_class_counts(class_counts, minimum=1.0)
+    beta = base.check_beta(beta)
     if beta == 0.0:
         return np.ones_like(counts)
     # 1 - beta**n, accurately for beta close to 1.
@@ -138,21 +91,9 @@ class DeferredReweighting:
     """
 
     def __init__(self, class_counts, start_epoch, beta=0.9999):
-        self.class_counts = check_class_counts(class_counts, minimum=1.0)
-        if isinstance(start_epoch, bool) or not isinstance(
-            start_epoch, (int, np.integer)
-        ):
-            raise ValueError(
-                "Invalid value for argument `start_epoch`. Expected an int "
-                f">= 0. Received: start_epoch={start_epoch!r}"
-            )
-        if start_epoch < 0:
-            raise ValueError(
-                "Invalid value for argument `start_epoch`. Expected an int "
-                f">= 0. Received: start_epoch={start_epoch}"
-            )
-        self.start_epoch = int(start_epoch)
-        self.beta = _check_beta(beta)
+        self.class_counts = base.check_class_counts(class_counts, minimum=1.0)
+        self.start_epoch = base.check_int(start_epoch, "start_epoch", 0)
+        self.beta = base.check_beta(beta)
         self._balanced = class_balanced_weights(self.class_counts, self.beta)
 
     @property
@@ -204,12 +145,10 @@ def _weighted_focal(labels, logits, gamma, class_weights):
 
 
 def _focal(y_true, y_pred, gamma, class_weights):
-    y_pred = ops.convert_to_tensor(y_pred)
-    if class_weights is not None:
-        check_num_classes(y_pred, class_weights.shape[0], what="class counts")
-    logits = ops.cast(y_pred, "float32")
+    num_classes = None if class_weights is None else class_weights.shape[0]
+    logits = base.float32_logits(y_pred, num_classes)
     return _weighted_focal(
-        dense_labels(y_true, logits), logits, gamma, class_weights
+        base.dense_labels(y_true, logits), logits, gamma, class_weights
     )
 
 
@@ -236,7 +175,7 @@ def softmax_focal_crossentropy(y_true, y_pred, gamma=2.0, class_weights=None):
     """
     gamma = _check_gamma(gamma)
     if class_weights is not None:
-        class_weights = check_class_weights(class_weights)
+        class_weights = base.check_class_weights(class_weights)
     return _focal(y_true, y_pred, gamma, class_weights)
 
 
@@ -274,7 +213,7 @@ def _check_loss_type(loss_type):
 
 
 @register_keras_serializable(package="la_keras")
-class FocalLoss(Loss):
+class FocalLoss(base.LongTailLoss):
     """Softmax focal loss (Lin et al., 2017).
 
     Down-weights well-classified examples. This is the multi-class softmax
@@ -307,6 +246,8 @@ class FocalLoss(Loss):
         - [Lin et al., 2017](https://arxiv.org/abs/1708.02002)
     """
 
+    config_keys = ("gamma",)
+
     def __init__(
         self,
         gamma=2.0,
@@ -320,14 +261,9 @@ class FocalLoss(Loss):
     def call(self, y_true, y_pred):
         return _focal(y_true, y_pred, self.gamma, None)
 
-    def get_config(self):
-        config = super().get_config()
-        config.update({"gamma": self.gamma})
-        return config
-
 
 @register_keras_serializable(package="la_keras")
-class ClassBalancedLoss(Loss):
+class ClassBalancedLoss(base.LongTailLoss):
     """Class-balanced loss by effective number of samples (Cui et al., 2019).
 
     Weights each example's softmax cross-entropy or softmax focal loss by
@@ -367,6 +303,8 @@ class ClassBalancedLoss(Loss):
         - [Lin et al., 2017](https://arxiv.org/abs/1708.02002)
     """
 
+    config_keys = ("class_counts", "beta", "loss_type", "gamma")
+
     def __init__(
         self,
         class_counts,
@@ -378,8 +316,8 @@ class ClassBalancedLoss(Loss):
         dtype=None,
     ):
         super().__init__(name=name, reduction=reduction, dtype=dtype)
-        self.class_counts = check_class_counts(class_counts, minimum=1.0)
-        self.beta = _check_beta(beta)
+        self.class_counts = base.check_class_counts(class_counts, minimum=1.0)
+        self.beta = base.check_beta(beta)
         self.loss_type = _check_loss_type(loss_type)
         self.gamma = _check_gamma(gamma)
         self.class_weights = class_balanced_weights(
@@ -393,15 +331,3 @@ class ClassBalancedLoss(Loss):
     def call(self, y_true, y_pred):
         gamma = self.gamma if self.loss_type == "focal" else 0.0
         return _focal(y_true, y_pred, gamma, self.class_weights)
-
-    def get_config(self):
-        config = super().get_config()
-        config.update(
-            {
-                "class_counts": priors_lib.as_float_list(self.class_counts),
-                "beta": self.beta,
-                "loss_type": self.loss_type,
-                "gamma": self.gamma,
-            }
-        )
-        return config

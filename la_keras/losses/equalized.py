@@ -5,28 +5,14 @@ from __future__ import annotations
 import keras
 import numpy as np
 from keras import ops
-from keras.losses import Loss
 from keras.saving import register_keras_serializable
 
 from la_keras import priors as priors_lib
-from la_keras.losses.logit_adjusted import check_num_classes
-from la_keras.losses.pairwise_margin import dense_labels
+from la_keras.losses import base
 
 
-def _check_unit_interval(value, name, hint):
-    try:
-        value = float(value)
-    except (TypeError, ValueError) as e:
-        raise ValueError(
-            f"Invalid value for argument `{name}`. Expected a float in "
-            f"[0, 1] ({hint}). Received: {name}={value!r}"
-        ) from e
-    if not 0.0 <= value <= 1.0:
-        raise ValueError(
-            f"Invalid value for argument `{name}`. Expected a float in "
-            f"[0, 1] ({hint}). Received: {name}={value}"
-        )
-    return value
+def _check_probability(value, name, hint):
+    return base.check_float(value, name, 0.0, 1.0, hint=hint)
 
 
 def tail_classes(class_counts, lambda_=None):
@@ -41,15 +27,13 @@ def tail_classes(class_counts, lambda_=None):
     frequencies = priors_lib.normalize(class_counts, name="class_counts")
     if lambda_ is None:
         lambda_ = 1.0 / frequencies.shape[0]
-    lambda_ = _check_unit_interval(lambda_, "lambda_", "a class frequency")
+    lambda_ = _check_probability(lambda_, "lambda_", "a class frequency")
     return (frequencies < lambda_).astype(np.float32)
 
 
 def _equalized(y_true, y_pred, tail, gamma, seed):
-    y_pred = ops.convert_to_tensor(y_pred)
-    check_num_classes(y_pred, tail.shape[0], what="class counts")
-    logits = ops.cast(y_pred, "float32")
-    labels = dense_labels(y_true, logits)
+    logits = base.float32_logits(y_pred, tail.shape[0])
+    labels = base.dense_labels(y_true, logits)
     suppress = ops.convert_to_tensor(tail) * (1.0 - labels)
     if gamma < 1.0:
         draws = keras.random.uniform(ops.shape(logits), seed=seed)
@@ -97,12 +81,12 @@ def equalized_crossentropy(
         Per-example losses of shape `[B]`.
     """
     tail = tail_classes(class_counts, lambda_)
-    gamma = _check_unit_interval(gamma, "gamma", "a probability")
+    gamma = _check_probability(gamma, "gamma", "a probability")
     return _equalized(y_true, y_pred, tail, gamma, seed)
 
 
 @register_keras_serializable(package="la_keras")
-class EqualizedLoss(Loss):
+class EqualizedLoss(base.LongTailLoss):
     """Softmax equalization loss (Tan et al., 2020).
 
     Tan et al.'s softmax EQL, as compared against in Menon et al. (2021):
@@ -152,6 +136,8 @@ class EqualizedLoss(Loss):
         - [Menon et al., 2021](https://arxiv.org/abs/2007.07314)
     """
 
+    config_keys = ("class_counts", "gamma", "lambda_", "seed")
+
     def __init__(
         self,
         class_counts,
@@ -163,23 +149,12 @@ class EqualizedLoss(Loss):
         dtype=None,
     ):
         super().__init__(name=name, reduction=reduction, dtype=dtype)
-        priors_lib.normalize(class_counts, name="class_counts")
-        self.class_counts = np.asarray(
-            class_counts.numpy()
-            if hasattr(class_counts, "numpy")
-            else class_counts,
-            dtype=np.float64,
+        self.class_counts = base.check_class_weights(
+            class_counts, name="class_counts"
         )
-        self.gamma = _check_unit_interval(gamma, "gamma", "a probability")
+        self.gamma = _check_probability(gamma, "gamma", "a probability")
         self.lambda_ = None if lambda_ is None else float(lambda_)
-        if seed is not None and (
-            isinstance(seed, bool) or not isinstance(seed, (int, np.integer))
-        ):
-            raise ValueError(
-                "Invalid value for argument `seed`. Expected an int or None. "
-                f"Received: seed={seed!r}"
-            )
-        self.seed = None if seed is None else int(seed)
+        self.seed = base.check_int(seed, "seed", allow_none=True)
         self.tail = tail_classes(self.class_counts, self.lambda_)
         self._seed_generator = (
             keras.random.SeedGenerator(self.seed) if self.gamma < 1.0 else None
@@ -193,15 +168,3 @@ class EqualizedLoss(Loss):
         return _equalized(
             y_true, y_pred, self.tail, self.gamma, self._seed_generator
         )
-
-    def get_config(self):
-        config = super().get_config()
-        config.update(
-            {
-                "class_counts": priors_lib.as_float_list(self.class_counts),
-                "gamma": self.gamma,
-                "lambda_": self.lambda_,
-                "seed": self.seed,
-            }
-        )
-        return config

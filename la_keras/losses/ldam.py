@@ -5,33 +5,10 @@ from __future__ import annotations
 import keras
 import numpy as np
 from keras import ops
-from keras.losses import Loss
 from keras.saving import register_keras_serializable
 
-from la_keras import priors as priors_lib
+from la_keras.losses import base
 from la_keras.losses.class_balanced import DeferredReweighting
-from la_keras.losses.class_balanced import _check_beta
-from la_keras.losses.class_balanced import check_class_counts
-from la_keras.losses.logit_adjusted import check_num_classes
-from la_keras.losses.pairwise_margin import check_class_weights
-from la_keras.losses.pairwise_margin import dense_labels
-
-
-def _check_positive(value, name, allow_zero=False):
-    try:
-        value = float(value)
-    except (TypeError, ValueError) as e:
-        raise ValueError(
-            f"Invalid value for argument `{name}`. Expected a float. "
-            f"Received: {name}={value!r}"
-        ) from e
-    if not np.isfinite(value) or value < 0 or (value == 0 and not allow_zero):
-        expected = ">= 0" if allow_zero else "> 0"
-        raise ValueError(
-            f"Invalid value for argument `{name}`. Expected a finite float "
-            f"{expected}. Received: {name}={value}"
-        )
-    return value
 
 
 def ldam_margins(class_counts, max_m=0.5):
@@ -45,17 +22,15 @@ def ldam_margins(class_counts, max_m=0.5):
     Returns:
         float64 numpy array of shape `[C]`.
     """
-    counts = check_class_counts(class_counts)
-    max_m = _check_positive(max_m, "max_m", allow_zero=True)
+    counts = base.check_class_counts(class_counts)
+    max_m = base.check_float(max_m, "max_m")
     margins = 1.0 / np.sqrt(np.sqrt(counts))
     return margins * (max_m / margins.max())
 
 
 def _ldam(y_true, y_pred, margins, s, class_weights):
-    y_pred = ops.convert_to_tensor(y_pred)
-    check_num_classes(y_pred, margins.shape[0], what="class counts")
-    logits = ops.cast(y_pred, "float32")
-    labels = dense_labels(y_true, logits)
+    logits = base.float32_logits(y_pred, margins.shape[0])
+    labels = base.dense_labels(y_true, logits)
     shifted = logits - labels * ops.convert_to_tensor(margins, "float32")
     log_probs = ops.log_softmax(s * shifted, axis=-1)
     terms = labels * log_probs
@@ -96,14 +71,16 @@ def ldam_loss(
         Per-example losses of shape `[B]`.
     """
     margins = ldam_margins(class_counts, max_m)
-    s = _check_positive(s, "s")
+    s = base.check_float(s, "s", strict_minimum=True)
     if class_weights is not None:
-        class_weights = check_class_weights(class_weights, margins.shape[0])
+        class_weights = base.check_class_weights(
+            class_weights, margins.shape[0]
+        )
     return _ldam(y_true, y_pred, margins, s, class_weights)
 
 
 @register_keras_serializable(package="la_keras")
-class LDAMLoss(Loss):
+class LDAMLoss(base.LongTailLoss):
     """Label-distribution-aware margin loss (Cao et al., 2019).
 
     Subtracts a class-dependent margin `m_y ∝ n_y**(-1/4)` from the
@@ -160,6 +137,15 @@ class LDAMLoss(Loss):
         - [Cao et al., 2019](https://arxiv.org/abs/1906.07413)
     """
 
+    config_keys = (
+        "class_counts",
+        "max_m",
+        "s",
+        "class_weights",
+        "drw_start_epoch",
+        "drw_beta",
+    )
+
     def __init__(
         self,
         class_counts,
@@ -173,11 +159,11 @@ class LDAMLoss(Loss):
         dtype=None,
     ):
         super().__init__(name=name, reduction=reduction, dtype=dtype)
-        self.class_counts = check_class_counts(class_counts)
-        self.max_m = _check_positive(max_m, "max_m", allow_zero=True)
-        self.s = _check_positive(s, "s")
+        self.class_counts = base.check_class_counts(class_counts)
+        self.max_m = base.check_float(max_m, "max_m")
+        self.s = base.check_float(s, "s", strict_minimum=True)
         self.margins = ldam_margins(self.class_counts, self.max_m)
-        self.drw_beta = _check_beta(drw_beta)
+        self.drw_beta = base.check_beta(drw_beta)
         self._drw = None
         if drw_start_epoch is not None:
             self._drw = DeferredReweighting(
@@ -187,7 +173,9 @@ class LDAMLoss(Loss):
         self.drw_start_epoch = drw_start_epoch
         if class_weights is None:
             class_weights = np.ones(self.num_classes)
-        class_weights = check_class_weights(class_weights, self.num_classes)
+        class_weights = base.check_class_weights(
+            class_weights, self.num_classes
+        )
         self._class_weights = keras.Variable(
             class_weights.astype(np.float32),
             trainable=False,
@@ -206,7 +194,7 @@ class LDAMLoss(Loss):
 
     def set_class_weights(self, class_weights):
         """Assigns new per-class weights; traced train steps see them."""
-        values = check_class_weights(class_weights, self.num_classes)
+        values = base.check_class_weights(class_weights, self.num_classes)
         self._class_weights.assign(values.astype(np.float32))
 
     def on_epoch_begin(self, epoch):
@@ -221,17 +209,3 @@ class LDAMLoss(Loss):
 
     def call(self, y_true, y_pred):
         return _ldam(y_true, y_pred, self.margins, self.s, self._class_weights)
-
-    def get_config(self):
-        config = super().get_config()
-        config.update(
-            {
-                "class_counts": priors_lib.as_float_list(self.class_counts),
-                "max_m": self.max_m,
-                "s": self.s,
-                "class_weights": priors_lib.as_float_list(self.class_weights),
-                "drw_start_epoch": self.drw_start_epoch,
-                "drw_beta": self.drw_beta,
-            }
-        )
-        return config

@@ -4,72 +4,15 @@ from __future__ import annotations
 
 import numpy as np
 from keras import ops
-from keras.losses import Loss
 from keras.saving import register_keras_serializable
 
 from la_keras import priors as priors_lib
-from la_keras.losses.logit_adjusted import check_num_classes
-
-
-def dense_labels(y_true, logits):
-    """Labels as a float32 `[B, C]` matrix: one-hot for integer labels.
-
-    Integer labels have shape `[B]` or `[B, 1]` (any dtype; `Loss.__call__`
-    casts them to float, so they are cast back to int here). Labels with the
-    same rank as `logits` and more than one column are one-hot or soft
-    labels and are returned as they are, as float32. This is the label
-    convention of `la_keras.losses.logit_adjusted.sparse_or_dense_crossentropy`.
-    """
-    y_true = ops.convert_to_tensor(y_true)
-    num_classes = logits.shape[-1]
-    y_rank = len(y_true.shape)
-    dense = y_rank == len(logits.shape) and y_true.shape[-1] != 1
-    if dense:
-        if num_classes is not None and y_true.shape[-1] not in (
-            None,
-            num_classes,
-        ):
-            raise ValueError(
-                f"Labels of shape {tuple(y_true.shape)} do not match logits of "
-                f"shape {tuple(logits.shape)}: one-hot or soft labels need one "
-                "column per class; integer labels need shape [B] or [B, 1]."
-            )
-        return ops.cast(y_true, "float32")
-    if y_rank == len(logits.shape):
-        y_true = ops.squeeze(y_true, axis=-1)
-    labels = ops.cast(y_true, "int32")
-    return ops.one_hot(labels, ops.shape(logits)[-1], dtype="float32")
-
-
-def check_class_weights(class_weights, num_classes=None, name="class_weights"):
-    """Validates per-class weights; returns them as a float64 numpy vector.
-
-    Weights are not normalized. They must be 1-D, finite, non-negative and
-    not all zero (checked with `la_keras.priors.normalize`), with
-    `num_classes` entries when that is given.
-    """
-    priors_lib.normalize(class_weights, name=name)
-    values = np.asarray(
-        class_weights.numpy()
-        if hasattr(class_weights, "numpy")
-        else class_weights,
-        dtype=np.float64,
-    )
-    if num_classes is not None and values.shape[0] != num_classes:
-        raise ValueError(
-            f"Invalid value for argument `{name}`. Expected {num_classes} "
-            f"entries, one per class. Received: {name} of length "
-            f"{values.shape[0]}"
-        )
-    return values
+from la_keras.losses import base
 
 
 def _check_margins(margins):
     try:
-        values = np.asarray(
-            margins.numpy() if hasattr(margins, "numpy") else margins,
-            dtype=np.float64,
-        )
+        values = priors_lib.to_numpy(margins).astype(np.float64)
     except (TypeError, ValueError) as e:
         raise ValueError(
             "Invalid value for argument `margins`. Expected a C x C matrix of "
@@ -97,10 +40,8 @@ def _check_margins(margins):
 
 
 def _pairwise_margin(y_true, y_pred, margins, class_weights):
-    y_pred = ops.convert_to_tensor(y_pred)
-    check_num_classes(y_pred, margins.shape[0], what="margins")
-    logits = ops.cast(y_pred, "float32")
-    labels = dense_labels(y_true, logits)
+    logits = base.float32_logits(y_pred, margins.shape[0], what="margins")
+    labels = base.dense_labels(y_true, logits)
     # Row y of Delta (the label-weighted mix of rows for soft labels). With a
     # zero diagonal, log(1 + sum_{k != y} exp(D[y, k] + f_k - f_y)) is
     # logsumexp_k(D[y, k] + f_k) - f_y.
@@ -142,12 +83,14 @@ def pairwise_margin_loss(y_true, y_pred, margins, class_weights=None):
     """
     margins = _check_margins(margins)
     if class_weights is not None:
-        class_weights = check_class_weights(class_weights, margins.shape[0])
+        class_weights = base.check_class_weights(
+            class_weights, margins.shape[0]
+        )
     return _pairwise_margin(y_true, y_pred, margins, class_weights)
 
 
 @register_keras_serializable(package="la_keras")
-class PairwiseMarginLoss(Loss):
+class PairwiseMarginLoss(base.LongTailLoss):
     """The general pairwise margin loss (Menon et al., ICLR 2021, eq. 11).
 
     A weighted softmax cross-entropy with a margin `Delta[y, k]` between the
@@ -185,6 +128,8 @@ class PairwiseMarginLoss(Loss):
         - [Menon et al., 2021](https://arxiv.org/abs/2007.07314), eq. (11)
     """
 
+    config_keys = ("margins", "class_weights")
+
     def __init__(
         self,
         margins,
@@ -198,7 +143,7 @@ class PairwiseMarginLoss(Loss):
         self.class_weights = (
             None
             if class_weights is None
-            else check_class_weights(class_weights, self.num_classes)
+            else base.check_class_weights(class_weights, self.num_classes)
         )
 
     @property
@@ -209,19 +154,3 @@ class PairwiseMarginLoss(Loss):
         return _pairwise_margin(
             y_true, y_pred, self.margins, self.class_weights
         )
-
-    def get_config(self):
-        config = super().get_config()
-        config.update(
-            {
-                "margins": [
-                    priors_lib.as_float_list(row) for row in self.margins
-                ],
-                "class_weights": (
-                    None
-                    if self.class_weights is None
-                    else priors_lib.as_float_list(self.class_weights)
-                ),
-            }
-        )
-        return config

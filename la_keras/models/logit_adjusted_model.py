@@ -3,6 +3,7 @@
 import keras
 from keras.saving import register_keras_serializable
 
+from la_keras import adjustment as adjustment_lib
 from la_keras import priors as priors_lib
 from la_keras.layers.logit_adjustment import LogitAdjustment
 from la_keras.losses.logit_adjusted import LogitAdjustedLoss
@@ -56,7 +57,13 @@ class LogitAdjustedModel(keras.Model):
     """
 
     def __init__(
-        self, model, priors, tau=1.0, mode="posthoc", epsilon=1e-12, **kwargs
+        self,
+        model,
+        priors,
+        tau=1.0,
+        mode="posthoc",
+        epsilon=adjustment_lib.DEFAULT_EPSILON,
+        **kwargs,
     ):
         if mode not in MODES:
             raise ValueError(

@@ -9,21 +9,13 @@ from typing import Any
 import keras
 import numpy as np
 
+from la_keras.losses import base
+
 
 def _check_tau(tau: Any) -> float:
-    try:
-        tau = float(tau)
-    except (TypeError, ValueError) as e:
-        raise ValueError(
-            "Invalid value for argument `tau`. Expected a finite float >= 0. "
-            f"Received: tau={tau!r}"
-        ) from e
-    if not np.isfinite(tau) or tau < 0:
-        raise ValueError(
-            "Invalid value for argument `tau`. Expected a finite float >= 0 "
-            f"(0 keeps the kernel, 1 is full normalisation). Received: tau={tau}"
-        )
-    return tau
+    return base.check_float(
+        tau, "tau", hint="0 keeps the kernel, 1 is full normalisation"
+    )
 
 
 def _find_dense(
@@ -113,7 +105,7 @@ def tau_normalize(
     Args:
         model: a Sequential or Functional Keras model.
         tau: normalisation strength `>= 0`; choose it on a holdout split
-            with `sweep_tau`, never on the test set.
+            with `sweep_weight_norm_tau`, never on the test set.
         layer_name: name of the Dense classifier layer. Defaults to the last
             top-level Dense layer.
 
@@ -177,7 +169,7 @@ def _predict_logits(model, dataset):
     return np.concatenate(logits), np.concatenate(labels)
 
 
-def sweep_tau(
+def sweep_weight_norm_tau(
     model: keras.Model,
     dataset: Any,
     taus: Iterable[float],
@@ -211,8 +203,9 @@ def sweep_tau(
         hits = logits.argmax(-1) == labels
         return np.mean([hits[labels == c].mean() for c in np.unique(labels)])
 
-    tau, scores = sweep_tau(model, holdout, np.linspace(0, 2, 9),
-                            balanced_accuracy)
+    tau, scores = sweep_weight_norm_tau(
+        model, holdout, np.linspace(0, 2, 9), balanced_accuracy
+    )
     model = tau_normalize(model, tau)
     ```
 

@@ -2,7 +2,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from la_keras.models.weight_norm import sweep_tau
+from la_keras.models.weight_norm import sweep_weight_norm_tau
 from la_keras.models.weight_norm import tau_normalize
 from la_keras.models.weight_norm import tau_normalized_kernel
 from tests.test_case import TestCase
@@ -143,13 +143,15 @@ class SweepTauTest(TestCase):
             return float(logits[:, 0].mean() - logits[:, 4].mean())
 
         dataset = tf.data.Dataset.from_tensor_slices((x, y)).batch(16)
-        best, scores = sweep_tau(model, dataset, taus, tail_score)
+        best, scores = sweep_weight_norm_tau(model, dataset, taus, tail_score)
         for tau in taus:
             expected = tail_score(y, reference_logits(model, x, tau))
             self.assertAllClose(scores[tau], expected, rtol=1e-4, atol=1e-4)
         self.assertEqual(best, max(taus, key=lambda t: scores[t]))
         # The same with one (features, labels) tuple of arrays.
-        best_arrays, scores_arrays = sweep_tau(model, (x, y), taus, tail_score)
+        best_arrays, scores_arrays = sweep_weight_norm_tau(
+            model, (x, y), taus, tail_score
+        )
         self.assertEqual(best_arrays, best)
         self.assertAllClose(
             [scores_arrays[t] for t in taus],
@@ -161,10 +163,10 @@ class SweepTauTest(TestCase):
         model = small_model()
         x = np.zeros((4, 6), np.float32)
         y = np.zeros(4, int)
-        best, scores = sweep_tau(
+        best, scores = sweep_weight_norm_tau(
             model, (x, y), [1.0, 0.0, 1.0], lambda a, b: 0.5
         )
         self.assertEqual(best, 1.0)
         self.assertEqual(scores, {1.0: 0.5, 0.0: 0.5})
         with self.assertRaisesRegex(ValueError, "`taus`"):
-            sweep_tau(model, (x, y), [], lambda a, b: 0.0)
+            sweep_weight_norm_tau(model, (x, y), [], lambda a, b: 0.0)
