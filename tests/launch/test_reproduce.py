@@ -1,6 +1,7 @@
 """Tests for launch.reproduce, the loss flags of launch.train (DRW) and
 launch.evaluate --weight_norm_taus."""
 
+import json
 import os
 import re
 
@@ -199,6 +200,7 @@ class ReproduceFlagsTest(TestCase):
         self.assertIn("--loss=ldam", args)
         self.assertIn("--ldam_s=1.0", args)
         self.assertIn("--seed=2", args)
+        self.assertIn("--holdout_fraction=0", args)
         self.assertEqual(args[-1], "--epochs=3")  # overrides come last
 
     def test_unknown_method(self):
@@ -233,7 +235,10 @@ class TableTest(TestCase):
                     "adjusted_tuned": self._report(tuned, 1.5 + seed),
                 }
             }
-            per_seed[seed] = {"runs": {"baseline": metrics}, "wn": None}
+            # The τ = 1 rows read the baseline run, the τ* rows the holdout
+            # run (spec.ROWS); both carry the same reports here.
+            runs = {"baseline": metrics, "holdout": metrics}
+            per_seed[seed] = {"runs": runs, "wn": None}
         with flagsaver.flagsaver(methods=["erm", "la_posthoc", "la_loss"]):
             lines = reproduce.table(FLAGS, "cifar10_lt", per_seed)
         rows = {line.split(" | ")[0][2:]: line for line in lines[2:10]}
@@ -301,17 +306,24 @@ class ReproduceEndToEndTest(TestCase):
         self.assertIn("Budget `smoke`: 1 epochs of resnet8", text)
         self.assertIn("cores", text)
         self.assertIn("left out", text)
-        run_dir = os.path.join(out, "test", "seed0", "baseline")
         outputs = [
-            os.path.join(run_dir, name)
+            os.path.join(out, "test", "seed0", run, name)
+            for run in ("baseline", "holdout")
             for name in ("metrics.json", "weight_norm.json")
         ]
         mtimes = [os.path.getmtime(p) for p in outputs]
+        # The τ = 1 rows trained on the whole set, the τ* rows held out.
+        for run, fraction in (("baseline", 0.0), ("holdout", 0.1)):
+            with open(
+                os.path.join(out, "test", "seed0", run, "flags.json")
+            ) as f:
+                self.assertEqual(json.load(f)["holdout_fraction"], fraction)
 
         rerun, rerun_text = _run(out, methods, timeout=300)
         self.assertEqual(rerun.returncode, 0, rerun.stderr[-3000:])
         self.assertEqual([os.path.getmtime(p) for p in outputs], mtimes)
         self.assertIn("Skipping baseline", rerun.stderr)
+        self.assertIn("Skipping holdout", rerun.stderr)
         self.assertNotIn("python -m launch.train --", rerun.stderr)
         self.assertNotIn("python -m launch.evaluate --", rerun.stderr)
         self.assertEqual(dict(_rows(rerun_text)), rows)

@@ -1,0 +1,173 @@
+"""Facts about finished runs, read from their folders for RESULTS.md.
+
+A run folder holds what launch.train wrote (flags.json: the resolved flags
+and schedule; metrics.json) and what the runner wrote (wall_time.json;
+reproduce.json: the budget, command lines, machine and library versions).
+Every number RESULTS.md states about a run comes from here.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+
+from absl import logging
+
+from launch import reporting
+from launch.reproduce import runner
+
+# Resolved flags of flags.json that say what a training run is.
+_IDENTITY_FLAGS = ("mode", "loss", "tau", "holdout_fraction")
+
+
+def load_run(run_dir: str, metrics: dict | None) -> dict:
+    """`{"dir", "metrics", "config", "record", "wall", "info"}` of a run.
+
+    `config` is flags.json, `record` reproduce.json, `wall` wall_time.json
+    (each None when missing), `info` the run's training set
+    (`la_keras.datasets.DatasetInfo`, None when it cannot be loaded here).
+    """
+    config = runner.read_json(os.path.join(run_dir, "flags.json"))
+    return {
+        "dir": run_dir,
+        "metrics": metrics,
+        "config": config,
+        "record": runner.read_json(os.path.join(run_dir, runner.RECORD)),
+        "wall": runner.read_json(os.path.join(run_dir, runner.WALL_TIME)),
+        "info": None if config is None else dataset_info(config),
+    }
+
+
+def dataset_info(config: dict):
+    """The DatasetInfo of a run's training split (None if not loadable)."""
+    keys = ("dataset", "dataset_dir", "ratio", "profile", "holdout_fraction")
+    return _dataset_info(
+        json.dumps({k: config.get(k) for k in keys}), config["seed"]
+    )
+
+
+@functools.cache
+def _dataset_info(key: str, seed: int):
+    from la_keras import datasets
+
+    config = json.loads(key)
+    try:
+        _, info = datasets.load(
+            config["dataset"],
+            "train",
+            config["dataset_dir"],
+            ratio=config["ratio"],
+            profile=config["profile"],
+            holdout_fraction=config["holdout_fraction"],
+            seed=seed,
+        )
+    except Exception as e:  # noqa: BLE001 - the data may be elsewhere
+        logging.warning("Cannot load %s here: %s", config["dataset"], e)
+        return None
+    return info
+
+
+def schedule_text(config: dict) -> str:
+    """The budget of a run in words, from its flags.json."""
+    (_, warmup), *decays = config["schedule"]
+    steps = "".join(f", ×{m:g} from epoch {e:g}" for m, e in decays)
+    return (
+        f"{config['epochs']} epochs of {config['model']}, batch "
+        f"{config['train_batch_size']}, SGD (momentum {config['momentum']:g}"
+        f"{', Nesterov' if config['nesterov'] else ''}), weight decay "
+        f"{config['weight_decay']:g}; learning rate "
+        f"{config['base_learning_rate']:g} after a linear warm-up of "
+        f"{warmup:g} epoch(s){steps}; XLA "
+        f"{'on' if config['jit_compile'] else 'off'}"
+    )
+
+
+def flags_text(config: dict, run_flags: list[str]) -> str:
+    """The flags that define a run, with the values its flags.json holds."""
+    names = list(_IDENTITY_FLAGS)
+    names += [
+        name
+        for name in (flag[2:].split("=", 1)[0] for flag in run_flags)
+        if name not in names
+    ]
+    if config["mode"] != "posthoc" and config["loss"] != "logit_adjusted":
+        names.remove("tau")
+    return " ".join(f"--{name}={_value(config.get(name))}" for name in names)
+
+
+def _value(value) -> str:
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def budget(run: dict) -> str | None:
+    return (run["record"] or {}).get("budget")
+
+
+def data_sizes(run: dict) -> tuple[int | None, int | None]:
+    """`(images trained on, images held out)` of a finished run.
+
+    From metrics.json where it says (`train_examples`, `holdout`), else
+    from the run's dataset loaded here; None where neither can tell.
+    """
+    metrics, info = run["metrics"] or {}, run["info"]
+    trained = metrics.get("train_examples")
+    if trained is None and info is not None:
+        trained = info.num_examples["train"]
+    held = (metrics.get("holdout") or {}).get("num_examples")
+    if held is None and info is not None:
+        held = info.num_examples.get("holdout", 0)
+    return trained, held
+
+
+def train_time_text(run: dict) -> str | None:
+    """Wall times and training images/s of a run; None without a record.
+
+    Images/s is metrics.json's `images_per_second` (the training loop's own
+    measure, last invocation) where the run wrote one; else the images the
+    run trained on (steps × batch) over launch.train's wall time summed
+    over the invocations (start-up, checkpoints and evaluation included).
+    """
+    wall, metrics, config = run["wall"], run["metrics"], run["config"]
+    if not wall:
+        return None
+    parts = [
+        f"{module} {reporting.hms(seconds)}"
+        for module, seconds in sorted(wall.items())
+    ]
+    if not metrics or not config:
+        return "; ".join(parts)
+    parts.append(
+        f"epoch {metrics['epoch']} of {config['epochs']}, {metrics['step']} "
+        f"steps × batch {config['train_batch_size']}"
+    )
+    if metrics.get("images_per_second") is not None:
+        parts.append(
+            f"{metrics['images_per_second']:.1f} images/s in the training loop"
+        )
+    elif wall.get("launch.train"):
+        images = metrics["step"] * config["train_batch_size"]
+        parts.append(
+            f"{images / wall['launch.train']:.1f} images/s of launch.train "
+            "wall time"
+        )
+    return "; ".join(parts)
+
+
+def total_wall(runs) -> float:
+    """Seconds of every recorded subprocess of `runs`."""
+    return sum(sum((run["wall"] or {}).values()) for run in runs)
+
+
+def environments(runs) -> list[tuple[dict, list[str]]]:
+    """Each distinct recorded machine and the runs (folders) it ran."""
+    out = []
+    for run in runs:
+        for env in (run["record"] or {}).get("environments", []):
+            for seen, dirs in out:
+                if seen == env:
+                    dirs.append(run["dir"])
+                    break
+            else:
+                out.append((env, [run["dir"]]))
+    return out

@@ -1,0 +1,192 @@
+"""What `launch.reproduce` runs: datasets, budgets, training runs and rows.
+
+One training run per (dataset, seed, run name) below; every row of the table
+reads one report of one run. The rows compared with the official release
+(and every other row whose τ is not tuned) train on the whole long-tailed
+training set, as the release does (`--holdout_fraction=0`). The τ* rows need
+a holdout to choose τ on: they come from a separate `holdout` run, the same
+cross-entropy training with `HOLDOUT_FRACTION` of the training set held out
+(class-stratified, same seed), so no comparison row loses images.
+"""
+
+from __future__ import annotations
+
+import os
+import typing
+
+from absl import app
+
+CONFIGS = os.path.join(
+    os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "configs"
+)
+BUDGETS = ("smoke", "short", "full")
+METHODS = ("erm", "weight_norm", "ldam", "equalized", "la_posthoc", "la_loss")
+# Balanced-error grid of tau for weight normalisation, chosen on the holdout.
+WEIGHT_NORM_TAUS = ("0", "0.25", "0.5", "0.75", "1", "1.25", "1.5", "2")
+# Fraction of the training set the `holdout` run sets aside to choose τ*.
+HOLDOUT_FRACTION = 0.1
+
+# Training run -> its launch.train flags, in the order the runs start: the
+# runs of the paper's two methods first. The holdout fraction of every run
+# is explicit, so a change of launch.train's default changes no row.
+RUNS = {
+    "baseline": ("--mode=posthoc", "--holdout_fraction=0"),
+    "la_loss": ("--mode=loss", "--loss=logit_adjusted", "--holdout_fraction=0"),
+    "holdout": ("--mode=posthoc", f"--holdout_fraction={HOLDOUT_FRACTION:g}"),
+    "ldam": ("--mode=loss", "--loss=ldam", "--holdout_fraction=0"),
+    "equalized": ("--mode=loss", "--loss=equalized", "--holdout_fraction=0"),
+}
+# Runs whose checkpoint launch.evaluate also scores with weight normalisation.
+WEIGHT_NORM_RUNS = ("baseline", "holdout")
+
+
+class Row(typing.NamedTuple):
+    """One row of the table.
+
+    Attributes:
+        method: the `--methods` value that asks for the row.
+        label: the row's label in RESULTS.md.
+        run: the training run (a key of `RUNS`) it reads.
+        source: "train" reads the run's metrics.json["test"], "wn" the
+            weight-normalisation report of launch.evaluate on the run.
+        key: the report inside that source.
+        official: the key of `OFFICIAL` it is compared with, or None.
+    """
+
+    method: str
+    label: str
+    run: str
+    source: str
+    key: str
+    official: str | None = None
+
+
+ROWS = (
+    Row("erm", "ERM", "baseline", "train", "raw", "baseline"),
+    Row("weight_norm", "Weight normalisation (τ = 1)", "baseline", "wn",
+        "tau_1"),
+    Row("weight_norm", "Weight normalisation (τ = τ*)", "holdout", "wn",
+        "tuned"),
+    Row("ldam", "Adaptive margin (LDAM)", "ldam", "train", "raw"),
+    Row("equalized", "Equalised loss", "equalized", "train", "raw"),
+    Row("la_posthoc", "Logit adjustment post-hoc (τ = 1)", "baseline",
+        "train", "adjusted", "posthoc"),
+    Row("la_posthoc", "Logit adjustment post-hoc (τ = τ*)", "holdout",
+        "train", "adjusted_tuned"),
+    Row("la_loss", "Logit-adjusted loss", "la_loss", "train", "raw", "loss"),
+)  # fmt: skip
+# Balanced test accuracy published in the official release's README
+# (google-research/logit_adjustment), on the official TFRecords.
+OFFICIAL = {
+    "cifar10_lt": {"baseline": 0.7136, "posthoc": 0.7732, "loss": 0.7789},
+    "cifar100_lt": {"baseline": 0.3987, "posthoc": 0.4407, "loss": 0.4406},
+}
+OFFICIAL_LABELS = {
+    "baseline": "ERM",
+    "posthoc": "post-hoc (τ = 1)",
+    "loss": "logit-adjusted loss",
+}
+# Curves of the per-class plots: one plot per training set (the rows of the
+# whole set, the rows of the holdout run), so each plot's x axis holds the
+# class counts its curves were trained on.
+PLOT_ROWS = (
+    "ERM",
+    "Weight normalisation (τ = τ*)",
+    "Adaptive margin (LDAM)",
+    "Equalised loss",
+    "Logit adjustment post-hoc (τ = τ*)",
+    "Logit-adjusted loss",
+)
+
+
+def runs_for(methods) -> list[str]:
+    """The runs the rows of `methods` read, in the order of `RUNS`."""
+    needed = {row.run for row in ROWS if row.method in methods}
+    return [run for run in RUNS if run in needed]
+
+
+def rows_for(methods) -> list[Row]:
+    return [row for row in ROWS if row.method in methods]
+
+
+def holdout_fraction(run: str) -> float:
+    """The --holdout_fraction the spec gives `run`."""
+    (flag,) = [f for f in RUNS[run] if f.startswith("--holdout_fraction=")]
+    return float(flag.split("=", 1)[1])
+
+
+def budget_flags(budget: str, dataset: str) -> list[str]:
+    """The --flagfile of a budget and dataset."""
+    return [f"--flagfile={budget_flagfile(budget, dataset)}"]
+
+
+def budget_flagfile(budget: str, dataset: str) -> str:
+    if budget != "full":
+        return os.path.join(CONFIGS, f"reproduce_{budget}.cfg")
+    # cifar10-lt (official TFRecords) and cifar10_lt (TFDS) share one.
+    path = os.path.join(CONFIGS, f"{dataset.replace('-', '_')}.cfg")
+    if not os.path.exists(path):
+        raise app.UsageError(
+            f"--budget=full has no official schedule for {dataset}: "
+            "only cifar10_lt and cifar100_lt have one (launch/configs)."
+        )
+    return path
+
+
+def flagfile_value(path: str, name: str) -> str | None:
+    """The last `--name=value` of a flagfile, None when it has none."""
+    value = None
+    with open(path) as f:
+        for line in f:
+            if line.strip().startswith(f"--{name}="):
+                value = line.strip().split("=", 1)[1]
+    return value
+
+
+def run_flags(flags_obj, run: str) -> list[str]:
+    """The flags that make `run` what it is (not the budget or paths)."""
+    args = list(RUNS[run])
+    if run == "ldam":
+        args.append(f"--ldam_s={flags_obj.ldam_scale}")
+    return args
+
+
+def train_args(flags_obj, dataset: str, seed: int, run: str, run_dir: str):
+    """The launch.train command line of one run; --train_flag values last."""
+    return [
+        *budget_flags(flags_obj.budget, dataset),
+        f"--dataset={dataset}",
+        f"--seed={seed}",
+        f"--model_dir={run_dir}",
+        f"--tb_log_dir={os.path.join(run_dir, 'log')}",
+        *run_flags(flags_obj, run),
+        *flags_obj.train_flag,
+    ]
+
+
+def evaluate_args(run_dir: str, output: str) -> list[str]:
+    """The launch.evaluate command line of a weight-normalisation report."""
+    return [
+        f"--model_dir={run_dir}",
+        f"--weight_norm_taus={','.join(WEIGHT_NORM_TAUS)}",
+        f"--output={output}",
+    ]
+
+
+def check(flags_obj) -> None:
+    """UsageError for --methods, --seeds or --train_flag the spec refuses."""
+    unknown = [m for m in flags_obj.methods if m not in METHODS]
+    if unknown:
+        raise app.UsageError(
+            f"Unknown --methods {unknown}. Known: {', '.join(METHODS)}."
+        )
+    for seed in flags_obj.seeds:
+        if not seed.isdigit():
+            raise app.UsageError(f"--seeds must be integers, got {seed!r}.")
+    for flag in flags_obj.train_flag:
+        if flag.startswith("--holdout_fraction"):
+            raise app.UsageError(
+                f"--train_flag={flag}: the spec sets each run's holdout "
+                "(0 for the compared rows, "
+                f"{HOLDOUT_FRACTION:g} for the holdout run of the τ* rows)."
+            )
