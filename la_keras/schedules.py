@@ -35,6 +35,58 @@ OFFICIAL_SCHEDULES = {
     },
 }
 
+# Datasets that train with an official schedule: the official TFRecord sets
+# and their TFDS-derived twins (`cifar10_lt` is `cifar10-lt` built from TFDS).
+_OFFICIAL_ALIASES = {
+    "cifar10-lt": "cifar10-lt",
+    "cifar10_lt": "cifar10-lt",
+    "cifar100-lt": "cifar100-lt",
+    "cifar100_lt": "cifar100-lt",
+}
+# The official release's `test` dataset: 2 epochs, warm-up to epoch 2.
+TEST_SCHEDULE = {"epochs": 2, "schedule": ((1.0, 2.0),)}
+# Epochs of a dataset without an official schedule, when none is given.
+DEFAULT_EPOCHS = 200
+
+
+def scale_schedule(schedule, from_epochs: float, to_epochs: float):
+    """`schedule` with every start epoch scaled by `to_epochs / from_epochs`.
+
+    Example: the official CIFAR-10-LT schedule (1241 epochs) scaled to 200
+    epochs warms up for 3.2 epochs and decays at 97.3, 149.2 and 181.8.
+    """
+    factor = float(to_epochs) / float(from_epochs)
+    return _check_schedule(
+        tuple((float(m), float(e) * factor) for m, e in schedule)
+    )
+
+
+def default_schedule(dataset: str, epochs: int | None = None) -> dict:
+    """`{"epochs", "schedule"}` of a run that passes no schedule flag.
+
+    - `cifar10-lt` / `cifar10_lt` and `cifar100-lt` / `cifar100_lt`: the
+      official schedule (`OFFICIAL_SCHEDULES`); with another `epochs`, the
+      official schedule scaled to it.
+    - `test`: the official release's 2 epochs with warm-up to epoch 2.
+    - any other dataset: `DEFAULT_EPOCHS` (or `epochs`) with the official
+      CIFAR-10-LT schedule scaled to them.
+    """
+    if dataset == "test":
+        base = TEST_SCHEDULE
+    else:
+        base = OFFICIAL_SCHEDULES[_OFFICIAL_ALIASES.get(dataset, "cifar10-lt")]
+        if dataset not in _OFFICIAL_ALIASES and epochs is None:
+            epochs = DEFAULT_EPOCHS
+    if epochs is None or int(epochs) == base["epochs"]:
+        return {
+            "epochs": base["epochs"],
+            "schedule": _check_schedule(base["schedule"]),
+        }
+    return {
+        "epochs": int(epochs),
+        "schedule": scale_schedule(base["schedule"], base["epochs"], epochs),
+    }
+
 
 def parse_schedule(
     warmup_epochs: float,

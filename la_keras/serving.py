@@ -1,12 +1,19 @@
 """Export a trained classifier as a SavedModel for serving.
 
+The served model is the library's own: a `LogitAdjustedModel` in post-hoc
+mode (its `LogitAdjustment` layer subtracts `log(priors**tau + 1e-12)`),
+behind the evaluation preprocessing (`la_keras.datasets.preprocess_images`).
 The `serving_default` signature takes a batch of uint8 images named
-`images`, preprocesses them as the evaluation pipeline does
-(`la_keras.datasets.preprocess_images`), runs the model and, for post-hoc
-logit adjustment, subtracts `log(priors**tau + epsilon)`. It returns
-`logits`, `probabilities` (softmax of the logits) and `classes` (argmax).
-The SavedModel also carries `adjustment` and `tau` variables, so the raw
-logits are `logits + adjustment`.
+`images`, of exactly the training data's `[batch, H, W, C]` (any `H, W` for
+"imagenet" preprocessing, which resizes), and returns `logits` (adjusted),
+`raw_logits` (the network's), `probabilities` (softmax of `logits`) and
+`classes` (argmax). The SavedModel also carries the `tau` variable and the
+`priors`.
+
+A request of another shape or dtype is refused by the signature with an
+error for the caller (`ValueError`/`TypeError` in Python, an
+`INVALID_ARGUMENT` status in TF Serving); it never aborts the process. An
+empty batch returns empty outputs.
 """
 
 from __future__ import annotations
@@ -14,33 +21,118 @@ from __future__ import annotations
 import numpy as np
 import tensorflow as tf
 
+from la_keras import priors as priors_lib
 from la_keras.datasets import preprocess_images
-from la_keras.adjustment import log_adjustment
+from la_keras.models import LogitAdjustedModel
 
 SIGNATURE = "serving_default"
 
 
 class _ServingModule(tf.Module):
-    def __init__(self, model, preprocessing, adjustment, tau):
+    """Preprocessing + a post-hoc `LogitAdjustedModel`, as one module."""
+
+    def __init__(self, classifier, preprocessing: str, image_shape):
         super().__init__(name="la_keras_serving")
-        self.model = model
+        self.classifier = classifier
         self.preprocessing = preprocessing
-        self.adjustment = tf.Variable(
-            adjustment, trainable=False, name="adjustment"
-        )
-        self.tau = tf.Variable(
-            tau, dtype=tf.float32, trainable=False, name="tau"
+        self.image_shape = tuple(int(d) for d in image_shape)
+        # The layer's non-trainable tau weight, for `loaded.tau`.
+        (self.tau,) = [
+            w for w in classifier.adjustment.weights if w.name == "tau"
+        ]
+        self.priors = tf.Variable(
+            classifier.priors.astype(np.float32), trainable=False, name="priors"
         )
 
+    def _check(self, images):
+        # A loaded signature does not enforce its shapes: check them here, or
+        # a kernel may abort the process on a malformed request.
+        expected = list(self.image_shape)
+        if self.preprocessing != "cifar":
+            expected = [None, None, expected[-1]]
+        shape_text = ", ".join("any" if d is None else str(d) for d in expected)
+        message = (
+            f"`images` must be uint8 of shape [batch, {shape_text}] "
+            "(a batch of the training images' size)"
+        )
+        # The signature's static rank is 4, whatever the request's: read
+        # the dynamic shape, padded so that indexing never fails.
+        shape = tf.shape(images)
+        padded = tf.concat([shape, tf.zeros([4], tf.int32)], axis=0)
+        checks = [tf.equal(tf.rank(images), 4)]
+        for axis, size in enumerate(expected, start=1):
+            actual = padded[axis]
+            checks.append(
+                actual >= 1 if size is None else tf.equal(actual, size)
+            )
+        checks = [
+            tf.debugging.Assert(
+                tf.reduce_all(tf.stack(checks)), [message, shape]
+            )
+        ]
+        with tf.control_dependencies(checks):
+            return tf.identity(images)
+
     def serve(self, images):
+        images = self._check(images)
+        # An empty batch skips the network (some CPU kernels reject it).
+        return tf.cond(
+            tf.shape(images)[0] > 0,
+            lambda: self._outputs(images),
+            self._empty_outputs,
+        )
+
+    def _empty_outputs(self):
+        empty = tf.zeros([0, self.classifier.priors.shape[0]], tf.float32)
+        return {
+            "logits": empty,
+            "raw_logits": empty,
+            "probabilities": empty,
+            "classes": tf.zeros([0], tf.int64),
+        }
+
+    def _outputs(self, images):
         inputs = preprocess_images(images, self.preprocessing, training=False)
-        logits = self.model(inputs, training=False)
-        logits = tf.cast(logits, tf.float32) - self.adjustment
+        raw = tf.cast(self.classifier.model(inputs, training=False), tf.float32)
+        logits = tf.cast(self.classifier.adjustment(raw), tf.float32)
         return {
             "logits": logits,
+            "raw_logits": raw,
             "probabilities": tf.nn.softmax(logits, axis=-1),
             "classes": tf.argmax(logits, axis=-1),
         }
+
+
+def serving_classifier(model, priors=None, tau: float = 0.0):
+    """The post-hoc `LogitAdjustedModel` that serving wraps around `model`.
+
+    Without `priors` (baseline and loss-mode runs) the adjustment is the
+    identity: uniform priors and `tau=0`.
+    """
+    num_classes = int(model.output_shape[-1])
+    if priors is None:
+        priors, tau = np.full([num_classes], 1.0 / num_classes), 0.0
+    values = priors_lib.normalize(priors)
+    if values.shape[0] != num_classes:
+        raise ValueError(
+            f"Invalid value for argument `priors`: {values.shape[0]} "
+            f"classes, but the model has {num_classes} outputs."
+        )
+    return LogitAdjustedModel(model, values, tau=tau, mode="posthoc")
+
+
+def serving_module(model, image_shape, preprocessing, priors=None, tau=0.0):
+    """`(module, serve)`: the tf.Module and its signature function."""
+    classifier = serving_classifier(model, priors, tau)
+    height, width, channels = (int(d) for d in image_shape)
+    if preprocessing == "cifar":
+        spec = tf.TensorSpec(
+            [None, height, width, channels], tf.uint8, "images"
+        )
+    else:
+        spec = tf.TensorSpec([None, None, None, channels], tf.uint8, "images")
+    module = _ServingModule(classifier, preprocessing, image_shape)
+    return module, tf.function(module.serve, input_signature=[spec])
 
 
 def export_saved_model(
@@ -50,43 +142,26 @@ def export_saved_model(
     preprocessing: str,
     priors=None,
     tau: float = 0.0,
-    epsilon: float = 1e-12,
 ) -> str:
     """Writes `model` as a SavedModel with a uint8-image serving signature.
 
     Args:
         model: a Keras model mapping preprocessed float images to logits.
-        export_dir: directory to write (overwritten).
+        export_dir: directory to write (overwritten). Callers that need the
+            previous export to survive a kill write to a temporary folder
+            and rename it (`launch.outputs.atomic_dir`).
         image_shape: `(H, W, C)` of the raw images; for "imagenet"
             preprocessing (which resizes) only C is fixed.
         preprocessing: "cifar" or "imagenet", see `preprocess_images`.
         priors: class priors or counts for post-hoc adjustment, or None.
         tau: adjustment temperature; the served logits are
-            `logits - log(priors**tau + epsilon)`. Ignored without priors.
-        epsilon: as in `log_adjustment`.
+            `logits - log(priors**tau + 1e-12)`. Ignored without priors.
 
     Returns:
         `export_dir`.
     """
-    num_classes = int(model.output_shape[-1])
-    if priors is None:
-        adjustment = np.zeros([num_classes], np.float32)
-        tau = 0.0
-    else:
-        adjustment = log_adjustment(priors, tau, epsilon)
-        if adjustment.shape[0] != num_classes:
-            raise ValueError(
-                f"Invalid value for argument `priors`: {adjustment.shape[0]} "
-                f"classes, but the model has {num_classes} outputs."
-            )
-    height, width, channels = (int(d) for d in image_shape)
-    if preprocessing == "cifar":
-        spec = tf.TensorSpec(
-            [None, height, width, channels], tf.uint8, "images"
-        )
-    else:
-        spec = tf.TensorSpec([None, None, None, channels], tf.uint8, "images")
-    module = _ServingModule(model, preprocessing, adjustment, float(tau))
-    serve = tf.function(module.serve, input_signature=[spec])
+    module, serve = serving_module(
+        model, image_shape, preprocessing, priors, tau
+    )
     tf.saved_model.save(module, export_dir, signatures={SIGNATURE: serve})
     return export_dir

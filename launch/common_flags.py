@@ -11,21 +11,16 @@ the working directory, as in the official release.
 
 from __future__ import annotations
 
+import math
+
 from absl import flags
 
 from la_keras import distribute
 from la_keras import losses as losses_lib
+from la_keras.models import registry as model_registry
 from la_keras.training.evaluation import DEFAULT_TAU_GRID
 
 MODES = ("baseline", "posthoc", "loss")
-MODELS = (
-    "official_resnet32",
-    "resnet8",
-    "resnet20",
-    "resnet32",
-    "resnet56",
-    "resnet50",
-)
 
 
 def define_flags() -> None:
@@ -37,9 +32,10 @@ def define_flags() -> None:
         "dataset",
         "cifar10-lt",
         "Dataset to use: one of la_keras.datasets.names() or tfds:<name>. "
-        "cifar10-lt / cifar100-lt read the official TFRecords from "
-        "--data_home; cifar10_lt / cifar100_lt derive them from TFDS; test is "
-        "a tiny synthetic smoke set.",
+        "Mind the one-character difference: cifar10-lt / cifar100-lt (dash) "
+        "read the official TFRecords from --data_home; cifar10_lt / "
+        "cifar100_lt (underscore) derive the same long-tailed sets from TFDS "
+        "cifar10 / cifar100. test is a tiny synthetic smoke set.",
     )
     flags.DEFINE_string(
         "data_home",
@@ -96,8 +92,7 @@ def define_flags() -> None:
     flags.DEFINE_string(
         "model",
         "official_resnet32",
-        f"One of {', '.join(MODELS)}: the official release's ResNet-32, the "
-        "classic CIFAR ResNets (basic blocks, any depth 6n+2) or ResNet-50.",
+        f"A model of la_keras.models.registry: {model_registry.describe()}.",
     )
     flags.DEFINE_string(
         "loss",
@@ -110,13 +105,17 @@ def define_flags() -> None:
         "epochs",
         None,
         "Training epochs (default: the official count for cifar10(-)lt / "
-        "cifar100(-)lt, 2 for test).",
+        "cifar100(-)lt, 2 for test, 200 for any other dataset).",
     )
     flags.DEFINE_float(
         "base_learning_rate", 0.1, "Learning rate after warm-up."
     )
     flags.DEFINE_float(
-        "warmup_epochs", None, "Epochs of linear warm-up (default: official)."
+        "warmup_epochs",
+        None,
+        "Epochs of linear warm-up. Without this and --lr_decay_epochs: the "
+        "official schedule of the dataset (cifar10(-)lt, cifar100(-)lt), "
+        "else the official CIFAR-10-LT schedule scaled to --epochs.",
     )
     flags.DEFINE_list(
         "lr_decay_epochs",
@@ -135,9 +134,9 @@ def define_flags() -> None:
         "holdout_fraction",
         None,
         "Class-stratified fraction of the train split held out to choose "
-        "tau (posthoc). Default 0.1 for TFDS-derived and synthetic datasets; "
-        "0 for the official TFRecord sets (train on the official set, no tau "
-        "tuning) and imagenet_lt (its own validation split).",
+        "tau (posthoc). Default 0: train on the whole long-tailed set, as "
+        "the official release (imagenet_lt tunes on its own validation "
+        "split). Opt in with e.g. 0.1 to tune tau on a holdout.",
     )
     flags.DEFINE_float("ratio", 100.0, "Imbalance ratio of TFDS-derived sets.")
     flags.DEFINE_enum("profile", "exp", ["exp", "step"], "Long-tail profile.")
@@ -146,7 +145,12 @@ def define_flags() -> None:
         [str(t) for t in DEFAULT_TAU_GRID],
         "Taus tried on the holdout for post-hoc adjustment.",
     )
-    flags.DEFINE_bool("jit_compile", False, "XLA-compile the train step.")
+    flags.DEFINE_bool(
+        "jit_compile",
+        None,
+        "XLA-compile the train step. Default: on for GPU and TPU, off on CPU "
+        "(XLA trains the ResNets about 40% slower on CPU: bench_train.py).",
+    )
     flags.DEFINE_bool(
         "deterministic",
         False,
@@ -244,17 +248,36 @@ def _register_validators() -> None:
     )
     flags.register_validator(
         "model",
-        _is_model,
-        message=f"--model must be one of: {', '.join(MODELS)} (or any "
-        "resnet<6n+2>).",
+        model_registry.is_known,
+        message=f"--model must be one of: {', '.join(model_registry.names())} "
+        "(or any resnet<6n+2>).",
     )
     flags.register_validator(
-        "tau", lambda v: v >= 0, message="--tau must be >= 0 (0 disables it)."
+        "tau",
+        lambda v: math.isfinite(v) and v >= 0,
+        message="--tau must be a finite float >= 0 (0 disables it).",
     )
+    for name in ("base_learning_rate", "momentum", "weight_decay"):
+        flags.register_validator(
+            name,
+            lambda v: math.isfinite(v) and v >= 0,
+            message=f"--{name} must be a finite float >= 0.",
+        )
+    flags.register_validator(
+        "ratio",
+        lambda v: math.isfinite(v) and v >= 1,
+        message="--ratio must be a finite float >= 1.",
+    )
+    for name in ("warmup_epochs",):
+        flags.register_validator(
+            name,
+            lambda v: v is None or (math.isfinite(v) and v >= 0),
+            message=f"--{name} must be a finite float >= 0.",
+        )
     flags.register_validator(
         "tau_grid",
         lambda v: all(_is_nonneg_float(t) for t in v) and len(v) > 0,
-        message="--tau_grid must be a non-empty list of floats >= 0.",
+        message="--tau_grid must be a non-empty list of finite floats >= 0.",
     )
     for name in ("train_batch_size", "test_batch_size"):
         flags.register_validator(
@@ -297,15 +320,9 @@ def _check_dataset(value) -> bool:
     )
 
 
-def _is_model(name: str) -> bool:
-    if name in MODELS:
-        return True
-    depth = name[len("resnet") :] if name.startswith("resnet") else ""
-    return depth.isdigit() and int(depth) >= 8 and (int(depth) - 2) % 6 == 0
-
-
 def _is_nonneg_float(text) -> bool:
     try:
-        return float(text) >= 0
+        value = float(text)
     except ValueError:
         return False
+    return math.isfinite(value) and value >= 0

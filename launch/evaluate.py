@@ -18,7 +18,6 @@ the tau* of the holdout, under "weight_norm" in the report.
 from __future__ import annotations
 
 import os
-import sys
 
 import keras
 import numpy as np
@@ -27,14 +26,15 @@ from absl import app
 from absl import flags
 from absl import logging
 
-from la_keras import datasets
 from la_keras import serving
 from la_keras.models import weight_norm
 from la_keras.training import Predictor
 from la_keras.training import evaluation
 from launch import common
 from launch import common_flags
+from launch import outputs
 from launch import reporting
+from launch.config import RunConfig
 
 # Flags that may override the run's flags.json when given explicitly.
 _OVERRIDABLE = ("tau", "tau_grid", "test_batch_size", "data_dir", "data_home")
@@ -70,34 +70,15 @@ def define_flags() -> None:
     )
 
 
-def _raw_splits(config, info) -> dict:
-    splits = {"test": None}
-    if common.has_holdout(config):
-        splits["holdout"] = None
-    for split in splits:
-        dataset, _ = datasets.load(
-            config["dataset"],
-            split,
-            config["dataset_dir"],
-            ratio=config["ratio"],
-            profile=config["profile"],
-            holdout_fraction=config["holdout_fraction"],
-            seed=config["seed"],
-        )
-        splits[split] = dataset.batch(config["test_batch_size"])
-    return splits
-
-
-def _saved_model_logits(path, splits) -> dict:
+def _saved_model_logits(path, config) -> dict:
+    """`{split: (raw logits, labels)}` from a serving SavedModel."""
     loaded = tf.saved_model.load(path)
     serve = loaded.signatures[serving.SIGNATURE]
-    # Served logits are adjusted by the baked-in tau: add it back.
-    adjustment = loaded.adjustment.numpy()
     out = {}
-    for split, dataset in splits.items():
+    for split in config.data.eval_splits:
         logits, labels = [], []
-        for images, batch_labels in dataset:
-            logits.append(serve(images=images)["logits"].numpy() + adjustment)
+        for images, batch_labels in config.data.raw_split(split):
+            logits.append(serve(images=images)["raw_logits"].numpy())
             labels.append(batch_labels.numpy())
         out[split] = (np.concatenate(logits), np.concatenate(labels))
     logging.info("Loaded %s (served tau=%g).", path, float(loaded.tau.numpy()))
@@ -107,29 +88,10 @@ def _saved_model_logits(path, splits) -> dict:
 def _predict_splits(config, model) -> dict:
     """`{split: (outputs, labels)}` of `model` on test (and holdout)."""
     predictor = Predictor(tf.distribute.get_strategy(), model)
-    out = {}
-    for split in ("test", "holdout"):
-        if split == "holdout" and not common.has_holdout(config):
-            continue
-        builder = datasets.DatasetBuilder(
-            config["dataset"],
-            split,
-            config["test_batch_size"],
-            False,
-            config["dataset_dir"],
-            ratio=config["ratio"],
-            profile=config["profile"],
-            holdout_fraction=config["holdout_fraction"],
-            seed=config["seed"],
-        )
-        out[split] = predictor.predict(builder.build())
-    return out
-
-
-def _checkpoint_logits(config, flags_obj) -> tuple[dict, object, str, object]:
-    model, info, path = common.restore_model(config, flags_obj.checkpoint)
-    logging.info("Restored %s.", path)
-    return _predict_splits(config, model), info, path, model
+    return {
+        split: predictor.predict(config.data.builder(split).build())
+        for split in config.data.eval_splits
+    }
 
 
 def weight_norm_report(config, model, info, taus) -> dict:
@@ -193,41 +155,53 @@ def weight_norm_report(config, model, info, taus) -> dict:
     return out
 
 
+def run_config(flags_obj) -> RunConfig:
+    """The config to evaluate with: the run's, or the flags' (SavedModel).
+
+    With --model_dir, the run's flags.json; the flags in `_OVERRIDABLE`
+    override it when given. A --dataset other than the run's is refused:
+    the checkpoint's classes are those of the run's dataset.
+    """
+    if flags_obj.saved_model:
+        return RunConfig.from_flags(flags_obj).replace(mode="posthoc")
+    config = RunConfig.read(flags_obj.model_dir)
+    dataset_flag = flags_obj["dataset"]
+    if (
+        not dataset_flag.using_default_value
+        and dataset_flag.value != config.data.dataset
+    ):
+        raise app.UsageError(
+            f"--dataset={dataset_flag.value} conflicts with the run in "
+            f"{flags_obj.model_dir}, trained on --dataset="
+            f"{config.data.dataset}. Leave --dataset out to evaluate on the "
+            "run's dataset; to evaluate on other data, export a SavedModel "
+            "and pass --saved_model with --dataset."
+        )
+    changes = {
+        name: getattr(flags_obj, name)
+        for name in _OVERRIDABLE
+        if not flags_obj[name].using_default_value
+    }
+    if "tau_grid" in changes:
+        changes["tau_grid"] = tuple(float(t) for t in changes["tau_grid"])
+    return config.replace(mode="posthoc", **changes)
+
+
 def run(flags_obj) -> dict:
     """Evaluates; returns (and writes, see --output) the report dict."""
     wn_taus = _weight_norm_taus(flags_obj)
+    config = run_config(flags_obj)
     if flags_obj.saved_model:
-        config = common.resolve_data_config(flags_obj)
-        config["mode"] = "posthoc"
-        try:
-            _, info = datasets.load(
-                config["dataset"],
-                "train",
-                config["dataset_dir"],
-                ratio=config["ratio"],
-                profile=config["profile"],
-                holdout_fraction=config["holdout_fraction"],
-                seed=config["seed"],
-            )
-        except (ValueError, FileNotFoundError) as e:
-            raise app.UsageError(f"--dataset={config['dataset']}: {e}") from e
-        logits = _saved_model_logits(
-            flags_obj.saved_model, _raw_splits(config, info)
-        )
-        source, output = flags_obj.saved_model, flags_obj.output
+        _, info = config.data.load("train")
+        logits = _saved_model_logits(flags_obj.saved_model, config)
+        source, output, model = flags_obj.saved_model, flags_obj.output, None
     else:
-        config = common.read_flags_json(flags_obj.model_dir)
-        config["model_dir"] = flags_obj.model_dir
-        for name in _OVERRIDABLE:
-            if not flags_obj[name].using_default_value:
-                config[name] = getattr(flags_obj, name)
-        config["tau_grid"] = [float(t) for t in config["tau_grid"]]
-        config.update(common.resolve_data_config(_Namespace(config)))
-        logits, info, source, model = _checkpoint_logits(config, flags_obj)
+        model, info, source = common.restore_model(config, flags_obj.checkpoint)
+        logging.info("Restored %s.", source)
+        logits = _predict_splits(config, model)
         output = flags_obj.output or os.path.join(
             flags_obj.model_dir, "eval_metrics.json"
         )
-    config["mode"] = "posthoc"
     report = reporting.evaluate_logits(
         config,
         info.train_counts,
@@ -236,7 +210,7 @@ def run(flags_obj) -> dict:
         logits.get("holdout"),
     )
     report["test_tau_sweep"] = evaluation.sweep_tau(
-        *logits["test"], info.priors, config["tau_grid"]
+        *logits["test"], info.priors, config.tau_grid
     )
     report["note"] = (
         "tau* is chosen on the holdout split; test_tau_sweep is for analysis "
@@ -254,7 +228,7 @@ def run(flags_obj) -> dict:
             row["balanced_accuracy"],
         )
     if output:
-        reporting.write_json(report, output)
+        outputs.write_json(output, report)
         logging.info("Wrote %s.", output)
     return report
 
@@ -279,25 +253,15 @@ def _weight_norm_taus(flags_obj) -> list[float]:
     return taus
 
 
-class _Namespace:
-    """Attribute access over a dict, for `resolve_data_config`."""
-
-    def __init__(self, values: dict):
-        self.__dict__.update(values)
-
-
 def main(_):
     flags_obj = flags.FLAGS
     if not flags_obj.saved_model and flags_obj["model_dir"].using_default_value:
         raise app.UsageError(
             "Pass --model_dir of a launch.train run or --saved_model."
         )
-    try:
-        run(flags_obj)
-    except app.UsageError as e:
-        sys.exit(f"launch.evaluate: error: {e}")
+    common.run_main("launch.evaluate", lambda: run(flags_obj))
 
 
 if __name__ == "__main__":
     define_flags()
-    app.run(main)
+    common.app_run(main)

@@ -14,9 +14,7 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 
-import tensorflow as tf
 from absl import app
 from absl import flags
 from absl import logging
@@ -24,6 +22,8 @@ from absl import logging
 from la_keras import serving
 from launch import common
 from launch import common_flags
+from launch import outputs
+from launch.config import RunConfig
 
 
 def define_flags() -> None:
@@ -35,34 +35,36 @@ def define_flags() -> None:
     )
 
 
-def export_tau(config: dict, flags_obj) -> float | None:
+def export_tau(config, flags_obj) -> float | None:
     """--tau if given; else the run's served tau (posthoc) or None."""
     if not flags_obj["tau"].using_default_value:
         return float(flags_obj.tau)
-    metrics_path = os.path.join(config["model_dir"], "metrics.json")
-    if tf.io.gfile.exists(metrics_path):
-        with tf.io.gfile.GFile(metrics_path) as f:
+    metrics_path = os.path.join(config.model_dir, "metrics.json")
+    if os.path.exists(metrics_path):
+        with open(metrics_path) as f:
             return json.load(f).get("served_tau")
-    return config["tau"] if config["mode"] == "posthoc" else None
+    return config.tau if config.mode == "posthoc" else None
 
 
 def run(flags_obj) -> str:
     """Exports; returns the SavedModel directory."""
-    config = common.read_flags_json(flags_obj.model_dir)
-    config["model_dir"] = flags_obj.model_dir
+    config = RunConfig.read(flags_obj.model_dir)
     model, info, path = common.restore_model(config, flags_obj.checkpoint)
     export_dir = flags_obj.export_dir or os.path.join(
         flags_obj.model_dir, "export"
     )
     tau = export_tau(config, flags_obj)
-    serving.export_saved_model(
-        model,
-        export_dir,
-        info.image_shape,
-        info.preprocessing,
-        priors=None if tau is None else info.priors,
-        tau=tau or 0.0,
-    )
+    # Written beside export_dir and swapped in: a kill leaves the previous
+    # complete SavedModel or the new one.
+    with outputs.atomic_dir(export_dir) as tmp:
+        serving.export_saved_model(
+            model,
+            tmp,
+            info.image_shape,
+            info.preprocessing,
+            priors=None if tau is None else info.priors,
+            tau=tau or 0.0,
+        )
     logging.info("Exported %s to %s (post-hoc tau: %s).", path, export_dir, tau)
     return export_dir
 
@@ -70,12 +72,9 @@ def run(flags_obj) -> str:
 def main(_):
     if flags.FLAGS["model_dir"].using_default_value:
         raise app.UsageError("Pass --model_dir of a launch.train run.")
-    try:
-        run(flags.FLAGS)
-    except app.UsageError as e:
-        sys.exit(f"launch.export: error: {e}")
+    common.run_main("launch.export", lambda: run(flags.FLAGS))
 
 
 if __name__ == "__main__":
     define_flags()
-    app.run(main)
+    common.app_run(main)

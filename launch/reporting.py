@@ -1,36 +1,37 @@
-"""Final evaluation of a run: metrics.json, the per-class plot, summaries."""
+"""Evaluation of a run's logits: metrics.json, the per-class plot, the logs.
+
+The post-hoc rows go through the library's `LogitAdjustment` layer
+(`la_keras.training.evaluation.adjust_logits`), the same maths as the
+served SavedModel and `LogitAdjustedModel`.
+"""
 
 from __future__ import annotations
 
-import json
+import io
 import os
 
 import numpy as np
-import tensorflow as tf
 from absl import logging
-from tensorflow.core.framework import summary_pb2
 
-from la_keras.adjustment import log_adjustment
 from la_keras.training import evaluation
+from la_keras.training.progress import hms  # noqa: F401 - re-exported
+from launch import outputs
 
 SHOTS = ("many", "medium", "few")
-# TensorBoard's scalar plugin metadata: `tf.summary.scalar` needs the
-# tensorboard package, which tensorflow-cpu does not install; `tf.summary.write`
-# with this metadata writes the same event without it.
-_SCALAR_METADATA = summary_pb2.SummaryMetadata(
-    plugin_data=summary_pb2.SummaryMetadata.PluginData(plugin_name="scalars")
-).SerializeToString()
 
 
-def scalar(name: str, value, step: int) -> None:
-    """`tf.summary.scalar` without the tensorboard package."""
-    tf.summary.write(
-        name, tf.cast(value, tf.float32), step=step, metadata=_SCALAR_METADATA
-    )
+def _report(logits, labels, train_counts, priors=None, tau=None) -> dict:
+    if tau is None:
+        return evaluation.classification_report(logits, labels, train_counts)
+    adjusted = evaluation.adjust_logits(logits, priors, tau)
+    return {
+        "tau": tau,
+        **evaluation.classification_report(adjusted, labels, train_counts),
+    }
 
 
 def evaluate_logits(
-    config: dict,
+    config,
     train_counts,
     priors,
     test: tuple[np.ndarray, np.ndarray],
@@ -39,60 +40,58 @@ def evaluate_logits(
     """Raw and post-hoc adjusted metrics on test; tau* chosen on the holdout.
 
     tau* is chosen on the holdout split only (never on test), by balanced
-    accuracy over `config["tau_grid"]`; without a holdout it is absent and
+    accuracy over `config.tau_grid`; without a holdout it is absent and
     `holdout_warning` says why.
+
+    Args:
+        config: the `RunConfig` (tau, tau_grid, mode, dataset).
     """
     logits, labels = test
-    tau = config["tau"]
     result = {
-        "raw": evaluation.classification_report(logits, labels, train_counts),
-        "adjusted": {
-            "tau": tau,
-            **evaluation.classification_report(
-                logits, labels, train_counts, log_adjustment(priors, tau)
-            ),
-        },
+        "raw": _report(logits, labels, train_counts),
+        "adjusted": _report(logits, labels, train_counts, priors, config.tau),
     }
     metrics = {"test": result, "holdout": None}
     if holdout is not None:
-        sweep = evaluation.sweep_tau(*holdout, priors, config["tau_grid"])
+        sweep = evaluation.sweep_tau(*holdout, priors, config.tau_grid)
         tau_star = evaluation.select_tau(sweep)
         metrics["holdout"] = {
             "num_examples": int(len(holdout[1])),
             "tau_sweep": sweep,
             "tau_star": tau_star,
         }
-        result["adjusted_tuned"] = {
-            "tau": tau_star,
-            **evaluation.classification_report(
-                logits, labels, train_counts, log_adjustment(priors, tau_star)
-            ),
-        }
-    elif config["mode"] == "posthoc":
+        result["adjusted_tuned"] = _report(
+            logits, labels, train_counts, priors, tau_star
+        )
+    elif config.mode == "posthoc":
         metrics["holdout_warning"] = (
-            f"--dataset={config['dataset']} with --holdout_fraction=0 has no "
-            "holdout split, so tau was not tuned (never on test); reporting "
-            f"tau={tau} only. Pass --holdout_fraction>0 to tune it."
+            f"--dataset={config.data.dataset} with --holdout_fraction=0 has "
+            "no holdout split, so tau was not tuned (never on test); "
+            f"reporting tau={config.tau} only. Pass --holdout_fraction>0 to "
+            "tune it."
         )
     return metrics
 
 
-def served_tau(config: dict, metrics: dict) -> float | None:
+def served_tau(config, metrics: dict) -> float | None:
     """The tau baked into the SavedModel: posthoc only, tau* when tuned."""
-    if config["mode"] != "posthoc":
+    if config.mode != "posthoc":
         return None
     if metrics.get("holdout"):
         return metrics["holdout"]["tau_star"]
-    return config["tau"]
+    return config.tau
 
 
 def write_json(data: dict, path: str) -> None:
-    with tf.io.gfile.GFile(path, "w") as f:
-        json.dump(data, f, indent=2, sort_keys=True, allow_nan=False)
+    """`outputs.write_json` (atomic), argument order of the old helper."""
+    outputs.write_json(path, data)
 
 
 def plot_per_class(train_counts, curves: dict, path: str, title: str) -> None:
-    """Per-class test accuracy against training frequency (log x), as PNG."""
+    """Per-class test accuracy against training frequency (log x), as PNG.
+
+    Written atomically (`launch.outputs`).
+    """
     import matplotlib
 
     matplotlib.use("Agg")
@@ -113,31 +112,44 @@ def plot_per_class(train_counts, curves: dict, path: str, title: str) -> None:
     ax.grid(True, which="both", alpha=0.3)
     ax.legend()
     fig.tight_layout()
-    with tf.io.gfile.GFile(path, "wb") as f:
-        fig.savefig(f, format="png")
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png")
     plt.close(fig)
+    outputs.write_bytes(path, buffer.getvalue())
 
 
-def write_test_summaries(writer, metrics: dict, step: int, mode: str) -> None:
+def plot_run(config, info, metrics: dict) -> str:
+    """The per-class plot of a finished run; returns its path."""
+    curves = {"raw": metrics["test"]["raw"]["per_class_accuracy"]}
+    for key in ("adjusted", "adjusted_tuned"):
+        report = metrics["test"].get(key)
+        if report is not None:
+            label = f"adjusted (tau={report['tau']:g})"
+            curves[label] = report["per_class_accuracy"]
+    path = plot_path(config.model_dir)
+    plot_per_class(
+        info.train_counts,
+        curves,
+        path,
+        f"{config.data.dataset} {config.model} mode={config.mode}",
+    )
+    return path
+
+
+def test_scalars(metrics: dict, mode: str) -> dict:
     """TensorBoard test/ scalars: official names plus balanced and shots."""
     raw = metrics["test"]["raw"]
     adjusted = metrics["test"]["adjusted"]
-    with writer.as_default():
-        scalar("accuracy", raw["top1"], step=step)
-        if mode == "posthoc":
-            scalar("logit-adjusted accuracy", adjusted["top1"], step=step)
-        for prefix, report in (("", raw), ("logit-adjusted ", adjusted)):
-            if prefix and mode != "posthoc":
-                continue
-            scalar(
-                prefix + "balanced accuracy",
-                report["balanced_accuracy"],
-                step=step,
-            )
-            for shot in SHOTS:
-                if report[shot] is not None:
-                    scalar(f"{prefix}{shot} accuracy", report[shot], step=step)
-    writer.flush()
+    values = {"accuracy": raw["top1"]}
+    if mode == "posthoc":
+        values["logit-adjusted accuracy"] = adjusted["top1"]
+    for prefix, report in (("", raw), ("logit-adjusted ", adjusted)):
+        if prefix and mode != "posthoc":
+            continue
+        values[prefix + "balanced accuracy"] = report["balanced_accuracy"]
+        for shot in SHOTS:
+            values[f"{prefix}{shot} accuracy"] = report[shot]
+    return values
 
 
 def log_metrics(metrics: dict) -> None:
@@ -155,18 +167,45 @@ def log_metrics(metrics: dict) -> None:
             *(_fmt(r[s]) for s in SHOTS),
         )
     if metrics.get("holdout_warning"):
-        logging.warning("%s", metrics["holdout_warning"])
+        logging.info("%s", metrics["holdout_warning"])
+
+
+def format_summary(metrics: dict) -> str:
+    """The end-of-run report of launch.train: test accuracy, tau, outputs."""
+    header = f"{'test accuracy':34s}{'top-1':>9s}{'balanced':>10s}" + "".join(
+        f"{s:>9s}" for s in SHOTS
+    )
+    lines = [
+        f"{metrics['dataset']} {metrics['model']} mode={metrics['mode']} "
+        f"loss={metrics['loss']}: {metrics['epoch']} epochs, step "
+        f"{metrics['step']}",
+        header,
+        "-" * len(header),
+    ]
+    names = {
+        "raw": "raw logits",
+        "adjusted": "post-hoc",
+        "adjusted_tuned": "post-hoc, tau* (holdout)",
+    }
+    for key, title in names.items():
+        report = metrics["test"].get(key)
+        if report is None:
+            continue
+        if "tau" in report:
+            title = f"{title} tau={report['tau']:g}"
+        lines.append(
+            f"{title:34s}{report['top1']:9.4f}{report['balanced_accuracy']:10.4f}"
+            + "".join(f"{_fmt(report[s]):>9s}" for s in SHOTS)
+        )
+    if metrics.get("holdout_warning"):
+        lines.append(metrics["holdout_warning"])
+    lines.append(f"SavedModel: {metrics['export_dir']}")
+    return "\n".join(lines)
 
 
 def _fmt(value) -> str:
-    return "  n/a " if value is None else f"{value:.4f}"
+    return "n/a" if value is None else f"{value:.4f}"
 
 
 def plot_path(model_dir: str) -> str:
     return os.path.join(model_dir, "per_class_accuracy.png")
-
-
-def hms(seconds: float) -> str:
-    """`H:MM:SS` of a duration in seconds."""
-    seconds = int(seconds)
-    return f"{seconds // 3600:d}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"

@@ -94,10 +94,13 @@ class ExportSavedModelTest(TestCase):
         out = loaded.signatures[serving.SIGNATURE](
             images=tf.constant(self.images)
         )
-        self.assertEqual(set(out), {"logits", "probabilities", "classes"})
+        self.assertEqual(
+            set(out), {"logits", "raw_logits", "probabilities", "classes"}
+        )
         self.assertEqual(out["classes"].dtype, tf.int64)
         self.assertAllClose(out["logits"], self.raw, atol=1e-5)
-        self.assertAllClose(loaded.adjustment.numpy(), np.zeros(4))
+        self.assertAllClose(out["raw_logits"], self.raw, atol=1e-5)
+        self.assertAllClose(loaded.priors.numpy(), np.full([4], 0.25))
         self.assertAllClose(float(loaded.tau.numpy()), 0.0)
 
     def test_imagenet_preprocessing_accepts_any_size(self):
@@ -125,3 +128,67 @@ class ExportSavedModelTest(TestCase):
                 priors=[0.5, 0.5],
                 tau=1.0,
             )
+
+
+_BAD_INPUTS_SCRIPT = """
+import json, sys
+import numpy as np
+import tensorflow as tf
+serve = tf.saved_model.load(sys.argv[1]).signatures["serving_default"]
+cases = {
+    "no_batch_dim": np.zeros([32, 32, 3], np.uint8),
+    "28x28": np.zeros([1, 28, 28, 3], np.uint8),
+    "64x64": np.zeros([1, 64, 64, 3], np.uint8),
+    "1x1": np.zeros([1, 1, 1, 3], np.uint8),
+    "4_channels": np.zeros([1, 32, 32, 4], np.uint8),
+    "float32": np.zeros([1, 32, 32, 3], np.float32),
+    "rank5": np.zeros([1, 1, 32, 32, 3], np.uint8),
+}
+out = {}
+for name, images in cases.items():
+    try:
+        serve(images=tf.constant(images))
+        out[name] = "accepted"
+    except (tf.errors.InvalidArgumentError, ValueError, TypeError) as e:
+        out[name] = str(e)
+empty = serve(images=tf.zeros([0, 32, 32, 3], tf.uint8))
+out["empty"] = {k: v.shape.as_list() for k, v in empty.items()}
+print(json.dumps(out))
+"""
+
+
+class ServingInputTest(TestCase):
+    """A malformed request is an error for the caller, never an abort."""
+
+    def test_bad_requests_in_fresh_process(self):
+        export_dir = os.path.join(self.get_temp_dir(), "bad_inputs")
+        serving.export_saved_model(
+            _model(), export_dir, (32, 32, 3), "cifar", priors=PRIORS, tau=1.0
+        )
+        env = dict(
+            os.environ, TF_CPP_MIN_LOG_LEVEL="3", CUDA_VISIBLE_DEVICES=""
+        )
+        result = subprocess.run(
+            [sys.executable, "-c", _BAD_INPUTS_SCRIPT, export_dir],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            env=env,
+        )
+        # Before the checks, the image without a batch dimension aborted
+        # the process (SIGABRT in the oneDNN convolution).
+        self.assertEqual(result.returncode, 0, result.stderr[-2000:])
+        out = json.loads(result.stdout.strip().splitlines()[-1])
+        for name in ("no_batch_dim", "28x28", "64x64", "1x1", "4_channels",
+                     "rank5"):  # fmt: skip
+            self.assertIn("must be uint8 of shape [batch, 32, 32, 3]", out[name])
+        self.assertIn("uint8", out["float32"])
+        self.assertEqual(
+            out["empty"],
+            {
+                "logits": [0, 4],
+                "raw_logits": [0, 4],
+                "probabilities": [0, 4],
+                "classes": [0],
+            },
+        )

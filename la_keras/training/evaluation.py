@@ -7,7 +7,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from la_keras import metrics as metrics_lib
-from la_keras.adjustment import log_adjustment
+from la_keras.layers import LogitAdjustment
 
 DEFAULT_TAU_GRID = tuple(np.round(np.arange(0.0, 2.01, 0.25), 2).tolist())
 
@@ -15,6 +15,26 @@ DEFAULT_TAU_GRID = tuple(np.round(np.arange(0.0, 2.01, 0.25), 2).tolist())
 def _float_or_none(value) -> float | None:
     value = float(value)
     return None if np.isnan(value) else value
+
+
+def adjust_logits(logits, priors, tau, layer=None) -> np.ndarray:
+    """Post-hoc adjusted logits, through the `LogitAdjustment` layer.
+
+    The same layer (and so the same maths) as `LogitAdjustedModel` in
+    post-hoc mode and the exported SavedModel:
+    `logits - log(priors**tau + 1e-12)`.
+
+    Args:
+        logits: `[N, C]` raw logits.
+        priors: class priors or counts.
+        tau: the temperature.
+        layer: a `LogitAdjustment` layer to reuse (its tau is set).
+    """
+    if layer is None:
+        layer = LogitAdjustment(priors, tau=tau)
+    else:
+        layer.tau = tau
+    return np.asarray(layer(np.asarray(logits, np.float32)), np.float32)
 
 
 def classification_report(
@@ -32,7 +52,7 @@ def classification_report(
         labels: `[N]` integer labels.
         train_counts: per-class training counts (define the shot groups).
         adjustment: optional `[C]` vector subtracted from the logits first
-            (post-hoc logit adjustment, `log_adjustment(priors, tau)`).
+            (for post-hoc adjustment prefer `adjust_logits`).
         many_threshold: classes with more training images are many-shot.
         few_threshold: classes with fewer training images are few-shot.
 
@@ -70,9 +90,10 @@ def sweep_tau(
     labels: np.ndarray,
     priors: Sequence[float],
     taus: Sequence[float] = DEFAULT_TAU_GRID,
-    epsilon: float = 1e-12,
 ) -> list[dict]:
     """Post-hoc adjusted top-1 and balanced accuracy for each tau.
+
+    The logits are adjusted by one `LogitAdjustment` layer (`adjust_logits`).
 
     Returns:
         `[{"tau", "top1", "balanced_accuracy"}, ...]` in the order of `taus`.
@@ -81,8 +102,9 @@ def sweep_tau(
     labels = np.asarray(labels).reshape(-1)
     num_classes = logits.shape[-1]
     rows = []
+    layer = LogitAdjustment(priors, tau=0.0)
     for tau in taus:
-        adjusted = logits - log_adjustment(priors, tau, epsilon)
+        adjusted = adjust_logits(logits, priors, tau, layer)
         balanced = metrics_lib.BalancedAccuracy(num_classes)
         balanced.update_state(labels, adjusted)
         rows.append(

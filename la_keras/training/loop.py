@@ -1,162 +1,230 @@
-"""`Trainer`: a `strategy.run` training loop inside a `tf.function`."""
+"""`TrainingLoop`: the epoch loop, independent of the backend's step.
+
+The loop owns what every training needs around the step: epochs split in
+chunks of steps, the checkpoint cadence, resuming mid-epoch, stopping on a
+NaN loss, per-epoch loss hooks (LDAM's deferred re-weighting), a stop
+request (preemption), the progress bar and the TensorBoard scalars. The
+step itself is a *step runner*: any object with
+
+- `step` (int): the global step (`optimizer.iterations`);
+- `train_steps(iterator, num_steps) -> float`: runs `num_steps` steps and
+  returns the sum of their losses (NaN or inf if training diverged);
+- `train_accuracy`: a Keras metric of the steps since its last reset;
+- `learning_rate` (float): the current learning rate.
+
+`la_keras.training.Trainer` is the `tf.distribute` step runner.
+"""
 
 from __future__ import annotations
 
-import keras
+import math
+from collections.abc import Callable
+from collections.abc import Iterable
+from collections.abc import Iterator
+
 import numpy as np
-import tensorflow as tf
+from absl import logging
+
+from la_keras.training.progress import Progress
+from la_keras.training.progress import Summaries
+from la_keras.training.progress import hms
+
+
+class TrainingDivergedError(RuntimeError):
+    """The training loss became NaN or infinite."""
+
+
+class TrainingPreempted(RuntimeError):  # noqa: N818 - a signal, not a bug
+    """The run was asked to stop; it saved a checkpoint at `step` first."""
+
+    def __init__(self, step: int, checkpoint: str | None):
+        super().__init__(
+            f"Stopped at step {step} on request (preemption); checkpoint "
+            f"{checkpoint}. Rerun the same command to continue."
+        )
+        self.step = step
+        self.checkpoint = checkpoint
 
 
 def epoch_seed(seed: int, epoch: int) -> int:
     """The random seed of epoch `epoch`'s input pipeline, from the run seed.
 
-    Setting it with `tf.random.set_seed` right before building the epoch's
-    dataset makes its shuffling and augmentation a function of
-    `(seed, epoch)` only, so a run resumed in a new process sees the same
-    data order as an uninterrupted one.
+    Setting it right before building the epoch's dataset makes its
+    shuffling and augmentation a function of `(seed, epoch)` only, so a
+    run resumed in a new process sees the same data order as an
+    uninterrupted one.
     """
     mixed = np.random.SeedSequence([int(seed), int(epoch)]).generate_state(1)
     return int(mixed[0] % (2**31 - 1))
 
 
-class Predictor:
-    """Logits of a Keras model over a (distributed) dataset.
+class TrainingLoop:
+    """Trains a step runner for `epochs` epochs, resumable at any step.
 
     Args:
-        strategy: the strategy the model was built under.
-        model: a Keras model mapping images to logits.
+        runner: the step runner (see the module docstring).
+        train_data: `train_data(epoch, skip)` returns an iterator over the
+            epoch's batches with the first `skip` batches skipped.
+        steps_per_epoch: steps of one epoch.
+        epochs: epochs of the whole run.
+        save: `save(step, epoch)` writes a checkpoint at `step`, with
+            `epoch` complete epochs; returns its path.
+        checkpoint_every_steps: also save every N steps (0: per epoch only).
+        max_chunk_steps: at most this many steps per `train_steps` call
+            (how often a stop request or a NaN is noticed); 0: no bound.
+        epoch_hooks: objects with `on_epoch_begin(epoch)` (called before
+            every epoch, also the first one after a resume).
+        on_epoch_end: `on_epoch_end(epoch, step)` after every
+            `eval_every_epochs`-th epoch but the last (evaluation).
+        eval_every_epochs: see `on_epoch_end`.
+        stop_requested: returns True when the run must save and stop
+            (preemption); checked after every chunk.
+        progress: a `Progress` bar, or None.
+        summaries: a `Summaries` writer, or None.
     """
 
-    def __init__(self, strategy, model):
-        self.strategy = strategy
-        self.model = model
-        self._predict = tf.function(self._predict_fn, reduce_retracing=True)
+    def __init__(
+        self,
+        runner,
+        train_data: Callable[[int, int], Iterator],
+        steps_per_epoch: int,
+        epochs: int,
+        save: Callable[[int, int], str],
+        *,
+        checkpoint_every_steps: int = 0,
+        max_chunk_steps: int = 0,
+        epoch_hooks: Iterable = (),
+        on_epoch_end: Callable[[int, int], None] | None = None,
+        eval_every_epochs: int = 1,
+        stop_requested: Callable[[], bool] | None = None,
+        progress: Progress | None = None,
+        summaries: Summaries | None = None,
+    ):
+        self.runner = runner
+        self.train_data = train_data
+        self.steps_per_epoch = int(steps_per_epoch)
+        self.epochs = int(epochs)
+        self.save = save
+        self.checkpoint_every_steps = int(checkpoint_every_steps)
+        self.max_chunk_steps = int(max_chunk_steps)
+        self.epoch_hooks = [
+            h for h in epoch_hooks if hasattr(h, "on_epoch_begin")
+        ]
+        self.on_epoch_end = on_epoch_end
+        self.eval_every_epochs = max(1, int(eval_every_epochs))
+        self.stop_requested = stop_requested or (lambda: False)
+        self.progress = progress
+        self.summaries = summaries
+        self.last_checkpoint = None
 
-    def _predict_fn(self, images, labels):
-        def replica_fn(images, labels):
-            return self.model(images, training=False), labels
+    @property
+    def total_steps(self) -> int:
+        return self.epochs * self.steps_per_epoch
 
-        logits, labels = self.strategy.run(replica_fn, args=(images, labels))
-        return (
-            self.strategy.gather(logits, axis=0),
-            self.strategy.gather(labels, axis=0),
-        )
+    def _chunk(self, step: int, in_epoch: int) -> int:
+        chunk = self.steps_per_epoch - in_epoch
+        every = self.checkpoint_every_steps
+        if every:
+            chunk = min(chunk, every - step % every)
+        if self.max_chunk_steps:
+            chunk = min(chunk, self.max_chunk_steps)
+        return chunk
 
-    def predict(self, dataset) -> tuple[np.ndarray, np.ndarray]:
-        """Logits and labels over a (distributed) `(images, labels)` dataset.
+    def _save(self, step: int, epoch: int) -> None:
+        self.last_checkpoint = self.save(step, epoch)
 
-        Every worker gets all logits and labels (`strategy.gather`).
+    def run(self) -> int:
+        """Trains from the runner's current step to the end; returns it.
 
-        Returns:
-            `(logits [N, C] float32, labels [N] int64)` numpy arrays.
+        Raises:
+            TrainingDivergedError: the loss became NaN or infinite; the last
+                good checkpoint is kept.
+            TrainingPreempted: `stop_requested()` became true; a checkpoint
+                of the current step was saved first.
         """
-        all_logits, all_labels = [], []
-        for images, labels in dataset:
-            logits, labels = self._predict(images, labels)
-            all_logits.append(logits.numpy())
-            all_labels.append(labels.numpy().reshape(-1))
-        if not all_logits:
-            raise ValueError("The evaluation dataset is empty.")
-        return (
-            np.concatenate(all_logits).astype(np.float32),
-            np.concatenate(all_labels).astype(np.int64),
-        )
+        step = self.runner.step
+        if self.progress is not None:
+            self.progress.start(step)
+        while step < self.total_steps:
+            step = self._run_epoch(step)
+        if self.progress is not None:
+            self.progress.finish(step)
+        return step
 
-
-class Trainer:
-    """Trains and evaluates a Keras model with a `tf.distribute` strategy.
-
-    The per-replica step computes the Keras loss (whose
-    "sum_over_batch_size" reduction already divides by
-    `num_replicas_in_sync` inside `strategy.run`, so summing it over
-    replicas gives the global-batch mean) plus the model's regularization
-    losses divided by `num_replicas_in_sync` (each replica holds the full
-    penalty), and applies the gradients with `optimizer.apply_gradients`,
-    which all-reduces them (sum) across replicas.
-
-    Create the strategy first and build `model`, `loss` and `optimizer`
-    inside `strategy.scope()` before creating the `Trainer`.
-
-    Args:
-        strategy: the `tf.distribute.Strategy` the model was built under.
-        model: a Keras model mapping images to logits.
-        loss: a Keras loss taking `(labels, logits)`.
-        optimizer: a Keras optimizer.
-        jit_compile: compile the forward and backward pass with XLA.
-    """
-
-    def __init__(self, strategy, model, loss, optimizer, *, jit_compile=False):
-        self.strategy = strategy
-        self.model = model
-        self.loss = loss
-        self.optimizer = optimizer
-        self.jit_compile = bool(jit_compile)
-        with strategy.scope():
-            self.train_accuracy = keras.metrics.SparseCategoricalAccuracy(
-                name="train_accuracy"
-            )
-            self.optimizer.build(model.trainable_variables)
-        self._gradients = tf.function(
-            self._replica_gradients, jit_compile=self.jit_compile
-        )
-        self._train_loop = tf.function(self._train_loop_fn)
-        self.predictor = Predictor(strategy, model)
-
-    def predict(self, dataset) -> tuple[np.ndarray, np.ndarray]:
-        """See `Predictor.predict`."""
-        return self.predictor.predict(dataset)
-
-    @property
-    def step(self) -> int:
-        """The global step (`optimizer.iterations`) as a Python int."""
-        return int(np.asarray(self.optimizer.iterations.numpy()))
-
-    @property
-    def learning_rate(self) -> float:
-        """The optimizer's current learning rate as a Python float."""
-        return float(np.asarray(self.optimizer.learning_rate))
-
-    def _replica_gradients(self, images, labels):
-        with tf.GradientTape() as tape:
-            logits = self.model(images, training=True)
-            loss = self.loss(labels, logits)
-            regularization = self.model.losses
-            if regularization:
-                loss += tf.add_n(regularization) / tf.cast(
-                    self.strategy.num_replicas_in_sync, loss.dtype
+    def _run_epoch(self, step: int) -> int:
+        epoch, in_epoch = divmod(step, self.steps_per_epoch)
+        for hook in self.epoch_hooks:
+            hook.on_epoch_begin(epoch)
+        iterator = self.train_data(epoch, in_epoch)
+        self.runner.train_accuracy.reset_state()
+        first_step, loss_sum = step, 0.0
+        while in_epoch < self.steps_per_epoch:
+            chunk = self._chunk(step, in_epoch)
+            chunk_loss = self.runner.train_steps(iterator, chunk)
+            if not math.isfinite(chunk_loss):
+                raise TrainingDivergedError(
+                    f"Training loss is {chunk_loss} between steps {step} and "
+                    f"{step + chunk} (epoch {epoch}); stopped. The last good "
+                    f"checkpoint ({self.last_checkpoint or 'none'}) is kept. "
+                    "Lower --base_learning_rate or check the data."
                 )
-        variables = self.model.trainable_variables
-        return loss, logits, tape.gradient(loss, variables)
+            step += chunk
+            in_epoch += chunk
+            loss_sum += chunk_loss
+            if self.progress is not None:
+                self.progress.update(step, chunk_loss / chunk)
+            if self.summaries is not None:
+                self.summaries.write(
+                    self.summaries.train,
+                    {"batch loss": chunk_loss / chunk},
+                    step,
+                )
+            every = self.checkpoint_every_steps
+            if in_epoch < self.steps_per_epoch:
+                if every and step % every == 0:
+                    self._save(step, epoch)
+                if self.stop_requested():
+                    self._stop(step, epoch)
+        self._save(step, epoch + 1)
+        self._end_epoch(epoch, step, loss_sum / max(step - first_step, 1))
+        if self.stop_requested() and step < self.total_steps:
+            self._stop(step, epoch + 1, saved=True)
+        return step
 
-    def _replica_step(self, images, labels):
-        loss, logits, grads = self._gradients(images, labels)
-        self.optimizer.apply_gradients(
-            zip(grads, self.model.trainable_variables, strict=True)
-        )
-        self.train_accuracy.update_state(labels, logits)
-        return loss
+    def _stop(self, step: int, epoch: int, saved: bool = False) -> None:
+        if not saved and (
+            self.last_checkpoint is None
+            or not self.last_checkpoint.endswith(f"-{step}")
+        ):
+            self._save(step, epoch)
+        raise TrainingPreempted(step, self.last_checkpoint)
 
-    def _train_loop_fn(self, iterator, num_steps):
-        total = tf.constant(0.0)
-        for _ in tf.range(num_steps):
-            images, labels = next(iterator)
-            per_replica = self.strategy.run(
-                self._replica_step, args=(images, labels)
+    def _end_epoch(self, epoch: int, step: int, mean_loss: float) -> None:
+        accuracy = float(self.runner.train_accuracy.result())
+        if self.summaries is not None:
+            self.summaries.write(
+                self.summaries.train,
+                {
+                    "accuracy": accuracy,
+                    "learning rate": self.runner.learning_rate,
+                },
+                step,
             )
-            total += self.strategy.reduce(
-                tf.distribute.ReduceOp.SUM, per_replica, axis=None
-            )
-        return total
-
-    def train_steps(self, iterator, num_steps: int) -> float:
-        """Runs `num_steps` steps from a distributed iterator.
-
-        Returns:
-            The sum over steps of the global-batch training loss
-            (regularization included), as a Python float; NaN or inf when
-            the training diverged.
-        """
-        total = self._train_loop(
-            iterator, tf.constant(int(num_steps), tf.int32)
-        )
-        return float(total.numpy())
+        remaining = self.total_steps - step
+        eta = ""
+        if self.progress is not None:
+            rate = self.progress.images_per_second(step)
+            if rate > 0:
+                seconds = remaining * self.progress.batch_size / rate
+                eta = f"  {rate:.1f} images/s  ETA {hms(seconds)}"
+        logging.info(
+            "epoch %d/%d step %d: loss %.4f  train acc %.4f%s",
+            epoch + 1, self.epochs, step, mean_loss, accuracy, eta,
+        )  # fmt: skip
+        last = step >= self.total_steps
+        if (
+            self.on_epoch_end is not None
+            and not last
+            and (epoch + 1) % self.eval_every_epochs == 0
+        ):
+            self.on_epoch_end(epoch, step)

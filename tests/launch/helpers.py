@@ -19,6 +19,7 @@ SMOKE_FLAGS = dict(
     epochs=2,
     warmup_epochs=1.0,
     base_learning_rate=0.05,
+    holdout_fraction=0.1,
 )
 
 
@@ -38,7 +39,8 @@ def smoke_args(model_dir, **overrides):
         SMOKE_FLAGS, model_dir=model_dir, tb_log_dir=f"{model_dir}/log"
     )
     values.update(overrides)
-    args = []
+    # INFO logs on: the tests read the epoch and resume lines.
+    args = ["--verbosity=0"]
     for name, value in values.items():
         if isinstance(value, bool):
             args.append(f"--{name}" if value else f"--no{name}")

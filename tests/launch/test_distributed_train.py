@@ -6,7 +6,7 @@ import re
 import socket
 import time
 
-from launch import common
+from la_keras.training.checkpoints import checkpoint_dir
 from tests.launch import helpers
 from tests.test_case import TestCase
 
@@ -84,7 +84,7 @@ class MultiWorkerTrainTest(TestCase):
         # Only the chief wrote into model_dir.
         steps = sorted(
             name
-            for name in os.listdir(common.checkpoint_dir(model_dir))
+            for name in os.listdir(checkpoint_dir(model_dir))
             if name.endswith(".index")
         )
         self.assertEqual(steps, ["ckpt-18.index", "ckpt-9.index"])

@@ -8,6 +8,7 @@ from absl import flags
 from absl.testing import flagsaver
 
 from launch import common
+from launch.config import RunConfig
 from launch import train
 from tests.launch import helpers
 from tests.test_case import TestCase
@@ -34,7 +35,12 @@ class ValidatorTest(TestCase):
         self.assert_rejected("--loss=nope", "Known losses: .*crossentropy")
 
     def test_bad_values(self):
-        self.assert_rejected("--tau=-0.5", "--tau must be >= 0")
+        self.assert_rejected("--tau=-0.5", "--tau must be a finite float >= 0")
+        self.assert_rejected("--tau=inf", "--tau must be a finite float >= 0")
+        self.assert_rejected("--tau=nan", "--tau must be a finite float >= 0")
+        self.assert_rejected("--tau_grid=0,inf", "tau_grid")
+        self.assert_rejected("--base_learning_rate=nan", "finite")
+        self.assert_rejected("--ratio=0.5", "--ratio must be a finite float >= 1")
         self.assert_rejected("--tau_grid=0,x", "tau_grid")
         self.assert_rejected(
             "--train_batch_size=0", "train_batch_size must be >= 1"
@@ -59,16 +65,32 @@ class UsageErrorTest(TestCase):
         with flagsaver.flagsaver(
             **dict(helpers.SMOKE_FLAGS, train_batch_size=5)
         ):
-            config = common.resolve_config(FLAGS)
+            config = RunConfig.from_flags(FLAGS)
         with self.assertRaisesRegex(
             app.UsageError, "--train_batch_size=5 is not divisible by the 2"
         ):
             train.build_datasets(config, num_replicas=2)
 
-    def test_dataset_without_schedule_needs_epochs(self):
+    def test_dataset_without_schedule_gets_the_default(self):
+        # Any dataset trains with defaults: DEFAULT_EPOCHS epochs and the
+        # official CIFAR-10-LT schedule scaled to them.
+        from la_keras import schedules
+
         with flagsaver.flagsaver(dataset="mnist_lt"):
-            with self.assertRaisesRegex(app.UsageError, "pass --epochs"):
-                common.resolve_config(FLAGS)
+            config = RunConfig.from_flags(FLAGS)
+        self.assertEqual(config.schedule.epochs, schedules.DEFAULT_EPOCHS)
+        official = schedules.OFFICIAL_SCHEDULES["cifar10-lt"]
+        factor = schedules.DEFAULT_EPOCHS / official["epochs"]
+        self.assertAllClose(
+            [e for _, e in config.schedule.schedule],
+            [e * factor for _, e in official["schedule"]],
+        )
+        with flagsaver.flagsaver(dataset="tfds:fashion_mnist", epochs=10):
+            config = RunConfig.from_flags(FLAGS)
+        self.assertEqual(config.schedule.epochs, 10)
+        self.assertAllClose(
+            config.schedule.schedule[0][1], 20 * 10 / official["epochs"]
+        )
 
     def test_bad_schedule(self):
         with flagsaver.flagsaver(
@@ -77,14 +99,14 @@ class UsageErrorTest(TestCase):
             lr_decay_multipliers=[],
         ):
             with self.assertRaisesRegex(app.UsageError, "same length"):
-                common.resolve_config(FLAGS)
+                RunConfig.from_flags(FLAGS)
 
     def test_tpu_unreachable(self):
         resolver = mock.Mock(side_effect=ValueError("no TPU here"))
         with flagsaver.flagsaver(
             **helpers.SMOKE_FLAGS, strategy="tpu", tpu="x"
         ):
-            config = common.resolve_config(FLAGS)
+            config = RunConfig.from_flags(FLAGS)
         with mock.patch.object(
             tf.distribute.cluster_resolver, "TPUClusterResolver", resolver
         ):
@@ -97,7 +119,7 @@ class UsageErrorTest(TestCase):
         with flagsaver.flagsaver(
             dataset="cifar10-lt", data_home=self.get_temp_dir(), epochs=1
         ):
-            config = common.resolve_config(FLAGS)
+            config = RunConfig.from_flags(FLAGS)
         with self.assertRaisesRegex(app.UsageError, "--dataset=cifar10-lt"):
             train.build_datasets(config, num_replicas=1)
 
@@ -146,29 +168,32 @@ class PresetTest(TestCase):
             path = f"{helpers.REPO}/launch/configs/{cfg}.cfg"
             with flagsaver.flagsaver():
                 FLAGS(["prog", f"--flagfile={path}"])
-                config = common.resolve_config(FLAGS)
+                config = RunConfig.from_flags(FLAGS)
             official = schedules.OFFICIAL_SCHEDULES[name]
-            self.assertEqual(config["dataset"], name)
-            self.assertEqual(config["epochs"], official["epochs"])
+            self.assertEqual(config.data.dataset, name)
+            self.assertEqual(config.schedule.epochs, official["epochs"])
             self.assertEqual(
-                [tuple(p) for p in config["schedule"]],
+                [tuple(p) for p in config.schedule.schedule],
                 [(float(m), float(e)) for m, e in official["schedule"]],
             )
-            self.assertEqual(config["train_batch_size"], 128)
-            self.assertEqual(config["model"], "official_resnet32")
-            self.assertTrue(config["nesterov"])
-            self.assertEqual(config["momentum"], 0.9)
+            self.assertEqual(config.data.train_batch_size, 128)
+            self.assertEqual(config.model, "official_resnet32")
+            self.assertTrue(config.schedule.nesterov)
+            self.assertEqual(config.schedule.momentum, 0.9)
+            # The official recipe trains on the whole long-tailed set.
+            self.assertEqual(config.data.holdout_fraction, 0.0)
 
     def test_official_defaults_without_flagfile(self):
         with flagsaver.flagsaver(dataset="cifar10_lt"):
-            config = common.resolve_config(FLAGS)
-        self.assertEqual(config["epochs"], 1241)
-        self.assertEqual(config["schedule"][0], [1.0, 20])
-        self.assertEqual(config["loss"], "crossentropy")
-        self.assertEqual(config["holdout_fraction"], 0.1)
+            config = RunConfig.from_flags(FLAGS)
+        self.assertEqual(config.schedule.epochs, 1241)
+        self.assertEqual(config.schedule.schedule[0], (1.0, 20))
+        self.assertEqual(config.loss, "crossentropy")
+        # The TFDS twin of the official set trains on all of it too.
+        self.assertEqual(config.data.holdout_fraction, 0.0)
         with flagsaver.flagsaver(dataset="cifar100-lt", mode="loss"):
-            config = common.resolve_config(FLAGS)
-        self.assertEqual(config["loss"], "logit_adjusted")
+            config = RunConfig.from_flags(FLAGS)
+        self.assertEqual(config.loss, "logit_adjusted")
         # The official TFRecords: train on all of them, read from data_home.
-        self.assertEqual(config["holdout_fraction"], 0.0)
-        self.assertEqual(config["dataset_dir"], "logit_adjustment/data")
+        self.assertEqual(config.data.holdout_fraction, 0.0)
+        self.assertEqual(config.data.dataset_dir, "logit_adjustment/data")

@@ -9,7 +9,7 @@ import time
 import numpy as np
 import tensorflow as tf
 
-from launch import common
+from la_keras.training.checkpoints import checkpoint_dir
 from tests.launch import helpers
 from tests.test_case import TestCase
 
@@ -32,14 +32,14 @@ def _args(model_dir):
 
 def _checkpoint_steps(model_dir):
     paths = glob.glob(
-        os.path.join(common.checkpoint_dir(model_dir), "ckpt-*.index")
+        os.path.join(checkpoint_dir(model_dir), "ckpt-*.index")
     )
     return sorted(int(re.search(r"ckpt-(\d+)", p).group(1)) for p in paths)
 
 
 def _variables(model_dir):
     reader = tf.train.load_checkpoint(
-        tf.train.latest_checkpoint(common.checkpoint_dir(model_dir))
+        tf.train.latest_checkpoint(checkpoint_dir(model_dir))
     )
     return {
         name: reader.get_tensor(name)

@@ -9,7 +9,10 @@ from absl import flags
 from absl.testing import flagsaver
 
 from la_keras.adjustment import log_adjustment
+from la_keras.training import TrainingDivergedError
+from la_keras.training.checkpoints import checkpoint_dir
 from launch import common
+from launch.config import RunConfig
 from launch import evaluate
 from launch import export
 from launch import train
@@ -111,7 +114,7 @@ class TrainRunTest(TestCase):
         )
 
     def test_saved_model_matches_checkpoint(self):
-        config = common.read_flags_json(self.model_dir)
+        config = RunConfig.read(self.model_dir)
         model, info, _ = common.restore_model(config)
         loaded = tf.saved_model.load(os.path.join(self.model_dir, "export"))
         self.assertAllClose(
@@ -132,7 +135,7 @@ class TrainRunTest(TestCase):
         self.assertAllEqual(served["classes"], np.argmax(adjusted, -1))
 
     def test_rerun_resumes_instead_of_restarting(self):
-        ckpt_dir = common.checkpoint_dir(self.model_dir)
+        ckpt_dir = checkpoint_dir(self.model_dir)
         before = tf.train.latest_checkpoint(ckpt_dir)
         with flagsaver.flagsaver(**self.overrides):
             metrics = train.run(FLAGS)
@@ -187,10 +190,10 @@ class DivergenceTest(TestCase):
         )
         with flagsaver.flagsaver(**overrides):
             with self.assertRaisesRegex(
-                train.TrainingDivergedError, "loss is (nan|inf)"
+                TrainingDivergedError, "loss is (nan|inf)"
             ):
                 train.run(FLAGS)
-        latest = tf.train.latest_checkpoint(common.checkpoint_dir(model_dir))
+        latest = tf.train.latest_checkpoint(checkpoint_dir(model_dir))
         self.assertIsNotNone(latest)
         reader = tf.train.load_checkpoint(latest)
         step = int(latest.rsplit("-", 1)[1])

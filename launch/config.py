@@ -1,0 +1,430 @@
+"""The typed run configuration: `RunConfig`, `DataConfig`, `ScheduleConfig`.
+
+A run's configuration is resolved once from the flags
+(`RunConfig.from_flags`), written next to its checkpoints as `flags.json`
+(flat, one key per flag plus the resolved `schedule` and `dataset_dir`) and
+read back by `launch.evaluate`, `launch.export` and `launch.reproduce`
+(`RunConfig.read`). `DataConfig` builds every split's dataset, so the
+dataset construction exists once.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+
+from absl import app
+from absl import logging
+
+from la_keras import datasets
+from la_keras import schedules
+from launch import common_flags
+from launch import outputs
+
+# Datasets whose official TFRecords and base_probs live in --data_home.
+# (`cifar10-lt` reads the official files; `cifar10_lt`, one character
+# apart, derives the same long-tailed set from TFDS cifar10.)
+OFFICIAL_DATASETS = ("cifar10-lt", "cifar100-lt")
+# Datasets with a holdout split of their own (used when holdout_fraction=0).
+OWN_HOLDOUT = ("imagenet_lt",)
+# Flags that must not change when a run resumes from its checkpoints.
+RESUME_KEYS = ("dataset", "model", "train_batch_size", "mode", "loss", "seed")
+
+
+@dataclasses.dataclass(frozen=True)
+class DataConfig:
+    """Which data a run reads, and how it is batched.
+
+    Args:
+        dataset: a name of `la_keras.datasets.names()` or `tfds:<name>`.
+        data_home: folder of the official TFRecords (`cifar10-lt`,
+            `cifar100-lt`).
+        data_dir: TFDS data_dir of the TFDS-backed datasets.
+        ratio, profile, holdout_fraction, seed: as for
+            `la_keras.datasets.load`.
+        train_batch_size, test_batch_size: global batch sizes.
+    """
+
+    dataset: str = "cifar10-lt"
+    data_home: str = "logit_adjustment/data"
+    data_dir: str | None = None
+    ratio: float = 100.0
+    profile: str = "exp"
+    holdout_fraction: float = 0.0
+    seed: int = 0
+    train_batch_size: int = 128
+    test_batch_size: int = 100
+
+    @property
+    def dataset_dir(self) -> str | None:
+        """Where the dataset reads from: data_home or the TFDS data_dir."""
+        if self.dataset in OFFICIAL_DATASETS:
+            return self.data_home
+        return self.data_dir
+
+    @property
+    def has_holdout(self) -> bool:
+        return self.holdout_fraction > 0 or self.dataset in OWN_HOLDOUT
+
+    @property
+    def eval_splits(self) -> tuple[str, ...]:
+        return ("test", "holdout") if self.has_holdout else ("test",)
+
+    def _load_kwargs(self) -> dict:
+        return dict(
+            ratio=self.ratio,
+            profile=self.profile,
+            holdout_fraction=self.holdout_fraction,
+            seed=self.seed,
+        )
+
+    def builder(self, split: str) -> datasets.DatasetBuilder:
+        """The `DatasetBuilder` of `split`: train shuffles and augments."""
+        training = split == "train"
+        batch = self.train_batch_size if training else self.test_batch_size
+        try:
+            return datasets.DatasetBuilder(
+                self.dataset,
+                split,
+                batch,
+                training,
+                self.dataset_dir,
+                **self._load_kwargs(),
+            )
+        except (ValueError, FileNotFoundError) as e:
+            raise app.UsageError(f"--dataset={self.dataset}: {e}") from e
+
+    def builders(self) -> dict[str, datasets.DatasetBuilder]:
+        """Builders of train and every evaluation split."""
+        return {s: self.builder(s) for s in ("train", *self.eval_splits)}
+
+    def raw_split(self, split: str):
+        """`(uint8 images, labels)` batches of `split`, not preprocessed."""
+        return self.load(split)[0].batch(self.test_batch_size)
+
+    def load(self, split: str = "train"):
+        """`la_keras.datasets.load` of `split`: `(dataset, info)`."""
+        try:
+            return datasets.load(
+                self.dataset, split, self.dataset_dir, **self._load_kwargs()
+            )
+        except (ValueError, FileNotFoundError) as e:
+            raise app.UsageError(f"--dataset={self.dataset}: {e}") from e
+
+
+@dataclasses.dataclass(frozen=True)
+class ScheduleConfig:
+    """Epochs, learning-rate schedule and SGD settings.
+
+    Args:
+        epochs: training epochs.
+        schedule: `(multiplier, start_epoch)` pairs of
+            `la_keras.schedules.WarmupStepSchedule`; the first ends the
+            linear warm-up.
+        base_learning_rate, momentum, nesterov: SGD.
+    """
+
+    epochs: int
+    schedule: tuple
+    base_learning_rate: float = 0.1
+    momentum: float = 0.9
+    nesterov: bool = True
+
+    def optimizer(self, steps_per_epoch: int):
+        import keras
+
+        learning_rate = schedules.WarmupStepSchedule(
+            self.base_learning_rate, steps_per_epoch, self.schedule
+        )
+        return keras.optimizers.SGD(
+            learning_rate, momentum=self.momentum, nesterov=self.nesterov
+        )
+
+
+@dataclasses.dataclass(frozen=True)
+class RunConfig:
+    """Everything `launch.train` needs; the same object for every entry point.
+
+    Args:
+        data: the `DataConfig`.
+        schedule: the `ScheduleConfig`.
+        model: a name of `la_keras.models.registry`.
+        weight_decay: L2 factor inside the model.
+        mode: "baseline", "posthoc" or "loss".
+        loss: a name of `la_keras.losses.names()`.
+        loss_options: `{flag: value}` of the loss hyperparameter flags set.
+        tau: the adjustment temperature; tau_grid: taus tried on holdout.
+        model_dir, tb_log_dir, export_dir: outputs.
+        strategy, tpu, num_logical_cpus: distribution.
+        jit_compile: XLA for the train step (resolved: True or False).
+        deterministic, checkpoint_every_steps, keep_checkpoints,
+        eval_every_epochs: see the flags of the same names.
+    """
+
+    data: DataConfig
+    schedule: ScheduleConfig
+    model: str = "official_resnet32"
+    weight_decay: float = 1e-4
+    mode: str = "posthoc"
+    loss: str = "crossentropy"
+    loss_options: dict = dataclasses.field(default_factory=dict)
+    tau: float = 1.0
+    tau_grid: tuple = (0.0, 0.25, 0.5, 0.75, 1.0, 1.25, 1.5, 1.75, 2.0)
+    model_dir: str = "logit_adjustment/model"
+    tb_log_dir: str = "logit_adjustment/log"
+    export_dir: str = ""
+    strategy: str = "auto"
+    tpu: str | None = None
+    num_logical_cpus: int = 0
+    jit_compile: bool = False
+    deterministic: bool = False
+    checkpoint_every_steps: int = 0
+    keep_checkpoints: int = 3
+    eval_every_epochs: int = 1
+
+    # -- building the run's parts -------------------------------------------
+
+    def build_model(self, num_classes: int, image_shape):
+        from la_keras.models import registry
+
+        try:
+            return registry.build(
+                self.model, num_classes, image_shape, self.weight_decay
+            )
+        except ValueError as e:
+            raise app.UsageError(f"--model={self.model}: {e}") from e
+
+    def loss_kwargs(self) -> dict:
+        """The hyperparameters of `loss` given by loss flags."""
+        kwargs = {"tau": self.tau} if self.loss == "logit_adjusted" else {}
+        for flag, value in self.loss_options.items():
+            keyword, losses = common_flags.LOSS_FLAGS[flag]
+            if self.loss not in losses:
+                raise app.UsageError(
+                    f"--{flag} applies to --loss={' / '.join(losses)}, not "
+                    f"--loss={self.loss}."
+                )
+            kwargs[keyword] = value
+        return kwargs
+
+    def build_loss(self, info):
+        """`la_keras.losses.build(loss, counts, **loss_kwargs)`.
+
+        The class counts are the training set's (`info.train_counts`): the
+        effective-number weights of class_balanced and DRW depend on
+        absolute counts. The prior-based losses (logit_adjusted,
+        balanced_softmax) get `info.priors`, which for the official
+        TFRecord sets are the release's base_probs.
+        """
+        from la_keras import losses as losses_lib
+
+        counts = info.train_counts
+        if (
+            self.loss in ("logit_adjusted", "balanced_softmax")
+            or counts is None
+        ):
+            counts = info.priors
+        try:
+            return losses_lib.build(self.loss, counts, **self.loss_kwargs())
+        except ValueError as e:
+            raise app.UsageError(f"--loss={self.loss}: {e}") from e
+
+    # -- flags and JSON ------------------------------------------------------
+
+    @classmethod
+    def from_flags(cls, flags_obj) -> RunConfig:
+        """Resolves the flags once; UsageError on conflicts."""
+        return cls.from_dict(_resolve_flags(flags_obj))
+
+    def to_dict(self) -> dict:
+        """The flat, JSON-ready form written as flags.json."""
+        flat = {
+            f.name: getattr(self, f.name)
+            for f in dataclasses.fields(self)
+            if f.name not in ("data", "schedule", "loss_options")
+        }
+        flat.update(dataclasses.asdict(self.data))
+        flat.update(dataclasses.asdict(self.schedule))
+        flat.update({k: None for k in common_flags.LOSS_FLAGS})
+        flat.update(self.loss_options)
+        flat["schedule"] = [list(pair) for pair in self.schedule.schedule]
+        flat["tau_grid"] = list(self.tau_grid)
+        flat["dataset_dir"] = self.data.dataset_dir
+        return flat
+
+    @classmethod
+    def from_dict(cls, flat: dict) -> RunConfig:
+        """Inverse of `to_dict`; unknown keys are ignored, missing defaulted."""
+
+        def pick(klass):
+            names = {f.name for f in dataclasses.fields(klass)}
+            return {k: v for k, v in flat.items() if k in names}
+
+        schedule = dict(pick(ScheduleConfig))
+        schedule["schedule"] = tuple(
+            (float(m), float(e)) for m, e in flat["schedule"]
+        )
+        run = pick(cls)
+        for key in ("data", "schedule", "loss_options"):
+            run.pop(key, None)
+        run["tau_grid"] = tuple(float(t) for t in run.get("tau_grid", ()))
+        if not run["tau_grid"]:
+            run.pop("tau_grid")
+        options = {
+            k: flat[k]
+            for k in common_flags.LOSS_FLAGS
+            if flat.get(k) is not None
+        }
+        config = cls(
+            data=DataConfig(**pick(DataConfig)),
+            schedule=ScheduleConfig(**schedule),
+            loss_options=options,
+            **run,
+        )
+        if not config.export_dir:
+            config = dataclasses.replace(
+                config, export_dir=os.path.join(config.model_dir, "export")
+            )
+        return config
+
+    def replace(self, **changes) -> RunConfig:
+        """A copy with run, data or schedule fields changed by name."""
+        data = {
+            k: changes.pop(k)
+            for k in list(changes)
+            if k in {f.name for f in dataclasses.fields(DataConfig)}
+        }
+        config = dataclasses.replace(
+            self, data=dataclasses.replace(self.data, **data)
+        )
+        return dataclasses.replace(config, **changes)
+
+    def write(self, directory: str, flags_obj=None) -> None:
+        """Writes flags.json (resolved) and flags.txt (a --flagfile)."""
+        lines = []
+        if flags_obj is not None:
+            for name in self.to_dict():
+                if name in flags_obj and flags_obj[name].value is not None:
+                    lines.append(flags_obj[name].serialize())
+        outputs.write_text(
+            os.path.join(directory, "flags.txt"), "\n".join(lines) + "\n"
+        )
+        outputs.write_json(
+            os.path.join(directory, "flags.json"), self.to_dict()
+        )
+
+    @classmethod
+    def read(cls, model_dir: str) -> RunConfig:
+        """The config of the launch.train run in `model_dir`."""
+        path = os.path.join(model_dir, "flags.json")
+        try:
+            with open(path) as f:
+                flat = json.load(f)
+        except FileNotFoundError:
+            raise app.UsageError(
+                f"{path} not found: --model_dir must be the model_dir of a "
+                "launch.train run."
+            ) from None
+        except (OSError, ValueError) as e:
+            raise app.UsageError(f"{path} cannot be read: {e}") from e
+        return cls.from_dict(dict(flat, model_dir=model_dir))
+
+    def check_resume(self, has_checkpoint: bool) -> None:
+        """Refuses to resume a run whose defining flags changed."""
+        path = os.path.join(self.model_dir, "flags.json")
+        if not has_checkpoint or not os.path.exists(path):
+            return
+        previous = RunConfig.read(self.model_dir).to_dict()
+        current = self.to_dict()
+        changed = {
+            k: (previous.get(k), current[k])
+            for k in RESUME_KEYS
+            if previous.get(k) != current[k]
+        }
+        if changed:
+            raise app.UsageError(
+                f"--model_dir={self.model_dir} holds checkpoints of a run "
+                f"with other flags {changed} (previous, now). Use a new "
+                "--model_dir."
+            )
+
+
+# Flags copied as they are into the flat config.
+_PLAIN_FLAGS = (
+    "dataset", "data_home", "data_dir", "ratio", "profile", "seed",
+    "train_batch_size", "test_batch_size", "holdout_fraction", "mode", "tau",
+    "tb_log_dir", "model_dir", "export_dir", "strategy", "tpu", "model",
+    "loss", "base_learning_rate", "momentum", "nesterov", "weight_decay",
+    "deterministic", "checkpoint_every_steps", "keep_checkpoints",
+    "eval_every_epochs", "num_logical_cpus",
+)  # fmt: skip
+
+
+def _resolve_flags(flags_obj) -> dict:
+    """The flat config of `flags_obj`, defaults that depend on others resolved."""
+    flat = {name: getattr(flags_obj, name) for name in _PLAIN_FLAGS}
+    flat.update({k: getattr(flags_obj, k) for k in common_flags.LOSS_FLAGS})
+    if flat["loss"] is None:
+        flat["loss"] = default_loss(flat["mode"])
+    elif flat["mode"] != "loss" and flat["loss"] != "crossentropy":
+        logging.warning(
+            "--mode=%s trains with --loss=%s; the official %s mode trains with "
+            "plain cross-entropy.",
+            flat["mode"], flat["loss"], flat["mode"],
+        )  # fmt: skip
+    if flat["holdout_fraction"] is None:
+        flat["holdout_fraction"] = 0.0
+    flat["tau_grid"] = [float(t) for t in flags_obj.tau_grid]
+    flat.update(_resolve_schedule(flags_obj))
+    flat["jit_compile"] = _resolve_jit(flags_obj.jit_compile, flat["strategy"])
+    if not flat["export_dir"]:
+        flat["export_dir"] = os.path.join(flat["model_dir"], "export")
+    return flat
+
+
+def _resolve_schedule(flags_obj) -> dict:
+    given = (
+        flags_obj.warmup_epochs is not None
+        or flags_obj.lr_decay_epochs is not None
+    )
+    if not given:
+        default = schedules.default_schedule(
+            flags_obj.dataset, flags_obj.epochs
+        )
+        return {
+            "epochs": default["epochs"],
+            "schedule": [list(p) for p in default["schedule"]],
+        }
+    try:
+        schedule = schedules.parse_schedule(
+            flags_obj.warmup_epochs or 0.0,
+            flags_obj.lr_decay_epochs or [],
+            flags_obj.lr_decay_multipliers or [],
+        )
+    except ValueError as e:
+        raise app.UsageError(str(e)) from e
+    epochs = flags_obj.epochs
+    if epochs is None:
+        epochs = schedules.default_schedule(flags_obj.dataset)["epochs"]
+    return {"epochs": epochs, "schedule": [list(p) for p in schedule]}
+
+
+def _resolve_jit(value: bool | None, strategy: str) -> bool:
+    """--jit_compile; unset: on for GPU and TPU, off on CPU.
+
+    Measured with `bench/bench_train.py`: XLA-compiled steps train the
+    ResNets about 40% slower on a 2-core CPU, and faster on accelerators.
+    """
+    if value is not None:
+        return bool(value)
+    if strategy == "tpu":
+        return True
+    import tensorflow as tf
+
+    return bool(tf.config.list_physical_devices("GPU"))
+
+
+def default_loss(mode: str) -> str:
+    """The official loss of `mode`: logit_adjusted for loss, else CE."""
+    return "logit_adjusted" if mode == "loss" else "crossentropy"
