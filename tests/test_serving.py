@@ -10,8 +10,8 @@ import numpy as np
 import tensorflow as tf
 
 from la_keras import serving
-from la_keras.datasets import preprocess_images
 from la_keras.adjustment import log_adjustment
+from la_keras.datasets import preprocess_images
 from tests.test_case import TestCase
 
 PRIORS = np.array([0.6, 0.3, 0.08, 0.02])
@@ -181,7 +181,9 @@ class ServingInputTest(TestCase):
         out = json.loads(result.stdout.strip().splitlines()[-1])
         for name in ("no_batch_dim", "28x28", "64x64", "1x1", "4_channels",
                      "rank5"):  # fmt: skip
-            self.assertIn("must be uint8 of shape [batch, 32, 32, 3]", out[name])
+            self.assertIn(
+                "must be uint8 of shape [batch, 32, 32, 3]", out[name]
+            )
         self.assertIn("uint8", out["float32"])
         self.assertEqual(
             out["empty"],

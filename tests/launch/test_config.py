@@ -1,6 +1,7 @@
 """Tests for launch.config: the typed run configuration, and the loss flags
 and weight-norm evaluation that read it (moved from test_reproduce)."""
 
+import dataclasses
 import json
 import os
 
@@ -56,8 +57,8 @@ class RunConfigTest(TestCase):
         self.assertEqual(config.schedule.schedule, ((1.0, 1.0),))
         self.assertEqual(config.data.eval_splits, ("test", "holdout"))
         self.assertFalse(config.jit_compile)  # auto: off on CPU
-        with self.assertRaises(Exception):
-            config.model = "other"  # frozen
+        with self.assertRaises(dataclasses.FrozenInstanceError):
+            config.model = "other"
 
     def test_json_round_trip(self):
         config = _config("ldam_drw", ldam_s=1.0, drw_start_epoch=3)

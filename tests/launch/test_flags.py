@@ -8,8 +8,8 @@ from absl import flags
 from absl.testing import flagsaver
 
 from launch import common
-from launch.config import RunConfig
 from launch import train
+from launch.config import RunConfig
 from tests.launch import helpers
 from tests.test_case import TestCase
 
@@ -40,7 +40,9 @@ class ValidatorTest(TestCase):
         self.assert_rejected("--tau=nan", "--tau must be a finite float >= 0")
         self.assert_rejected("--tau_grid=0,inf", "tau_grid")
         self.assert_rejected("--base_learning_rate=nan", "finite")
-        self.assert_rejected("--ratio=0.5", "--ratio must be a finite float >= 1")
+        self.assert_rejected(
+            "--ratio=0.5", "--ratio must be a finite float >= 1"
+        )
         self.assert_rejected("--tau_grid=0,x", "tau_grid")
         self.assert_rejected(
             "--train_batch_size=0", "train_batch_size must be >= 1"

@@ -31,9 +31,7 @@ def _args(model_dir):
 
 
 def _checkpoint_steps(model_dir):
-    paths = glob.glob(
-        os.path.join(checkpoint_dir(model_dir), "ckpt-*.index")
-    )
+    paths = glob.glob(os.path.join(checkpoint_dir(model_dir), "ckpt-*.index"))
     return sorted(int(re.search(r"ckpt-(\d+)", p).group(1)) for p in paths)
 
 

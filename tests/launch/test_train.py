@@ -12,10 +12,10 @@ from la_keras.adjustment import log_adjustment
 from la_keras.training import TrainingDivergedError
 from la_keras.training.checkpoints import checkpoint_dir
 from launch import common
-from launch.config import RunConfig
 from launch import evaluate
 from launch import export
 from launch import train
+from launch.config import RunConfig
 from tests.launch import helpers
 from tests.test_case import TestCase
 
