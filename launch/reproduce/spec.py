@@ -30,11 +30,11 @@ HOLDOUT_FRACTION = 0.1
 # runs of the paper's two methods first. The holdout fraction of every run
 # is explicit, so a change of launch.train's default changes no row.
 RUNS = {
-    "baseline": ("--mode=posthoc", "--holdout_fraction=0"),
-    "la_loss": ("--mode=loss", "--loss=logit_adjusted", "--holdout_fraction=0"),
-    "holdout": ("--mode=posthoc", f"--holdout_fraction={HOLDOUT_FRACTION:g}"),
-    "ldam": ("--mode=loss", "--loss=ldam", "--holdout_fraction=0"),
-    "equalized": ("--mode=loss", "--loss=equalized", "--holdout_fraction=0"),
+    "baseline": ("--holdout_fraction=0", "--mode=posthoc"),
+    "la_loss": ("--holdout_fraction=0", "--mode=loss", "--loss=logit_adjusted"),
+    "holdout": (f"--holdout_fraction={HOLDOUT_FRACTION:g}", "--mode=posthoc"),
+    "ldam": ("--holdout_fraction=0", "--mode=loss", "--loss=ldam"),
+    "equalized": ("--holdout_fraction=0", "--mode=loss", "--loss=equalized"),
 }
 # Runs whose checkpoint launch.evaluate also scores with weight normalisation.
 WEIGHT_NORM_RUNS = ("baseline", "holdout")

@@ -330,7 +330,7 @@ class ReproduceEndToEndTest(TestCase):
 
     @pytest.mark.slow
     def test_every_row(self):
-        # The four trainings of the table (minutes on a 2-core CPU).
+        # The five trainings of the table (minutes on a 2-core CPU).
         out = os.path.join(self.get_temp_dir(), "reproduce_all")
         result, text = _run(out)
         self.assertEqual(result.returncode, 0, result.stderr[-3000:])
