@@ -70,8 +70,11 @@ def class_ids(y_true: Any, y_pred: Any) -> tuple[Any, Any]:
     values = y_true
     if "float" not in keras.backend.standardize_dtype(y_true.dtype):
         values = ops.cast(y_true, "float32")
+    limit = num_classes
+    if not isinstance(num_classes, int):
+        limit = ops.cast(num_classes, values.dtype)
     valid = ops.logical_and(
-        ops.logical_and(values >= 0, values < num_classes),
+        ops.logical_and(values >= 0, values < limit),
         ops.equal(values, ops.floor(values)),
     )
     valid = _checked(values, valid, num_classes)
@@ -79,12 +82,10 @@ def class_ids(y_true: Any, y_pred: Any) -> tuple[Any, Any]:
 
 
 def _expected(num_classes) -> str:
-    if isinstance(num_classes, int):
-        return (
-            "Invalid labels: expected integer class ids in [0, num_classes) "
-            f"= [0, {num_classes}) for num_classes={num_classes}."
-        )
-    return "Invalid labels: expected integer class ids in [0, num_classes)."
+    return (
+        f"Invalid labels: expected integer class ids in [0, {num_classes}) "
+        f"for num_classes={num_classes}."
+    )
 
 
 _ADVICE = (
@@ -112,8 +113,7 @@ def _checked(values, valid, num_classes):
         examples = ", ".join(f"{v:g}" for v in bad[:5])
         raise ValueError(
             f"{_expected(num_classes)} Received: {bad.size} invalid label(s) "
-            f"from {bad.min():g} to {bad.max():g} (e.g. {examples}); "
-            f"num_classes={num_classes}. {_ADVICE}"
+            f"from {bad.min():g} to {bad.max():g} (e.g. {examples}). {_ADVICE}"
         )
     return valid
 
@@ -122,14 +122,21 @@ def _graph_assert(tf, values, valid, num_classes):
     """`valid`, after an assertion that all labels are valid."""
     values = tf.cast(values, tf.float32)
     inf = tf.constant(np.inf, tf.float32)
+    if isinstance(num_classes, int):
+        expected = [_expected(num_classes)]
+    else:  # The class axis is only known when the graph runs.
+        expected = [
+            "Invalid labels: expected integer class ids in [0, num_classes) "
+            "for num_classes =",
+            num_classes,
+        ]
     data = [
-        f"{_expected(num_classes)} Received: invalid labels from",
+        *expected,
+        "Received: invalid labels from",
         tf.reduce_min(tf.where(valid, inf, values)),
         "to",
         tf.reduce_max(tf.where(valid, -inf, values)),
-        "; num_classes =",
-        num_classes,
-        f". {_ADVICE}",
+        _ADVICE,
     ]
     check = tf.debugging.Assert(tf.reduce_all(valid), data, summarize=5)
     with tf.control_dependencies([check]):

@@ -166,3 +166,77 @@ class ShotAccuracyTest(TestCase):
         )
         revived = self.run_serialization_test(metric)
         self.assertAllEqual(revived.groups, metric.groups)
+
+
+def metric_factories():
+    return {
+        "PerClassAccuracy": lambda: metrics.PerClassAccuracy(4),
+        "BalancedAccuracy": lambda: metrics.BalancedAccuracy(4),
+        "ShotAccuracy": lambda: metrics.ShotAccuracy([500, 50, 10, 1]),
+    }
+
+
+INVALID_LABELS = {
+    "too large": [0, 4, 1],
+    "negative": [0, -1, 1],
+    "not a whole number": [0.0, 2.5, 1.0],
+}
+
+
+class LabelCheckTest(TestCase):
+    """Integer labels outside [0, num_classes) raise (issue 9)."""
+
+    def setUp(self):
+        super().setUp()
+        self.logits = random_eval(n=3, classes=4)[1]
+
+    def test_issue_example(self):
+        with self.assertRaisesRegex(ValueError, r"\[0, 3\).*from 5 to 5"):
+            metrics.BalancedAccuracy(3).update_state([5], [[1.0, 0.0, 0.0]])
+
+    def test_invalid_labels_raise_eagerly_and_in_tf_function(self):
+        for name, make in metric_factories().items():
+            for case, values in INVALID_LABELS.items():
+                bad = f"{values[1]:g}"
+                with self.subTest(metric=name, case=case):
+                    metric = make()
+                    with self.assertRaisesRegex(
+                        ValueError, rf"num_classes=4.*from {bad} to {bad}"
+                    ):
+                        metric.update_state(values, self.logits)
+                    with self.assertRaisesRegex(
+                        ValueError, rf"num_classes=4.*from {bad} to {bad}"
+                    ):
+                        metric.update_state(
+                            np.asarray(values)[:, None], self.logits
+                        )
+                    update = tf.function(metric.update_state)
+                    with self.assertRaisesRegex(
+                        tf.errors.InvalidArgumentError,
+                        rf"num_classes=4\.\].*from\] \[{bad}\] \[to\] \[{bad}\]",
+                    ):
+                        update(tf.constant(values, tf.float32), self.logits)
+
+    def test_float_integer_and_one_hot_labels_still_work(self):
+        labels = np.array([0, 3, 1])
+        for name, make in metric_factories().items():
+            expected = make()
+            expected.update_state(labels, self.logits)
+            for y in (
+                labels.astype(np.float32),
+                labels.astype(np.float32)[:, None],
+                np.eye(4, dtype=np.float32)[labels],
+            ):
+                with self.subTest(metric=name, shape=y.shape, dtype=y.dtype):
+                    metric = make()
+                    tf.function(metric.update_state)(y, self.logits)
+                    self.assertAllClose(metric.result(), expected.result())
+
+    def test_xla_makes_the_result_nan(self):
+        # XLA drops TensorFlow assertions: the counts become NaN instead.
+        metric = metrics.BalancedAccuracy(4)
+        update = tf.function(metric.update_state, jit_compile=True)
+        update(tf.constant([0.0, 1.0, 2.0]), self.logits)
+        self.assertTrue(np.isfinite(metric.result().numpy()))
+        update(tf.constant([0.0, 4.0, 2.0]), self.logits)
+        self.assertTrue(np.isnan(metric.result().numpy()))

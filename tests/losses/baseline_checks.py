@@ -1,9 +1,12 @@
 """Shared checks for the comparison losses (not a test module)."""
 
 import os
+import subprocess
+import sys
 
 import keras
 import numpy as np
+import pytest
 import tensorflow as tf
 
 CIFAR10_LT_COUNTS = [5000, 2997, 1796, 1077, 645, 387, 232, 139, 83, 50]
@@ -95,3 +98,29 @@ def check_compiled_model_round_trip(test, loss, classes):
         restored.evaluate(x, y, verbose=0), model.evaluate(x, y, verbose=0)
     )
     return restored
+
+
+requires_jax = pytest.mark.skipif(
+    subprocess.run(
+        [sys.executable, "-c", "import jax"], capture_output=True
+    ).returncode
+    != 0,
+    reason="jax is not installed",
+)
+
+
+def run_with_jax(code):
+    """Runs `code` in a subprocess with `KERAS_BACKEND=jax`; its stdout.
+
+    The subprocess runs in the repository root, so it can import `tests`.
+    """
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        env=dict(os.environ, KERAS_BACKEND="jax"),
+        timeout=300,
+        cwd=os.path.dirname(os.path.dirname(os.path.dirname(__file__))),
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    return result.stdout

@@ -1,6 +1,4 @@
 import os
-import subprocess
-import sys
 import textwrap
 
 import keras
@@ -10,6 +8,8 @@ import tensorflow as tf
 
 from la_keras.losses import LogitAdjustedLoss
 from la_keras.losses import logit_adjusted_crossentropy
+from tests.losses.baseline_checks import requires_jax
+from tests.losses.baseline_checks import run_with_jax
 from tests.test_case import TestCase
 
 CIFAR10_LT_COUNTS = [5000, 2997, 1796, 1077, 645, 387, 232, 139, 83, 50]
@@ -273,13 +273,7 @@ class DistributedScalingTest(TestCase):
         self.assertAllClose(total, expected, rtol=1e-5)
 
 
-@pytest.mark.skipif(
-    subprocess.run(
-        [sys.executable, "-c", "import jax"], capture_output=True
-    ).returncode
-    != 0,
-    reason="jax is not installed",
-)
+@requires_jax
 def test_jax_backend_matches_reference():
     labels, logits = random_batch(batch=16)
     expected = reference_loss(labels, logits, CIFAR10_LT_COUNTS, tau=1.3)
@@ -308,17 +302,7 @@ def test_jax_backend_matches_reference():
                                    rtol=1e-6)
         """
     )
-    env = dict(os.environ, KERAS_BACKEND="jax")
-    result = subprocess.run(
-        [sys.executable, "-c", code],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=300,
-        cwd=os.path.dirname(os.path.dirname(os.path.dirname(__file__))),
-    )
-    assert result.returncode == 0, result.stderr[-2000:]
-    values = eval(result.stdout.strip().splitlines()[-1])
+    values = eval(run_with_jax(code).strip().splitlines()[-1])
     np.testing.assert_allclose(values, expected, rtol=1e-5)
 
 
