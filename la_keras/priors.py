@@ -7,6 +7,9 @@ raw class counts (a list, a numpy array or a tensor) and normalizes them with
 
 The text format of `load_txt` / `save_txt` is the official release's
 `<dataset>_base_probs.txt`: one float per line, readable by `np.loadtxt`.
+`load_txt` reads probabilities only: it refuses a file that is not a
+probability vector (unparsable, non-finite, negative, or a sum more than
+1e-3 from 1), so that a damaged file is never renormalized into other priors.
 """
 
 from __future__ import annotations
@@ -28,6 +31,9 @@ __all__ = [
     "exp_profile_counts",
     "step_profile_counts",
 ]
+
+# How far from 1 the probabilities of a prior file may sum (`load_txt`).
+PROBABILITY_SUM_TOLERANCE = 1e-3
 
 
 def to_numpy(values: Any) -> np.ndarray:
@@ -185,7 +191,18 @@ def from_dataset(dataset: Any, num_classes: int) -> np.ndarray:
 
 
 def load_txt(path: str | os.PathLike) -> np.ndarray:
-    """Reads the official `<dataset>_base_probs.txt` format and validates it."""
+    """Reads the official `<dataset>_base_probs.txt` format and validates it.
+
+    The file must hold one probability per line: finite, non-negative and
+    summing to 1 within `PROBABILITY_SUM_TOLERANCE` (the official files and
+    `save_txt` write 16 or more significant digits). A file cut mid-number
+    or mid-line fails this instead of being renormalized into other priors.
+
+    Raises:
+        FileNotFoundError: for a missing file.
+        ValueError: naming the file, when it does not parse as one number a
+            line or is not a probability vector.
+    """
     import tensorflow as tf
 
     path = os.fspath(path)
@@ -195,8 +212,46 @@ def load_txt(path: str | os.PathLike) -> np.ndarray:
             "`la_keras.priors.save_txt(path, priors)`."
         )
     with tf.io.gfile.GFile(path, "r") as f:
-        values = np.loadtxt(f, dtype=np.float64, ndmin=1)
+        lines = [(n, line.strip()) for n, line in enumerate(f, start=1)]
+    values = []
+    for number, line in lines:
+        if not line:
+            continue
+        try:
+            values.append(float(line))
+        except ValueError:
+            raise ValueError(
+                f"Invalid prior file {path}: line {number} is not a number: "
+                f"{line!r}. Expected one probability per line."
+            ) from None
+    values = np.asarray(values, dtype=np.float64)
+    problem = _probability_problem(values)
+    if problem:
+        raise ValueError(
+            f"Invalid prior file {path}: {problem}. Expected one probability "
+            "per line, summing to 1; the file may be damaged (cut short) or "
+            "hold counts. Write priors with `la_keras.priors.save_txt`."
+        )
     return normalize(values, name=f"priors in {path}")
+
+
+def _probability_problem(values: np.ndarray) -> str | None:
+    """What keeps `values` from being a probability vector, or None."""
+    if values.size == 0:
+        return "it holds no number"
+    not_finite = np.flatnonzero(~np.isfinite(values)).tolist()
+    if not_finite:
+        return f"NaN or inf at classes {not_finite}"
+    negative = np.flatnonzero(values < 0).tolist()
+    if negative:
+        return f"negative values at classes {negative}"
+    total = float(values.sum())
+    if abs(total - 1.0) > PROBABILITY_SUM_TOLERANCE:
+        return (
+            f"its {values.size} values sum to {total!r}, not 1 (tolerance "
+            f"{PROBABILITY_SUM_TOLERANCE})"
+        )
+    return None
 
 
 def save_txt(path: str | os.PathLike, priors: Any) -> None:

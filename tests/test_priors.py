@@ -80,6 +80,68 @@ def test_txt_round_trip(tmp_path):
         priors.load_txt(tmp_path / "missing.txt")
 
 
+def _reference_lines(name="cifar10-lt"):
+    directory = shared_reference_dir()
+    if directory is None:
+        # The same digits as the official file, from the EXP-100 profile.
+        values = priors.from_counts(CIFAR10_LT_COUNTS)
+        return [f"{v:.18e}" for v in values]
+    with open(os.path.join(directory, f"{name}_base_probs.txt")) as f:
+        return f.read().splitlines()
+
+
+def _write(path, lines):
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def test_load_txt_refuses_a_file_cut_mid_number(tmp_path):
+    lines = _reference_lines()
+    assert lines[-1].startswith("4.0303079155247")
+    # 4.030307915524745759e-03 cut to 4.03: the rarest prior was 0.80.
+    path = _write(tmp_path / "cut.txt", [*lines[:-1], lines[-1][:4]])
+    with pytest.raises(
+        ValueError,
+        match=f"Invalid prior file {path}: its 10 values sum to 5.02",
+    ):
+        priors.load_txt(path)
+    # Cut inside the exponent: no number at all.
+    path = _write(tmp_path / "cut2.txt", [*lines[:-1], lines[-1][:-2]])
+    with pytest.raises(
+        ValueError, match=f"{path}: line 10 is not a number: '4.030"
+    ):
+        priors.load_txt(path)
+
+
+@pytest.mark.parametrize(
+    "lines, match",
+    [
+        (
+            ["0.5", "zero point five"],
+            "line 2 is not a number: 'zero point five'",
+        ),
+        (["0.5", "0.4"], "its 2 values sum to 0.9"),
+        (["0.5", "0.25 0.25"], "line 2 is not a number"),
+        (["1.5", "-0.5"], "negative values at classes \\[1\\]"),
+        (["nan", "1.0"], "NaN or inf at classes \\[0\\]"),
+        (["50", "30", "20"], "its 3 values sum to 100.0"),
+        ([], "it holds no number"),
+    ],
+)
+def test_load_txt_refuses_what_is_no_probability_vector(tmp_path, lines, match):
+    path = _write(tmp_path / "bad_base_probs.txt", lines)
+    with pytest.raises(ValueError, match=f"Invalid prior file {path}: {match}"):
+        priors.load_txt(path)
+
+
+def test_load_txt_tolerates_rounding(tmp_path):
+    path = _write(tmp_path / "rounded.txt", ["0.3334", "0.3333", "0.3338", ""])
+    np.testing.assert_allclose(priors.load_txt(path).sum(), 1.0)
+    lines = _reference_lines("cifar100-lt")
+    loaded = priors.load_txt(_write(tmp_path / "ref.txt", lines))
+    assert loaded.shape == (len(lines),)
+
+
 def test_profiles():
     assert priors.exp_profile_counts(5000, 10, 100) == CIFAR10_LT_COUNTS
     assert sum(priors.exp_profile_counts(500, 100, 100)) == 10847

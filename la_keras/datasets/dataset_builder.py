@@ -35,8 +35,9 @@ class DatasetBuilder:
     again for the next epoch (training reshuffles every pass).
 
     Args:
-        name, split, data_dir, ratio, profile, holdout_fraction, seed: as
-            for `la_keras.datasets.load`; `seed` also seeds the shuffle.
+        name, split, data_dir, ratio, profile, holdout_fraction, seed,
+            expected_examples: as for `la_keras.datasets.load`; `seed` also
+            seeds the shuffle.
         global_batch_size: examples per step, summed over replicas.
         training: shuffle and augment.
         drop_remainder: drop the last partial batch. Defaults to `training`.
@@ -64,6 +65,7 @@ class DatasetBuilder:
         holdout_fraction=0.0,
         seed=0,
         drop_remainder=None,
+        expected_examples=None,
     ):
         if (
             not isinstance(global_batch_size, numbers.Integral)
@@ -83,6 +85,7 @@ class DatasetBuilder:
             profile=profile,
             holdout_fraction=holdout_fraction,
             seed=seed,
+            expected_examples=expected_examples,
         )
         self.name = name
         self.split = split

@@ -9,28 +9,61 @@ directory holds:
     cifar10-lt_base_probs.txt   cifar100-lt_base_probs.txt   (optional)
 
 Each record is a `tf.train.Example` with `image/encoded` (the raw bytes of a
-uint8 32x32x3 image, not PNG) and `image/class/label` (int64). Records are
-parsed a batch at a time (`parse_example` + `decode_raw` on the batch).
+uint8 32x32x3 image, not PNG) and `image/class/label` (int64); see
+`official_records.py`. Loading reads both TFRecord files through once and
+refuses a damaged file: a truncated copy, a record that does not parse, a
+label out of range, or a record count other than the official one
+(`NUM_EXAMPLES`) or the one stated with `expected_examples`.
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 
 import numpy as np
 import tensorflow as tf
 
 from la_keras import priors as priors_lib
+from la_keras.datasets import official_records as records
 from la_keras.datasets import source as source_lib
+from la_keras.datasets.arguments import is_int_at_least
+from la_keras.datasets.official_records import FEATURES
+from la_keras.datasets.official_records import IMAGE_KEY
+from la_keras.datasets.official_records import IMAGE_SHAPE
+from la_keras.datasets.official_records import LABEL_KEY
+from la_keras.datasets.official_records import describe_record
+from la_keras.datasets.official_records import parse_batch
+from la_keras.datasets.official_records import read_records
+from la_keras.datasets.official_records import write_tfrecord
 
-IMAGE_KEY = "image/encoded"
-LABEL_KEY = "image/class/label"
-IMAGE_SHAPE = (32, 32, 3)
-FEATURES = {
-    IMAGE_KEY: tf.io.FixedLenFeature([], tf.string),
-    LABEL_KEY: tf.io.FixedLenFeature([], tf.int64),
-}
+__all__ = [
+    "FEATURES",
+    "IMAGE_KEY",
+    "IMAGE_SHAPE",
+    "LABEL_KEY",
+    "NUM_CLASSES",
+    "NUM_EXAMPLES",
+    "SHUFFLE_BUFFER",
+    "check_expected_examples",
+    "check_file",
+    "class_names",
+    "describe_record",
+    "file_paths",
+    "make_source",
+    "parse_batch",
+    "read_records",
+    "write_tfrecord",
+]
+
 NUM_CLASSES = {"cifar10-lt": 10, "cifar100-lt": 100}
+# The records of the official files (the release's `dataset_mappings`).
+NUM_EXAMPLES = {
+    "cifar10-lt": {"train": 12406, "test": 10000},
+    "cifar100-lt": {"train": 10847, "test": 10000},
+}
+# The official release shuffles its TFRecords within this many records.
+SHUFFLE_BUFFER = 10_000
 N_MAX = {"cifar10-lt": 5000, "cifar100-lt": 500}
 CIFAR10_NAMES = [
     "airplane",
@@ -57,7 +90,6 @@ skunk skyscraper snail snake spider squirrel streetcar sunflower sweet_pepper
 table tank telephone television tiger tractor train trout tulip turtle
 wardrobe whale willow_tree wolf woman worm
 """
-_PARSE_BATCH = 1024
 
 
 def file_paths(name: str, data_dir: str) -> dict:
@@ -70,50 +102,54 @@ def file_paths(name: str, data_dir: str) -> dict:
     }
 
 
-def write_tfrecord(path: str, images, labels) -> None:
-    """Writes images and labels in the official format.
+def check_expected_examples(name: str, expected_examples) -> dict:
+    """The record count each file of `name` must hold: split -> count.
 
     Args:
-        path: output file.
-        images: uint8 array `[N, 32, 32, 3]`.
-        labels: int array `[N]`.
+        name: `"cifar10-lt"` or `"cifar100-lt"`.
+        expected_examples: None for the official sizes (`NUM_EXAMPLES`), or
+            a mapping from `"train"` and/or `"test"` to the number of records
+            of that file, for files of another size; a split left out keeps
+            its official size.
     """
-    images = np.asarray(images)
-    if images.dtype != np.uint8 or images.shape[1:] != IMAGE_SHAPE:
+    counts = dict(NUM_EXAMPLES[name])
+    if expected_examples is None:
+        return counts
+    valid = (
+        isinstance(expected_examples, Mapping)
+        and set(expected_examples) <= set(counts)
+        and all(is_int_at_least(n, 1) for n in expected_examples.values())
+    )
+    if not valid:
         raise ValueError(
-            "Invalid value for argument `images`. Expected uint8 images of "
-            f"shape [N, 32, 32, 3]. Received: dtype={images.dtype}, "
-            f"shape={images.shape}"
+            "Invalid value for argument `expected_examples`. Expected None "
+            "(the official sizes, "
+            f"{NUM_EXAMPLES[name]}) or a dict from 'train' and/or 'test' to "
+            "the number of records of that file, an integer >= 1. Received: "
+            f"expected_examples={expected_examples!r}"
         )
-    with tf.io.TFRecordWriter(path) as writer:
-        for image, label in zip(images, np.asarray(labels), strict=True):
-            example = tf.train.Example(
-                features=tf.train.Features(
-                    feature={
-                        IMAGE_KEY: tf.train.Feature(
-                            bytes_list=tf.train.BytesList(
-                                value=[image.tobytes()]
-                            )
-                        ),
-                        LABEL_KEY: tf.train.Feature(
-                            int64_list=tf.train.Int64List(value=[int(label)])
-                        ),
-                    }
-                )
-            )
-            writer.write(example.SerializeToString())
+    counts.update({k: int(v) for k, v in expected_examples.items()})
+    return counts
 
 
-def parse_batch(serialized):
-    """Parses a batch of serialized records into uint8 images and labels."""
-    parsed = tf.io.parse_example(serialized, FEATURES)
-    images = tf.io.decode_raw(parsed[IMAGE_KEY], tf.uint8)
-    images = tf.reshape(images, (-1, *IMAGE_SHAPE))
-    return images, parsed[LABEL_KEY]
+def check_file(
+    path: str, name: str, split: str = "train", expected: int | None = None
+) -> np.ndarray:
+    """Reads every record of an official file and returns its labels.
 
+    Args:
+        path: the TFRecord file.
+        name: `"cifar10-lt"` or `"cifar100-lt"`.
+        split: which file it is, for the messages.
+        expected: the number of records it must hold, or None for any.
 
-def check_file(path: str, name: str) -> None:
-    """Raises a clear error for a missing file or records of the wrong form."""
+    Returns:
+        The int64 labels of the records, in file order.
+
+    Raises:
+        FileNotFoundError: for a missing file.
+        ValueError: naming the file, see `official_records.check_records`.
+    """
     if not tf.io.gfile.exists(path):
         raise FileNotFoundError(
             f"Official TFRecord file not found: {path}. Dataset {name!r} reads "
@@ -122,47 +158,12 @@ def check_file(path: str, name: str) -> None:
             " there (base_probs is optional), or use "
             f"{name.replace('-', '_')!r} to build the same profile from TFDS."
         )
-    for record in tf.data.TFRecordDataset(path).take(1):
-        example = tf.train.Example.FromString(record.numpy())
-        feature = example.features.feature
-        image = feature.get(IMAGE_KEY)
-        label = feature.get(LABEL_KEY)
-        size = int(np.prod(IMAGE_SHAPE))
-        ok = (
-            image is not None
-            and label is not None
-            and len(image.bytes_list.value) == 1
-            and len(label.int64_list.value) == 1
-        )
-        if ok and len(image.bytes_list.value[0]) == size:
-            return
-        found = {
-            k: f"{len(v.bytes_list.value[0])} bytes"
-            if v.bytes_list.value
-            else v.WhichOneof("kind")
-            for k, v in feature.items()
-        }
-        raise ValueError(
-            f"Invalid official TFRecord {path}: expected features "
-            f"'{IMAGE_KEY}' (raw uint8 32x32x3 bytes, {size} bytes, not PNG) "
-            f"and '{LABEL_KEY}' (int64). Found: {found}. Write files in this "
-            "format with `la_keras.datasets.official.write_tfrecord`."
-        )
-
-
-def read_records(path: str) -> tf.data.Dataset:
-    """(uint8 image, int64 label) pairs of an official file, in file order."""
-    ds = tf.data.TFRecordDataset(path).batch(_PARSE_BATCH)
-    return ds.map(parse_batch).unbatch()
-
-
-def read_labels(path: str) -> np.ndarray:
-    ds = tf.data.TFRecordDataset(path).batch(8192)
-    ds = ds.map(
-        lambda s: tf.io.parse_example(s, {LABEL_KEY: FEATURES[LABEL_KEY]})
+    return records.check_records(
+        path,
+        NUM_CLASSES[name],
+        expected,
+        where=f"Invalid official TFRecord {path} (split {split!r} of {name!r})",
     )
-    batches = [b[LABEL_KEY] for b in ds.as_numpy_iterator()]
-    return np.concatenate(batches) if batches else np.zeros([0], np.int64)
 
 
 def class_names(name: str) -> list:
@@ -171,8 +172,22 @@ def class_names(name: str) -> list:
     return CIFAR100_NAMES.split()
 
 
-def make_source(name: str, data_dir: str | None) -> source_lib.Source:
-    """A `Source` over the official files of `name` in `data_dir`."""
+def make_source(
+    name: str, data_dir: str | None, expected_examples=None
+) -> source_lib.Source:
+    """A `Source` over the official files of `name` in `data_dir`.
+
+    Both files are read through once here (see `check_file`), so that a
+    damaged file or a bad prior file fails when the dataset is loaded, not
+    during training.
+
+    Args:
+        name: `"cifar10-lt"` or `"cifar100-lt"`.
+        data_dir: the folder of the files.
+        expected_examples: the record count of each file, see
+            `check_expected_examples`; None for the official sizes.
+    """
+    expected = check_expected_examples(name, expected_examples)
     if data_dir is None:
         raise ValueError(
             f"Invalid value for argument `data_dir`: dataset {name!r} reads the "
@@ -180,8 +195,10 @@ def make_source(name: str, data_dir: str | None) -> source_lib.Source:
             f"holds them. Received: data_dir=None"
         )
     paths = file_paths(name, os.fspath(data_dir))
-    check_file(paths["train"], name)
-    check_file(paths["test"], name)
+    labels = {
+        split: check_file(paths[split], name, split, expected[split])
+        for split in ("train", "test")
+    }
     if tf.io.gfile.exists(paths["priors"]):
         priors = priors_lib.load_txt(paths["priors"])
     else:
@@ -206,10 +223,11 @@ def make_source(name: str, data_dir: str | None) -> source_lib.Source:
         class_names=class_names(name),
         preprocessing="cifar",
         image_shape=IMAGE_SHAPE,
-        train_labels=lambda: read_labels(paths["train"]),
+        train_labels=lambda: labels["train"],
         read_train=read_train,
         other_splits={"test": lambda: read_records(paths["test"])},
-        other_sizes={"test": lambda: len(read_labels(paths["test"]))},
+        other_sizes={"test": lambda: len(labels["test"])},
+        other_labels={"test": lambda: labels["test"]},
         long_tail=False,
         priors=priors,
     )

@@ -60,15 +60,22 @@ def names() -> list[str]:
     return [*_PROFILED, *_NATURAL, *official.NUM_CLASSES, "test"]
 
 
-def _source(name, data_dir):
+def _source(name, data_dir, expected_examples):
+    if name in official.NUM_CLASSES:
+        return official.make_source(name, data_dir, expected_examples)
+    if expected_examples is not None:
+        raise ValueError(
+            "Invalid value for argument `expected_examples`: only the official "
+            f"TFRecord datasets {list(official.NUM_CLASSES)} take it; dataset "
+            f"{name!r} knows its sizes. Received: "
+            f"expected_examples={expected_examples!r}"
+        )
     if name in _PROFILED:
         return tfds_source.make_source(_PROFILED[name], data_dir)
     if name in _NATURAL:
         return tfds_source.make_source(
             data_dir=data_dir, long_tail=False, **_NATURAL[name]
         )
-    if name in official.NUM_CLASSES:
-        return official.make_source(name, data_dir)
     if name == "test":
         return synthetic.make_source()
     return tfds_source.make_source(name[len(TFDS_PREFIX) :], data_dir)
@@ -114,6 +121,20 @@ def _check_args(name, split, ratio, profile, seed):
         )
 
 
+def check_labels(labels, num_classes: int, name: str, split: str) -> None:
+    """Raises a ValueError naming the dataset and split for a bad label."""
+    labels = np.asarray(labels)
+    bad = (labels < 0) | (labels >= num_classes)
+    if np.any(bad):
+        values = np.unique(labels[bad]).tolist()
+        raise ValueError(
+            f"Invalid labels in split {split!r} of dataset {name!r}: expected "
+            f"class ids in [0, {num_classes}). Found {int(bad.sum())} out of "
+            f"range, with values {values[:20]}"
+            f"{' ...' if len(values) > 20 else ''}."
+        )
+
+
 def load(
     name,
     split,
@@ -123,6 +144,7 @@ def load(
     profile=DEFAULT_PROFILE,
     holdout_fraction=0.0,
     seed=0,
+    expected_examples=None,
 ):
     """Loads one split of a long-tailed dataset.
 
@@ -141,11 +163,21 @@ def load(
         seed: 0 keeps the first images of each class in TFDS's canonical
             train order; other seeds keep the first of a seeded permutation.
             It also picks the holdout. See `selection.py`.
+        expected_examples: for the official TFRecords (`cifar10-lt`,
+            `cifar100-lt`) only: None to require the official record counts
+            (train 12,406 / 10,847, test 10,000), or a dict from `"train"`
+            and/or `"test"` to the record count of a file of another size.
 
     Returns:
         `(dataset, info)`: an unbatched, unshuffled `tf.data.Dataset` of
         `(uint8 image [H, W, C], int64 label)` in a deterministic order, and a
         `DatasetInfo`.
+
+    Raises:
+        ValueError: for a bad argument; for a label outside
+            `[0, num_classes)` in the train split or in the split returned,
+            naming the dataset, the split and the values; for a damaged
+            official TFRecord or prior file.
 
     Example:
 
@@ -155,7 +187,7 @@ def load(
     """
     _check_args(name, split, ratio, profile, seed)
     holdout_fraction = selection.check_holdout_fraction(holdout_fraction)
-    source = _source(name, data_dir)
+    source = _source(name, data_dir, expected_examples)
     if not source.long_tail and (
         ratio != DEFAULT_RATIO or profile != DEFAULT_PROFILE
     ):
@@ -167,6 +199,7 @@ def load(
         )
     labels = source.train_labels()
     num_classes = source.num_classes
+    check_labels(labels, num_classes, name, "train")
     counts = None
     if source.long_tail:
         available = np.bincount(labels, minlength=num_classes)
@@ -210,5 +243,6 @@ def load(
     elif split == "holdout" and holdout_fraction > 0.0:
         dataset = source.read_train(holdout_pos)
     else:
+        check_labels(source.other_labels[split](), num_classes, name, split)
         dataset = source.other_splits[split]()
     return dataset, info

@@ -31,6 +31,8 @@ class Source:
         other_splits: `"test"` and, when the dataset has its own holdout,
             `"holdout"`, each mapped to a function returning its dataset.
         other_sizes: the number of examples of each of `other_splits`.
+        other_labels: the labels of each of `other_splits`, in the order
+            of its dataset; `load` checks those of the split it returns.
         long_tail: whether `load` applies the long-tail profile to the train
             split; False for datasets that are long-tailed already.
         priors: fixed priors for the whole train split (the official
@@ -45,6 +47,7 @@ class Source:
     read_train: Callable[[np.ndarray | None], tf.data.Dataset]
     other_splits: dict
     other_sizes: dict
+    other_labels: dict
     long_tail: bool = True
     priors: np.ndarray | None = None
 

@@ -56,5 +56,6 @@ def make_source() -> source_lib.Source:
             )
         },
         other_sizes={"test": lambda: len(test_labels)},
+        other_labels={"test": lambda: test_labels},
         long_tail=False,
     )

@@ -8,6 +8,7 @@ keeps (see `selection.py`); it does not depend on tf.data parallelism.
 
 from __future__ import annotations
 
+import functools
 import os
 
 import numpy as np
@@ -200,15 +201,18 @@ def make_source(
     if not small:
         image_shape = (224, 224, 3)
 
-    def split_reader(split):
-        return lambda: read_images(builder, split, data_dir)
-
-    other_splits = {"test": split_reader(test_split)}
-    other_sizes = {"test": lambda: num_examples(builder, test_split, data_dir)}
-    if holdout_split is not None:
-        other_splits["holdout"] = split_reader(holdout_split)
-        other_sizes["holdout"] = lambda: num_examples(
-            builder, holdout_split, data_dir
+    other_splits, other_sizes, other_labels = {}, {}, {}
+    for split, tfds_split in (("test", test_split), ("holdout", holdout_split)):
+        if tfds_split is None:
+            continue
+        other_splits[split] = functools.partial(
+            read_images, builder, tfds_split, data_dir
+        )
+        other_sizes[split] = functools.partial(
+            num_examples, builder, tfds_split, data_dir
+        )
+        other_labels[split] = functools.partial(
+            read_labels, builder, tfds_split, data_dir
         )
     return source_lib.Source(
         num_classes=int(label_feature.num_classes),
@@ -221,5 +225,6 @@ def make_source(
         ),
         other_splits=other_splits,
         other_sizes=other_sizes,
+        other_labels=other_labels,
         long_tail=long_tail,
     )

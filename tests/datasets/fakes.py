@@ -25,15 +25,29 @@ def _image_shape(feature):
 
 
 @contextlib.contextmanager
-def balanced_tfds(per_class):
-    """Mocks TFDS with `per_class[split]` examples of each class per split."""
+def balanced_tfds(per_class, last_label=None):
+    """Mocks TFDS with `per_class[split]` examples of each class per split.
+
+    `last_label[split]`, when given, replaces the label of the split's last
+    example (e.g. an out-of-range `num_classes`).
+    """
+    last_label = last_label or {}
 
     def as_dataset(self, split, decoders=None, read_config=None, **kwargs):
         del read_config, kwargs
         features = self.info.features
         num_classes = features["label"].num_classes
         count = per_class[str(split)] * num_classes
-        labels = tf.data.Dataset.range(count).map(lambda i: i % num_classes)
+        last = last_label.get(str(split))
+        labels = tf.data.Dataset.range(count).map(
+            lambda i: (
+                i % num_classes
+                if last is None
+                else tf.where(
+                    i == count - 1, tf.constant(last, tf.int64), i % num_classes
+                )
+            )
+        )
         if isinstance(decoders, tfds.decode.PartialDecoding):
             return labels.map(lambda label: {"label": label})
         shape = _image_shape(features["image"])
@@ -49,3 +63,15 @@ def balanced_tfds(per_class):
 
     with tfds.testing.mock_data(as_dataset_fn=as_dataset):
         yield
+
+
+# The record counts of the small official-format files of `official_dir`.
+OFFICIAL_SIZES = {"train": 8, "test": 10}
+OFFICIAL_TRAIN_LABELS = (0, 1, 0, 2, 0, 9, 1, 0)
+
+
+def official_images(n, seed):
+    """`n` random uint8 32x32x3 images drawn from `default_rng(seed)`."""
+    return np.random.default_rng(seed).integers(
+        0, 256, [n, 32, 32, 3], dtype=np.uint8
+    )

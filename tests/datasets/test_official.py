@@ -9,32 +9,24 @@ import tensorflow as tf
 from la_keras import priors as priors_lib
 from la_keras.datasets import load
 from la_keras.datasets import official
+from tests.datasets import fakes
 
 CIFAR10_LT = [5000, 2997, 1796, 1077, 645, 387, 232, 139, 83, 50]
+_images = fakes.official_images
 
 
-def _images(n, seed):
-    return np.random.default_rng(seed).integers(
-        0, 256, [n, 32, 32, 3], dtype=np.uint8
+def _load(split, directory, **kwargs):
+    return load(
+        "cifar10-lt",
+        split,
+        str(directory),
+        expected_examples=fakes.OFFICIAL_SIZES,
+        **kwargs,
     )
-
-
-@pytest.fixture
-def official_dir(tmp_path):
-    """A folder with a few official-format train and test records."""
-    train_labels = np.array([0, 1, 0, 2, 0, 9, 1, 0])
-    test_labels = np.arange(10)
-    official.write_tfrecord(
-        str(tmp_path / "cifar10-lt_train.tfrecord"), _images(8, 0), train_labels
-    )
-    official.write_tfrecord(
-        str(tmp_path / "cifar10_test.tfrecord"), _images(10, 1), test_labels
-    )
-    return tmp_path
 
 
 def test_records_read_back_byte_identical(official_dir):
-    ds, info = load("cifar10-lt", "train", str(official_dir))
+    ds, info = _load("train", official_dir)
     images, labels = zip(*ds.as_numpy_iterator(), strict=True)
     np.testing.assert_array_equal(np.stack(images), _images(8, 0))
     np.testing.assert_array_equal(labels, [0, 1, 0, 2, 0, 9, 1, 0])
@@ -48,13 +40,13 @@ def test_records_read_back_byte_identical(official_dir):
     assert info.class_names[0] == "airplane"
     assert info.preprocessing == "cifar"
 
-    test_ds, _ = load("cifar10-lt", "test", str(official_dir))
+    test_ds, _ = _load("test", official_dir)
     test_images = np.stack([x for x, _ in test_ds.as_numpy_iterator()])
     np.testing.assert_array_equal(test_images, _images(10, 1))
 
 
 def test_priors_default_to_exp_100(official_dir):
-    _, info = load("cifar10-lt", "train", str(official_dir))
+    _, info = _load("train", official_dir)
     np.testing.assert_allclose(
         info.priors, priors_lib.from_counts(CIFAR10_LT), atol=1e-15
     )
@@ -63,17 +55,13 @@ def test_priors_default_to_exp_100(official_dir):
 def test_priors_from_base_probs_file(official_dir):
     expected = priors_lib.from_counts(np.arange(1, 11))
     priors_lib.save_txt(official_dir / "cifar10-lt_base_probs.txt", expected)
-    _, info = load("cifar10-lt", "train", str(official_dir))
+    _, info = _load("train", official_dir)
     np.testing.assert_allclose(info.priors, expected, atol=1e-15)
 
 
 def test_holdout_slice_excluded_from_train(official_dir):
-    train, info = load(
-        "cifar10-lt", "train", str(official_dir), holdout_fraction=0.5
-    )
-    holdout, _ = load(
-        "cifar10-lt", "holdout", str(official_dir), holdout_fraction=0.5
-    )
+    train, info = _load("train", official_dir, holdout_fraction=0.5)
+    holdout, _ = _load("holdout", official_dir, holdout_fraction=0.5)
     train_images = [x.tobytes() for x, _ in train.as_numpy_iterator()]
     holdout_images = [x.tobytes() for x, _ in holdout.as_numpy_iterator()]
     assert len(holdout_images) == info.num_examples["holdout"] == 3
@@ -90,7 +78,12 @@ def test_cifar100_file_names_and_classes(tmp_path):
     official.write_tfrecord(
         str(tmp_path / "cifar100_test.tfrecord"), _images(2, 1), [1, 2]
     )
-    _, info = load("cifar100-lt", "test", str(tmp_path))
+    _, info = load(
+        "cifar100-lt",
+        "test",
+        str(tmp_path),
+        expected_examples={"train": 3, "test": 2},
+    )
     assert info.num_classes == 100
     assert len(info.class_names) == 100
     assert info.class_names[:2] == ["apple", "aquarium_fish"]
@@ -117,7 +110,7 @@ def test_png_records_are_refused(official_dir):
         )
         writer.write(example.SerializeToString())
     with pytest.raises(ValueError, match="raw uint8 32x32x3 bytes"):
-        load("cifar10-lt", "train", str(official_dir))
+        _load("train", official_dir)
 
 
 def test_wrong_feature_names_are_refused(official_dir):
@@ -134,7 +127,7 @@ def test_wrong_feature_names_are_refused(official_dir):
         )
         writer.write(example.SerializeToString())
     with pytest.raises(ValueError, match="'image/class/label' \\(int64\\)"):
-        load("cifar10-lt", "test", str(official_dir))
+        _load("test", official_dir)
 
 
 def test_missing_files(tmp_path):
@@ -146,7 +139,7 @@ def test_missing_files(tmp_path):
 
 def test_takes_no_profile(official_dir):
     with pytest.raises(ValueError, match="long-tailed already"):
-        load("cifar10-lt", "train", str(official_dir), ratio=10)
+        _load("train", official_dir, ratio=10)
 
 
 def test_write_refuses_wrong_images(tmp_path):
