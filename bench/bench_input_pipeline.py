@@ -4,11 +4,13 @@ Both run on the same long-tailed images (the real CIFAR-10 from TFDS):
 
 * la_keras: `DatasetBuilder("cifar10_lt", "train", 128, training=True)`:
   decoded uint8 images cached, whole-set shuffle each epoch, batch, then
-  vectorized normalize / pad / crop / flip, prefetch.
+  vectorized normalize / pad (2 pixels a side, `--crop_padding`) / crop /
+  flip, prefetch.
 * official: the same images written as raw-bytes TFRecords, then
   `TFRecordDataset.shuffle(10000).batch(128, drop_remainder=True)
-  .map(parse_example + tf.map_fn(per-image decode_raw, normalize, pad,
-  crop, flip)).prefetch(AUTOTUNE)`.
+  .map(parse_example + tf.map_fn(per-image decode_raw, normalize,
+  resize_with_crop_or_pad to 36x36, random_crop, random flip))
+  .prefetch(AUTOTUNE)`, as the official `utils.py`.
 
 Usage:
 
@@ -43,6 +45,12 @@ def define_flags():
     )
     flags.DEFINE_integer("batch_size", 128, "Global batch size.")
     flags.DEFINE_integer("epochs", 3, "Steady-state epochs timed per pipeline.")
+    flags.DEFINE_integer(
+        "crop_padding",
+        2,
+        "Pixels of zero padding a side before the random crop, in both "
+        "pipelines: 2 as the official release, 4 as LDAM / BBN.",
+    )
     flags.DEFINE_float(
         "train_images_per_sec",
         380.0,
@@ -61,7 +69,7 @@ def _data_dir():
     return None
 
 
-def _official_pipeline(path, batch_size):
+def _official_pipeline(path, batch_size, crop_padding):
     import tensorflow as tf
 
     features = {
@@ -73,7 +81,8 @@ def _official_pipeline(path, batch_size):
         image = tf.io.decode_raw(encoded, tf.uint8)
         image = tf.reshape(image, [32, 32, 3])
         image = tf.cast(image, tf.float32) / 255.0 - 0.5
-        image = tf.image.resize_with_crop_or_pad(image, 40, 40)
+        size = 32 + 2 * crop_padding
+        image = tf.image.resize_with_crop_or_pad(image, size, size)
         image = tf.image.random_crop(image, [32, 32, 3])
         return tf.image.random_flip_left_right(image)
 
@@ -109,6 +118,7 @@ def run(flags_obj):
         flags_obj.batch_size,
         training=True,
         data_dir=data_dir,
+        crop_padding=flags_obj.crop_padding,
     )
     ours = builder.build()
     start = time.perf_counter()
@@ -123,12 +133,17 @@ def run(flags_obj):
         import numpy as np
 
         official.write_tfrecord(path, np.stack(images), np.array(labels))
-        theirs = _official_pipeline(path, flags_obj.batch_size)
+        theirs = _official_pipeline(
+            path, flags_obj.batch_size, flags_obj.crop_padding
+        )
         _time_epochs(theirs, 1)  # Warm up: graph tracing, file cache.
         theirs_rate = _time_epochs(theirs, flags_obj.epochs)
 
     consume = flags_obj.train_images_per_sec
-    print(f"data_dir: {data_dir}  images/epoch: {builder.num_examples}")
+    print(
+        f"data_dir: {data_dir}  images/epoch: {builder.num_examples}  "
+        f"crop_padding: {flags_obj.crop_padding}"
+    )
     print(
         f"la_keras first epoch (read + decode + cache): {first_rate:9.0f} images/s"
     )

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import math
-import numbers
 
 import tensorflow as tf
 
+from la_keras.datasets.arguments import is_int_at_least
+from la_keras.datasets.preprocessing import CIFAR_CROP_PADDING
+from la_keras.datasets.preprocessing import check_crop_padding
 from la_keras.datasets.preprocessing import preprocess_images
 from la_keras.datasets.registry import load
 
@@ -14,6 +16,7 @@ from la_keras.datasets.registry import load
 # memory; their pipeline shuffles within a buffer of this many images (TFDS
 # writes its shards in a hashed, class-mixed order).
 IMAGENET_SHUFFLE_BUFFER = 4096
+AUTOTUNE = tf.data.AUTOTUNE
 
 
 class DatasetBuilder:
@@ -27,9 +30,10 @@ class DatasetBuilder:
     CIFAR-style pipeline (`info.preprocessing == "cifar"`): decoded uint8
     images are cached in memory, the whole split is shuffled each epoch
     (training), then batched and preprocessed a batch at a time with
-    `preprocess_images`, and prefetched. ImageNet-style: each image is
-    cropped to 224x224 on its own (sizes differ), then batched; training
-    shuffles within a buffer of `IMAGENET_SHUFFLE_BUFFER` images.
+    `preprocess_images` (normalize; for training pad `crop_padding` pixels a
+    side, random crop, random flip), and prefetched. ImageNet-style: each
+    image is cropped to 224x224 on its own (sizes differ), then batched;
+    training shuffles within a buffer of `IMAGENET_SHUFFLE_BUFFER` images.
 
     One pass over the dataset is one epoch: it does not repeat; iterate it
     again for the next epoch (training reshuffles every pass).
@@ -41,6 +45,9 @@ class DatasetBuilder:
         global_batch_size: examples per step, summed over replicas.
         training: shuffle and augment.
         drop_remainder: drop the last partial batch. Defaults to `training`.
+        crop_padding: zero padding in pixels on each side before the random
+            crop of the CIFAR training recipe: 2 (default) as the official
+            release, 4 as LDAM / BBN. See `preprocess_images`.
 
     Example:
 
@@ -65,18 +72,17 @@ class DatasetBuilder:
         holdout_fraction=0.0,
         seed=0,
         drop_remainder=None,
+        crop_padding=CIFAR_CROP_PADDING,
         expected_examples=None,
     ):
-        if (
-            not isinstance(global_batch_size, numbers.Integral)
-            or isinstance(global_batch_size, bool)
-            or global_batch_size < 1
-        ):
+        if not is_int_at_least(global_batch_size, 1):
             raise ValueError(
                 "Invalid value for argument `global_batch_size`. Expected a "
                 "positive integer (examples per step over all replicas). "
                 f"Received: global_batch_size={global_batch_size!r}"
             )
+        # Argument errors first, before any data is read.
+        crop_padding = check_crop_padding(crop_padding)
         self._dataset, self.info = load(
             name,
             split,
@@ -86,6 +92,9 @@ class DatasetBuilder:
             holdout_fraction=holdout_fraction,
             seed=seed,
             expected_examples=expected_examples,
+        )
+        self.crop_padding = check_crop_padding(
+            crop_padding, self.info.preprocessing
         )
         self.name = name
         self.split = split
@@ -144,48 +153,49 @@ class DatasetBuilder:
             if shards > 1:
                 dataset = dataset.shard(shards, input_context.input_pipeline_id)
                 num_examples = math.ceil(num_examples / shards)
-        preprocessing = self.info.preprocessing
         training = self.training
-        if preprocessing == "cifar":
+        buffer = max(num_examples, 1)
+        if self.info.preprocessing != "cifar":
+            buffer = min(buffer, IMAGENET_SHUFFLE_BUFFER)
+
+        def augment(images):
+            return preprocess_images(
+                images,
+                self.info.preprocessing,
+                training,
+                crop_padding=self.crop_padding,
+            )
+
+        # Named functions, not lambdas: AutoGraph cannot find the source of
+        # a lambda that spans lines.
+        def preprocess_batch(images, labels):
+            return augment(images), labels
+
+        def preprocess_image(image, label):
+            return augment(image[None])[0], label
+
+        if self.info.preprocessing == "cifar":
             dataset = dataset.cache()
-            if training:
-                dataset = dataset.shuffle(
-                    max(num_examples, 1),
-                    seed=self.seed,
-                    reshuffle_each_iteration=True,
-                )
-            dataset = dataset.batch(
-                batch_size,
-                drop_remainder=self.drop_remainder,
-                num_parallel_calls=tf.data.AUTOTUNE,
+        if training:
+            dataset = dataset.shuffle(
+                buffer, seed=self.seed, reshuffle_each_iteration=True
             )
-            dataset = dataset.map(
-                lambda images, labels: (
-                    preprocess_images(images, preprocessing, training),
-                    labels,
-                ),
-                num_parallel_calls=tf.data.AUTOTUNE,
-            )
+        if self.info.preprocessing == "cifar":
+            # Whole batches at once: `preprocess_images` is vectorized.
+            dataset = self._batch(dataset, batch_size)
+            dataset = dataset.map(preprocess_batch, num_parallel_calls=AUTOTUNE)
         else:
-            if training:
-                dataset = dataset.shuffle(
-                    min(max(num_examples, 1), IMAGENET_SHUFFLE_BUFFER),
-                    seed=self.seed,
-                    reshuffle_each_iteration=True,
-                )
-            dataset = dataset.map(
-                lambda image, label: (
-                    preprocess_images(image[None], preprocessing, training)[0],
-                    label,
-                ),
-                num_parallel_calls=tf.data.AUTOTUNE,
-            )
-            dataset = dataset.batch(
-                batch_size,
-                drop_remainder=self.drop_remainder,
-                num_parallel_calls=tf.data.AUTOTUNE,
-            )
-        return dataset.prefetch(tf.data.AUTOTUNE)
+            # Image by image: the sizes differ until the crop.
+            dataset = dataset.map(preprocess_image, num_parallel_calls=AUTOTUNE)
+            dataset = self._batch(dataset, batch_size)
+        return dataset.prefetch(AUTOTUNE)
+
+    def _batch(self, dataset, batch_size):
+        return dataset.batch(
+            batch_size,
+            drop_remainder=self.drop_remainder,
+            num_parallel_calls=AUTOTUNE,
+        )
 
     def build(self, strategy=None):
         """The dataset, distributed over `strategy`'s replicas if given."""

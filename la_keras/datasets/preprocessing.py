@@ -9,7 +9,12 @@ from __future__ import annotations
 
 import tensorflow as tf
 
-CIFAR_PAD = 4
+from la_keras.datasets.arguments import is_int_at_least
+
+# The official release pads a 32x32 image to 36x36
+# (`tf.image.resize_with_crop_or_pad(x, 36, 36)`): 2 pixels a side. LDAM and
+# BBN pad 4 pixels a side; pass `crop_padding=4` for that.
+CIFAR_CROP_PADDING = 2
 IMAGENET_SIZE = 224
 IMAGENET_RESIZE = 256
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -19,13 +24,45 @@ CROP_AREA_RANGE = (0.08, 1.0)
 CROP_ASPECT_RANGE = (3.0 / 4.0, 4.0 / 3.0)
 
 
-def preprocess_images(images, preprocessing, training=False):
+def check_crop_padding(crop_padding, preprocessing="cifar") -> int:
+    """Validates `crop_padding` for `preprocessing` and returns it as an int.
+
+    Raises:
+        ValueError: if `crop_padding` is not an integer >= 0, or differs from
+            the default for the `"imagenet"` recipe, which does not pad.
+    """
+    if not is_int_at_least(crop_padding, 0):
+        raise ValueError(
+            "Invalid value for argument `crop_padding`. Expected an integer "
+            ">= 0: the zero padding on each side of a CIFAR training image "
+            "before the random crop (2 as the official release, 4 as "
+            f"LDAM / BBN, 0 for flips only). Received: crop_padding={crop_padding!r}"
+        )
+    if preprocessing == "imagenet" and crop_padding != CIFAR_CROP_PADDING:
+        raise ValueError(
+            "Invalid value for argument `crop_padding`: the 'imagenet' recipe "
+            "crops with a random resized crop and takes no padding. Leave "
+            f"crop_padding={CIFAR_CROP_PADDING}. Received: "
+            f"crop_padding={crop_padding!r}"
+        )
+    return int(crop_padding)
+
+
+def preprocess_images(
+    images, preprocessing, training=False, *, crop_padding=CIFAR_CROP_PADDING
+):
     """Preprocesses a batch of uint8 images into float32 model inputs.
 
-    `"cifar"`, as the official release: `x / 255 - 0.5`; for training, then
-    zero padding of 4 pixels on each side (in normalized space), a random crop
-    back to the input size and a random left-right flip, each drawn per image.
-    Works for any size and channel count (e.g. 28x28x1 MNIST).
+    `"cifar"`: `x / 255 - 0.5`; for training, then zero padding of
+    `p = crop_padding` pixels on each side (the pad value is 0 after the
+    normalization), a uniformly random `H x W` crop of the padded
+    `(H + 2p) x (W + 2p)` image and a left-right flip with probability 1/2,
+    the crop offset and the flip drawn per image: shifts of at most `p`
+    pixels each way. With the default `crop_padding=2`, 32x32 images come
+    out as from the official release's `resize_with_crop_or_pad(x, 36, 36)`,
+    `random_crop(x, [32, 32, 3])`, `random_flip_left_right(x)` (the same
+    distribution, other random draws). Works for any size and channel count
+    (e.g. 28x28x1 MNIST).
 
     `"imagenet"`: for training, a random resized crop to 224x224 (area in
     [0.08, 1], aspect ratio in [3/4, 4/3]) and a random flip; for evaluation,
@@ -37,6 +74,10 @@ def preprocess_images(images, preprocessing, training=False):
         images: uint8 (or float in [0, 255]) tensor `[batch, H, W, C]`.
         preprocessing: `"cifar"` or `"imagenet"`.
         training: whether to apply the random augmentation.
+        crop_padding: pixels of zero padding on each side before the random
+            crop of the `"cifar"` training recipe, an integer >= 0. 2 is the
+            official release's; 4 is the LDAM / BBN convention. The
+            `"imagenet"` recipe takes only the default.
 
     Returns:
         A float32 tensor `[batch, H', W', C']`.
@@ -54,24 +95,24 @@ def preprocess_images(images, preprocessing, training=False):
             f"of shape [batch, height, width, channels]. Received: "
             f"images.shape={images.shape}"
         )
+    if preprocessing not in ("cifar", "imagenet"):
+        raise ValueError(
+            "Invalid value for argument `preprocessing`. Expected 'cifar' or "
+            f"'imagenet'. Received: preprocessing={preprocessing!r}"
+        )
+    pad = check_crop_padding(crop_padding, preprocessing)
     images = tf.cast(images, tf.float32)
     if preprocessing == "cifar":
-        return _cifar(images, training)
-    if preprocessing == "imagenet":
-        return _imagenet(images, training)
-    raise ValueError(
-        "Invalid value for argument `preprocessing`. Expected 'cifar' or "
-        f"'imagenet'. Received: preprocessing={preprocessing!r}"
-    )
+        return _cifar(images, training, pad)
+    return _imagenet(images, training)
 
 
-def _cifar(images, training):
+def _cifar(images, training, pad):
     images = images / 255.0 - 0.5
     if not training:
         return images
     shape = tf.shape(images)
     batch, height, width = shape[0], shape[1], shape[2]
-    pad = CIFAR_PAD
     padded = tf.pad(images, [[0, 0], [pad, pad], [pad, pad], [0, 0]])
     offset_y = tf.random.uniform([batch], 0, 2 * pad + 1, tf.int32)
     offset_x = tf.random.uniform([batch], 0, 2 * pad + 1, tf.int32)

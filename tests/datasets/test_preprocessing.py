@@ -5,23 +5,12 @@ import tensorflow as tf
 
 from la_keras.datasets import preprocess_images
 from la_keras.datasets import preprocessing
+from tests.datasets import crops
 from tests.test_case import TestCase
 
 
 def _random_images(shape, seed=0):
     return np.random.default_rng(seed).integers(0, 256, shape, dtype=np.uint8)
-
-
-def _windows(image, pad=4):
-    """All crops of the zero-padded normalized image, and their flips."""
-    normalized = image.astype(np.float64) / 255.0 - 0.5
-    padded = np.pad(normalized, [(pad, pad), (pad, pad), (0, 0)])
-    h, w = image.shape[:2]
-    for dy in range(2 * pad + 1):
-        for dx in range(2 * pad + 1):
-            crop = padded[dy : dy + h, dx : dx + w]
-            yield (dy, dx, False), crop
-            yield (dy, dx, True), crop[:, ::-1]
 
 
 class CifarPreprocessingTest(TestCase):
@@ -31,16 +20,12 @@ class CifarPreprocessingTest(TestCase):
         self.assertEqual(out.dtype, tf.float32)
         self.assertAllClose(out, images / 255.0 - 0.5, atol=1e-6)
 
-    def _check_train_crops(self, images):
-        out = preprocess_images(images, "cifar", training=True).numpy()
+    def _check_train_crops(self, images, pad=2, **kwargs):
+        out = preprocess_images(images, "cifar", True, **kwargs).numpy()
         self.assertEqual(out.shape, images.shape)
         seen = set()
         for image, result in zip(images, out, strict=True):
-            matches = [
-                key
-                for key, window in _windows(image)
-                if np.allclose(result, window, atol=1e-6)
-            ]
+            matches = crops.matching_windows(image, result, pad)
             self.assertNotEmpty(matches, "output is no padded crop/flip")
             seen.add(matches[0])
         return seen
@@ -50,6 +35,19 @@ class CifarPreprocessingTest(TestCase):
         seen = self._check_train_crops(images)
         # Offsets and flips are drawn per image.
         self.assertGreater(len({(dy, dx) for dy, dx, _ in seen}), 5)
+        self.assertEqual({flip for _, _, flip in seen}, {False, True})
+
+    def test_crop_padding_four_is_the_ldam_convention(self):
+        images = _random_images([48, 32, 32, 3], seed=1)
+        seen = self._check_train_crops(images, pad=4, crop_padding=4)
+        # Some crops moved more than the default 2 pixels.
+        shifts = [max(abs(dy - 4), abs(dx - 4)) for dy, dx, _ in seen]
+        self.assertGreater(max(shifts), 2)
+
+    def test_crop_padding_zero_only_flips(self):
+        images = _random_images([16, 8, 8, 3], seed=2)
+        seen = self._check_train_crops(images, pad=0, crop_padding=0)
+        self.assertEqual({(dy, dx) for dy, dx, _ in seen}, {(0, 0)})
         self.assertEqual({flip for _, _, flip in seen}, {False, True})
 
     def test_padding_is_zero_in_normalized_space(self):
@@ -124,6 +122,18 @@ class PreprocessingErrorsTest(TestCase):
     def test_unknown_preprocessing(self):
         with self.assertRaisesRegex(ValueError, "argument `preprocessing`"):
             preprocess_images(tf.zeros([1, 4, 4, 3], tf.uint8), "vgg")
+
+    def test_bad_crop_padding(self):
+        images = tf.zeros([1, 4, 4, 3], tf.uint8)
+        for bad in (-1, 1.5, 2.0, "2", True, None):
+            with self.assertRaisesRegex(ValueError, "argument `crop_padding`"):
+                preprocess_images(images, "cifar", True, crop_padding=bad)
+        # Refused in evaluation too, where the padding is unused.
+        with self.assertRaisesRegex(ValueError, "argument `crop_padding`"):
+            preprocess_images(images, "cifar", crop_padding=-2)
+        with self.assertRaisesRegex(ValueError, "takes no padding"):
+            preprocess_images(images, "imagenet", True, crop_padding=4)
+        self.assertEqual(preprocessing.check_crop_padding(np.int64(4)), 4)
 
     def test_not_a_batch(self):
         with self.assertRaisesRegex(ValueError, "argument `images`"):
