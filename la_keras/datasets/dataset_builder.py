@@ -6,6 +6,7 @@ import math
 
 import tensorflow as tf
 
+from la_keras.datasets import official
 from la_keras.datasets.arguments import is_int_at_least
 from la_keras.datasets.preprocessing import CIFAR_CROP_PADDING
 from la_keras.datasets.preprocessing import check_crop_padding
@@ -19,6 +20,40 @@ IMAGENET_SHUFFLE_BUFFER = 4096
 AUTOTUNE = tf.data.AUTOTUNE
 
 
+def default_shuffle_buffer(name: str, preprocessing: str) -> int | None:
+    """The training shuffle buffer of a dataset; None is the whole split.
+
+    * `cifar10-lt`, `cifar100-lt` (the official TFRecords):
+      `official.SHUFFLE_BUFFER` (10,000) records, as the official release.
+    * Other CIFAR-recipe sets (TFDS `*_lt`, `tfds:<name>` with small images,
+      `test`): the whole split. Their decoded images are cached in memory
+      anyway, and the long-tail selection streams the kept images in source
+      order, so that with `seed=0` the few images of a tail class are the
+      first of that class in the file, near the start of the split: a buffer
+      smaller than the split would not mix them uniformly into the epoch.
+    * ImageNet-recipe sets: `IMAGENET_SHUFFLE_BUFFER` (4,096) images.
+    """
+    if name in official.NUM_CLASSES:
+        return official.SHUFFLE_BUFFER
+    if preprocessing == "cifar":
+        return None
+    return IMAGENET_SHUFFLE_BUFFER
+
+
+def check_shuffle_buffer(shuffle_buffer) -> int | None:
+    """Validates `shuffle_buffer`: None or an integer >= 1."""
+    if shuffle_buffer is None:
+        return None
+    if not is_int_at_least(shuffle_buffer, 1):
+        raise ValueError(
+            "Invalid value for argument `shuffle_buffer`. Expected None (the "
+            "dataset's default) or the number of examples the training "
+            "shuffle holds, an integer >= 1 (1 does not shuffle). Received: "
+            f"shuffle_buffer={shuffle_buffer!r}"
+        )
+    return int(shuffle_buffer)
+
+
 class DatasetBuilder:
     """Builds the input pipeline of one split for training or evaluation.
 
@@ -28,12 +63,17 @@ class DatasetBuilder:
     shards the examples per input pipeline and batches per replica.
 
     CIFAR-style pipeline (`info.preprocessing == "cifar"`): decoded uint8
-    images are cached in memory, the whole split is shuffled each epoch
-    (training), then batched and preprocessed a batch at a time with
-    `preprocess_images` (normalize; for training pad `crop_padding` pixels a
-    side, random crop, random flip), and prefetched. ImageNet-style: each
-    image is cropped to 224x224 on its own (sizes differ), then batched;
-    training shuffles within a buffer of `IMAGENET_SHUFFLE_BUFFER` images.
+    images are cached in memory, shuffled each epoch (training), then
+    batched and preprocessed a batch at a time with `preprocess_images`
+    (normalize; for training pad `crop_padding` pixels a side, random crop,
+    random flip), and prefetched. ImageNet-style: each image is cropped to
+    224x224 on its own (sizes differ), then batched.
+
+    Training shuffles within a buffer of `shuffle_buffer` examples, drawn
+    anew each epoch; by default (see `default_shuffle_buffer`) 10,000 for
+    the official TFRecords as the official release, the whole split for the
+    other CIFAR-recipe sets, `IMAGENET_SHUFFLE_BUFFER` for the ImageNet
+    recipe. Evaluation does not shuffle.
 
     One pass over the dataset is one epoch: it does not repeat; iterate it
     again for the next epoch (training reshuffles every pass).
@@ -48,6 +88,9 @@ class DatasetBuilder:
         crop_padding: zero padding in pixels on each side before the random
             crop of the CIFAR training recipe: 2 (default) as the official
             release, 4 as LDAM / BBN. See `preprocess_images`.
+        shuffle_buffer: examples held by the training shuffle of each input
+            pipeline, an integer >= 1, or None for the dataset's default.
+            Stored resolved; None there means the whole split.
 
     Example:
 
@@ -73,6 +116,7 @@ class DatasetBuilder:
         seed=0,
         drop_remainder=None,
         crop_padding=CIFAR_CROP_PADDING,
+        shuffle_buffer=None,
         expected_examples=None,
     ):
         if not is_int_at_least(global_batch_size, 1):
@@ -83,6 +127,7 @@ class DatasetBuilder:
             )
         # Argument errors first, before any data is read.
         crop_padding = check_crop_padding(crop_padding)
+        shuffle_buffer = check_shuffle_buffer(shuffle_buffer)
         self._dataset, self.info = load(
             name,
             split,
@@ -96,6 +141,11 @@ class DatasetBuilder:
         self.crop_padding = check_crop_padding(
             crop_padding, self.info.preprocessing
         )
+        if shuffle_buffer is None:
+            shuffle_buffer = default_shuffle_buffer(
+                name, self.info.preprocessing
+            )
+        self.shuffle_buffer = shuffle_buffer
         self.name = name
         self.split = split
         self.global_batch_size = int(global_batch_size)
@@ -154,9 +204,9 @@ class DatasetBuilder:
                 dataset = dataset.shard(shards, input_context.input_pipeline_id)
                 num_examples = math.ceil(num_examples / shards)
         training = self.training
-        buffer = max(num_examples, 1)
-        if self.info.preprocessing != "cifar":
-            buffer = min(buffer, IMAGENET_SHUFFLE_BUFFER)
+        buffer = self.shuffle_buffer
+        if buffer is None:
+            buffer = max(num_examples, 1)
 
         def augment(images):
             return preprocess_images(
