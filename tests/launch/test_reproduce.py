@@ -1,26 +1,18 @@
-"""Tests for launch.reproduce, the loss flags of launch.train (DRW) and
-launch.evaluate --weight_norm_taus."""
+"""Tests for launch.reproduce: flags, the table, and end to end on the smoke
+budget. (The loss-flag, DRW and weight-norm evaluation tests that lived here
+moved to test_config.py with the code they test.)"""
 
 import json
 import os
 import re
 
-import keras
-import numpy as np
 import pytest
 import tensorflow as tf
 from absl import app
 from absl import flags
 from absl.testing import flagsaver
 
-from la_keras import datasets
-from la_keras.losses.ldam import LDAMLoss
-from la_keras.models import weight_norm
-from la_keras.training import evaluation
-from launch import common
-from launch import evaluate
 from launch import reproduce
-from launch import train
 from tests.launch import helpers
 from tests.test_case import TestCase
 
@@ -30,153 +22,6 @@ FLAGS = flags.FLAGS
 def setUpModule():
     helpers.define_all_flags()
     reproduce.define_flags()
-
-
-def _test_config(**overrides):
-    config = dict(
-        dataset="test",
-        dataset_dir=None,
-        ratio=100.0,
-        profile="exp",
-        holdout_fraction=0.1,
-        seed=0,
-        test_batch_size=10,
-    )
-    config.update(overrides)
-    return config
-
-
-class LossFlagsTest(TestCase):
-    def _config(self, loss, **flags_values):
-        config = {name: None for name in common.LOSS_FLAGS}
-        config.update(loss=loss, tau=1.0)
-        config.update(flags_values)
-        return config
-
-    def test_flags_reach_their_loss(self):
-        kwargs = common.loss_kwargs(
-            self._config("ldam_drw", ldam_s=1.0, drw_start_epoch=3)
-        )
-        self.assertEqual(kwargs, {"s": 1.0, "drw_start_epoch": 3})
-        self.assertEqual(
-            common.loss_kwargs(self._config("logit_adjusted", tau=0.5)),
-            {"tau": 0.5},
-        )
-        self.assertEqual(
-            common.loss_kwargs(self._config("equalized", eql_lambda=0.05)),
-            {"lambda_": 0.05},
-        )
-
-    def test_flag_of_another_loss_is_refused(self):
-        with self.assertRaisesRegex(app.UsageError, "--ldam_s applies to"):
-            common.loss_kwargs(self._config("crossentropy", ldam_s=1.0))
-
-    def test_build_loss_uses_train_counts(self):
-        _, info = datasets.load("test", "train", None, holdout_fraction=0.1)
-        loss = common.build_loss(
-            self._config("ldam", ldam_s=2.0, ldam_max_m=0.3), info
-        )
-        self.assertIsInstance(loss, LDAMLoss)
-        self.assertEqual(loss.s, 2.0)
-        self.assertAllClose(loss.class_counts, info.train_counts)
-        self.assertAllClose(loss.margins.max(), 0.3)
-
-
-class DeferredReweightingInTrainTest(TestCase):
-    """`--loss=ldam_drw`: the loop calls on_epoch_begin every epoch."""
-
-    def test_every_epoch_and_after_resume(self):
-        model_dir = os.path.join(self.get_temp_dir(), "drw")
-        epochs_seen = []
-        weights_seen = []
-        original = LDAMLoss.on_epoch_begin
-
-        def spy(loss, epoch):
-            weights = original(loss, epoch)
-            epochs_seen.append(epoch)
-            weights_seen.append(np.array(weights))
-            return weights
-
-        overrides = dict(
-            helpers.SMOKE_FLAGS,
-            model_dir=model_dir,
-            tb_log_dir=os.path.join(model_dir, "log"),
-            mode="loss",
-            loss="ldam_drw",
-            ldam_s=1.0,
-            drw_start_epoch=1,
-            eval_every_epochs=1000,
-        )
-        LDAMLoss.on_epoch_begin = spy
-        try:
-            with flagsaver.flagsaver(**dict(overrides, epochs=1)):
-                train.run(FLAGS)
-            self.assertEqual(epochs_seen, [0])
-            # Resume for a second epoch in a fresh loss: DRW must switch on.
-            with flagsaver.flagsaver(**dict(overrides, epochs=2)):
-                metrics = train.run(FLAGS)
-        finally:
-            LDAMLoss.on_epoch_begin = original
-        self.assertEqual(epochs_seen, [0, 1])
-        self.assertEqual(metrics["epoch"], 2)
-        self.assertAllClose(weights_seen[0], np.ones(10))
-        # Class-balanced weights: rarer classes weigh more.
-        self.assertGreater(weights_seen[1][-1], weights_seen[1][0])
-
-
-class WeightNormReportTest(TestCase):
-    def test_matches_tau_normalize(self):
-        config = _test_config()
-        _, info = datasets.load("test", "train", None, holdout_fraction=0.1)
-        keras.utils.set_random_seed(1)
-        model = common.build_model("resnet8", 10, info.image_shape, 1e-4)
-        # Spread the class norms so that tau changes the predictions.
-        dense = model.layers[-1]
-        dense.kernel.assign(
-            dense.kernel.numpy() * np.linspace(0.2, 5.0, 10)[None, :]
-        )
-        dense.bias.assign(np.linspace(-1.0, 1.0, 10))
-        report = evaluate.weight_norm_report(
-            config, model, info, [0.0, 1.0, 2.0]
-        )
-        test, _ = datasets.load(
-            "test", "test", None, holdout_fraction=0.1, seed=0
-        )
-        for key in ("tau_1", "tuned"):
-            tau = report[key]["tau"]
-            clone = weight_norm.tau_normalize(model, tau)
-            logits, labels = [], []
-            for images, batch_labels in test.batch(10):
-                logits.append(np.asarray(clone(images, training=False)))
-                labels.append(batch_labels.numpy())
-            expected = evaluation.classification_report(
-                np.concatenate(logits),
-                np.concatenate(labels),
-                info.train_counts,
-            )
-            self.assertAllClose(
-                report[key]["per_class_accuracy"],
-                expected["per_class_accuracy"],
-            )
-            self.assertAllClose(
-                report[key]["balanced_accuracy"],
-                expected["balanced_accuracy"],
-            )
-        self.assertEqual([r["tau"] for r in report["holdout_sweep"]], [0, 1, 2])
-        self.assertEqual(
-            report["tau_star"],
-            evaluation.select_tau(report["holdout_sweep"]),
-        )
-
-    def test_saved_model_is_refused(self):
-        with flagsaver.flagsaver(saved_model="/x", weight_norm_taus=["1"]):
-            with self.assertRaisesRegex(app.UsageError, "--model_dir"):
-                evaluate.run(FLAGS)
-
-    def test_negative_tau_is_refused(self):
-        with flagsaver.flagsaver(model_dir="/x", weight_norm_taus=["-1"]):
-            with self.assertRaisesRegex(app.UsageError, ">= 0"):
-                evaluate.run(FLAGS)
 
 
 class ReproduceFlagsTest(TestCase):
