@@ -238,12 +238,13 @@ def _method_notes(flags_obj, per_seed: dict, runs: dict) -> list[str]:
         ),
         None,
     )
+    # The post-hoc τ grid of the run that chose τ* (else the baseline's).
     config = next(
         (
-            run["config"]
+            by_run[name]["config"]
+            for name in ("holdout", "baseline")
             for by_run in runs.values()
-            for name, run in by_run.items()
-            if name in ("holdout", "baseline") and run["config"]
+            if name in by_run and by_run[name]["config"]
         ),
         None,
     )
