@@ -60,19 +60,15 @@ class _PerClassCounts(Metric):
                 f"integer >= 1. Received: num_classes={num_classes}"
             )
         self.num_classes = num_classes
-        self.correct = self.add_variable(
-            shape=(num_classes,),
-            initializer="zeros",
-            dtype="float32",
-            aggregation="sum",
-            name="correct",
-        )
-        self.total = self.add_variable(
-            shape=(num_classes,),
-            initializer="zeros",
-            dtype="float32",
-            aggregation="sum",
-            name="total",
+        self.correct, self.total = (
+            self.add_variable(
+                shape=(num_classes,),
+                initializer="zeros",
+                dtype="float32",
+                aggregation="sum",
+                name=variable,
+            )
+            for variable in ("correct", "total")
         )
 
     def update_state(self, y_true, y_pred, sample_weight=None):
@@ -147,9 +143,8 @@ class PerClassAccuracy(_PerClassCounts):
     data are NaN, not 0.
 
     Args:
-        num_classes: number of classes.
-        name: metric name.
-        dtype: metric dtype.
+        num_classes: number of classes; `name` and `dtype` as for any Keras
+            metric.
 
     Example:
 

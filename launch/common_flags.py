@@ -140,6 +140,33 @@ def define_flags() -> None:
     )
     flags.DEFINE_float("ratio", 100.0, "Imbalance ratio of TFDS-derived sets.")
     flags.DEFINE_enum("profile", "exp", ["exp", "step"], "Long-tail profile.")
+    flags.DEFINE_integer(
+        "crop_padding",
+        2,
+        "CIFAR recipe: pixels of zero padding a side before the random crop "
+        "to the image size. 2 as the official release (36x36 for CIFAR); 4 "
+        "is the LDAM / BBN convention; 0 flips only.",
+    )
+    flags.DEFINE_integer(
+        "shuffle_buffer",
+        None,
+        "Training shuffle buffer, reshuffled each epoch. Default: 10,000 "
+        "records for the official TFRecords (as the official release), the "
+        "whole split for the other CIFAR-recipe datasets, 4,096 for "
+        "ImageNet-size images.",
+    )
+    flags.DEFINE_integer(
+        "expected_train_examples",
+        None,
+        "cifar10-lt / cifar100-lt: records in the train TFRecord when it is "
+        "not the official file (default: the official 12,406 / 10,847).",
+    )
+    flags.DEFINE_integer(
+        "expected_test_examples",
+        None,
+        "cifar10-lt / cifar100-lt: records in the test TFRecord when it is "
+        "not the official file (default: 10,000).",
+    )
     flags.DEFINE_list(
         "tau_grid",
         [str(t) for t in DEFAULT_TAU_GRID],
@@ -163,6 +190,12 @@ def define_flags() -> None:
         "Also checkpoint every N steps (0: once per epoch only).",
     )
     flags.DEFINE_integer("keep_checkpoints", 3, "Checkpoints kept.")
+    flags.DEFINE_integer(
+        "steps_per_loop",
+        100,
+        "Train steps per call of the compiled loop (at most): how soon a "
+        "SIGTERM (preemption) or a NaN loss is noticed.",
+    )
     flags.DEFINE_integer(
         "eval_every_epochs",
         1,
@@ -279,10 +312,23 @@ def _register_validators() -> None:
         lambda v: all(_is_nonneg_float(t) for t in v) and len(v) > 0,
         message="--tau_grid must be a non-empty list of finite floats >= 0.",
     )
-    for name in ("train_batch_size", "test_batch_size"):
+    for name in ("train_batch_size", "test_batch_size", "steps_per_loop"):
         flags.register_validator(
             name, lambda v: v >= 1, message=f"--{name} must be >= 1."
         )
+    for name in (
+        "shuffle_buffer",
+        "expected_train_examples",
+        "expected_test_examples",
+    ):
+        flags.register_validator(
+            name,
+            lambda v: v is None or v >= 1,
+            message=f"--{name} must be >= 1.",
+        )
+    flags.register_validator(
+        "crop_padding", lambda v: v >= 0, message="--crop_padding must be >= 0."
+    )
     flags.register_validator(
         "epochs",
         lambda v: v is None or v >= 1,

@@ -15,12 +15,12 @@ import json
 import os
 
 from absl import app
-from absl import logging
 
 from la_keras import datasets
 from la_keras import schedules
 from launch import common_flags
 from launch import outputs
+from launch import resolve
 
 # Datasets whose official TFRecords and base_probs live in --data_home.
 # (`cifar10-lt` reads the official files; `cifar10_lt`, one character
@@ -44,6 +44,14 @@ class DataConfig:
         ratio, profile, holdout_fraction, seed: as for
             `la_keras.datasets.load`.
         train_batch_size, test_batch_size: global batch sizes.
+        crop_padding: pixels of padding a side before the random crop of
+            the CIFAR recipe: 2 as the official release, 4 as LDAM / BBN.
+        shuffle_buffer: training shuffle buffer (None: the dataset's
+            default, 10,000 records for the official TFRecords as the
+            official release, the whole split for the other CIFAR sets).
+        expected_train_examples, expected_test_examples: the record counts
+            of official-format TFRecords that are not the official files
+            (None: the official sizes).
     """
 
     dataset: str = "cifar10-lt"
@@ -55,6 +63,10 @@ class DataConfig:
     seed: int = 0
     train_batch_size: int = 128
     test_batch_size: int = 100
+    crop_padding: int = 2
+    shuffle_buffer: int | None = None
+    expected_train_examples: int | None = None
+    expected_test_examples: int | None = None
 
     @property
     def dataset_dir(self) -> str | None:
@@ -72,11 +84,20 @@ class DataConfig:
         return ("test", "holdout") if self.has_holdout else ("test",)
 
     def _load_kwargs(self) -> dict:
+        expected = {
+            split: count
+            for split, count in (
+                ("train", self.expected_train_examples),
+                ("test", self.expected_test_examples),
+            )
+            if count is not None
+        }
         return dict(
             ratio=self.ratio,
             profile=self.profile,
             holdout_fraction=self.holdout_fraction,
             seed=self.seed,
+            expected_examples=expected or None,
         )
 
     def builder(self, split: str) -> datasets.DatasetBuilder:
@@ -90,6 +111,8 @@ class DataConfig:
                 batch,
                 training,
                 self.dataset_dir,
+                crop_padding=self.crop_padding,
+                shuffle_buffer=self.shuffle_buffer,
                 **self._load_kwargs(),
             )
         except (ValueError, FileNotFoundError) as e:
@@ -159,7 +182,8 @@ class RunConfig:
         strategy, tpu, num_logical_cpus: distribution.
         jit_compile: XLA for the train step (resolved: True or False).
         deterministic, checkpoint_every_steps, keep_checkpoints,
-        eval_every_epochs: see the flags of the same names.
+        steps_per_loop, eval_every_epochs: see the flags of the same
+            names.
     """
 
     data: DataConfig
@@ -181,6 +205,7 @@ class RunConfig:
     deterministic: bool = False
     checkpoint_every_steps: int = 0
     keep_checkpoints: int = 3
+    steps_per_loop: int = 100
     eval_every_epochs: int = 1
 
     # -- building the run's parts -------------------------------------------
@@ -235,7 +260,7 @@ class RunConfig:
     @classmethod
     def from_flags(cls, flags_obj) -> RunConfig:
         """Resolves the flags once; UsageError on conflicts."""
-        return cls.from_dict(_resolve_flags(flags_obj))
+        return cls.from_dict(resolve.resolve_flags(flags_obj))
 
     def to_dict(self) -> dict:
         """The flat, JSON-ready form written as flags.json."""
@@ -348,83 +373,3 @@ class RunConfig:
                 f"with other flags {changed} (previous, now). Use a new "
                 "--model_dir."
             )
-
-
-# Flags copied as they are into the flat config.
-_PLAIN_FLAGS = (
-    "dataset", "data_home", "data_dir", "ratio", "profile", "seed",
-    "train_batch_size", "test_batch_size", "holdout_fraction", "mode", "tau",
-    "tb_log_dir", "model_dir", "export_dir", "strategy", "tpu", "model",
-    "loss", "base_learning_rate", "momentum", "nesterov", "weight_decay",
-    "deterministic", "checkpoint_every_steps", "keep_checkpoints",
-    "eval_every_epochs", "num_logical_cpus",
-)  # fmt: skip
-
-
-def _resolve_flags(flags_obj) -> dict:
-    """The flat config of `flags_obj`, defaults that depend on others resolved."""
-    flat = {name: getattr(flags_obj, name) for name in _PLAIN_FLAGS}
-    flat.update({k: getattr(flags_obj, k) for k in common_flags.LOSS_FLAGS})
-    if flat["loss"] is None:
-        flat["loss"] = default_loss(flat["mode"])
-    elif flat["mode"] != "loss" and flat["loss"] != "crossentropy":
-        logging.warning(
-            "--mode=%s trains with --loss=%s; the official %s mode trains with "
-            "plain cross-entropy.",
-            flat["mode"], flat["loss"], flat["mode"],
-        )  # fmt: skip
-    if flat["holdout_fraction"] is None:
-        flat["holdout_fraction"] = 0.0
-    flat["tau_grid"] = [float(t) for t in flags_obj.tau_grid]
-    flat.update(_resolve_schedule(flags_obj))
-    flat["jit_compile"] = _resolve_jit(flags_obj.jit_compile, flat["strategy"])
-    if not flat["export_dir"]:
-        flat["export_dir"] = os.path.join(flat["model_dir"], "export")
-    return flat
-
-
-def _resolve_schedule(flags_obj) -> dict:
-    given = (
-        flags_obj.warmup_epochs is not None
-        or flags_obj.lr_decay_epochs is not None
-    )
-    if not given:
-        default = schedules.default_schedule(
-            flags_obj.dataset, flags_obj.epochs
-        )
-        return {
-            "epochs": default["epochs"],
-            "schedule": [list(p) for p in default["schedule"]],
-        }
-    try:
-        schedule = schedules.parse_schedule(
-            flags_obj.warmup_epochs or 0.0,
-            flags_obj.lr_decay_epochs or [],
-            flags_obj.lr_decay_multipliers or [],
-        )
-    except ValueError as e:
-        raise app.UsageError(str(e)) from e
-    epochs = flags_obj.epochs
-    if epochs is None:
-        epochs = schedules.default_schedule(flags_obj.dataset)["epochs"]
-    return {"epochs": epochs, "schedule": [list(p) for p in schedule]}
-
-
-def _resolve_jit(value: bool | None, strategy: str) -> bool:
-    """--jit_compile; unset: on for GPU and TPU, off on CPU.
-
-    Measured with `bench/bench_train.py`: XLA-compiled steps train the
-    ResNets about 40% slower on a 2-core CPU, and faster on accelerators.
-    """
-    if value is not None:
-        return bool(value)
-    if strategy == "tpu":
-        return True
-    import tensorflow as tf
-
-    return bool(tf.config.list_physical_devices("GPU"))
-
-
-def default_loss(mode: str) -> str:
-    """The official loss of `mode`: logit_adjusted for loss, else CE."""
-    return "logit_adjusted" if mode == "loss" else "crossentropy"

@@ -24,7 +24,7 @@ from launch import common
 from launch import common_flags
 from launch import train
 from launch.config import RunConfig
-from launch.config import default_loss
+from launch.resolve import default_loss
 
 _MODES = ("loss", "baseline")
 

@@ -8,6 +8,7 @@ served SavedModel and `LogitAdjustedModel`.
 from __future__ import annotations
 
 import io
+import itertools
 import os
 
 import numpy as np
@@ -99,7 +100,9 @@ def plot_per_class(train_counts, curves: dict, path: str, title: str) -> None:
 
     counts = np.asarray(train_counts, dtype=np.float64)
     fig, ax = plt.subplots(figsize=(6, 4), dpi=100)
-    for (label, values), marker in zip(curves.items(), "os^v", strict=False):
+    for (label, values), marker in zip(
+        curves.items(), itertools.cycle("os^vDP<>")
+    ):
         values = np.array([np.nan if v is None else v for v in values], float)
         ax.scatter(
             np.maximum(counts, 0.5), values, label=label, marker=marker, s=18

@@ -46,10 +46,6 @@ from launch import outputs
 from launch import reporting
 from launch.config import RunConfig
 
-# Steps per `train_steps` call at most: how soon a SIGTERM is noticed.
-MAX_CHUNK_STEPS = 100
-
-
 def _train_data(strategy, builder, seed):
     def epoch_data(epoch, skip):
         # Data order and augmentation are a function of (seed, epoch) only.
@@ -145,7 +141,7 @@ def _run(config, strategy, chief, flags_obj, stop) -> dict:
         config.schedule.epochs,
         save,
         checkpoint_every_steps=config.checkpoint_every_steps,
-        max_chunk_steps=MAX_CHUNK_STEPS,
+        max_chunk_steps=config.steps_per_loop,
         epoch_hooks=[loss],
         on_epoch_end=evaluate,
         eval_every_epochs=config.eval_every_epochs,

@@ -66,10 +66,7 @@ class BalancedSoftmaxLoss(base.LongTailLoss):
     Args:
         class_counts: per-class training counts (or priors: only their ratios
             matter), each `> 0`.
-        reduction: Keras reduction. Defaults to `"sum_over_batch_size"`.
-        name: optional name for the loss instance.
-        dtype: dtype of the loss computations. Defaults to `None` (floatx);
-            float16 / bfloat16 logits are always computed in float32.
+        reduction, name, dtype: as in `LongTailLoss` (`keras.losses.Loss`).
 
     Example:
 

@@ -39,6 +39,14 @@ __all__ = [
 class LongTailLoss(Loss):
     """A Keras `Loss` whose config holds the attributes in `config_keys`.
 
+    The base of every la_keras loss. Their common constructor arguments:
+
+    - `reduction`: Keras reduction, `"sum_over_batch_size"` by default (under
+      `tf.distribute` it averages over the global batch).
+    - `name`: optional name for the loss instance.
+    - `dtype`: dtype of the loss computations, `None` for floatx;
+      float16 / bfloat16 logits are always computed in float32.
+
     Subclasses implement `call` (one loss per example, never reduced) and
     name their constructor arguments in `config_keys`; numpy vectors and
     matrices (priors, class counts, margins) are written as (nested) lists

@@ -230,10 +230,7 @@ class FocalLoss(base.LongTailLoss):
     Args:
         gamma: focusing parameter `>= 0`; 0 is plain cross-entropy. 2.0 is
             Lin et al.'s default.
-        reduction: Keras reduction. Defaults to `"sum_over_batch_size"`.
-        name: optional name for the loss instance.
-        dtype: dtype of the loss computations. Defaults to `None` (floatx);
-            float16 / bfloat16 logits are always computed in float32.
+        reduction, name, dtype: as in `LongTailLoss` (`keras.losses.Loss`).
 
     Example:
 
@@ -286,10 +283,7 @@ class ClassBalancedLoss(base.LongTailLoss):
             unweighted losses.
         loss_type: `"softmax"` (cross-entropy) or `"focal"`.
         gamma: focal parameter `>= 0`, used only with `loss_type="focal"`.
-        reduction: Keras reduction. Defaults to `"sum_over_batch_size"`.
-        name: optional name for the loss instance.
-        dtype: dtype of the loss computations. Defaults to `None` (floatx);
-            float16 / bfloat16 logits are always computed in float32.
+        reduction, name, dtype: as in `LongTailLoss` (`keras.losses.Loss`).
 
     Example:
 

@@ -119,10 +119,7 @@ class EqualizedLoss(base.LongTailLoss):
             cross-entropy.
         lambda_: tail frequency threshold in `[0, 1]`; `None` means `1 / C`.
         seed: int seed for the Bernoulli draws when `gamma < 1`, or `None`.
-        reduction: Keras reduction. Defaults to `"sum_over_batch_size"`.
-        name: optional name for the loss instance.
-        dtype: dtype of the loss computations. Defaults to `None` (floatx);
-            float16 / bfloat16 logits are always computed in float32.
+        reduction, name, dtype: as in `LongTailLoss` (`keras.losses.Loss`).
 
     Example:
 

@@ -120,10 +120,7 @@ class LDAMLoss(base.LongTailLoss):
             switches on class-balanced weights (160 of 200 in Cao et al.).
             `None` (default): `on_epoch_begin` does nothing.
         drw_beta: effective-number `beta` of the DRW weights.
-        reduction: Keras reduction. Defaults to `"sum_over_batch_size"`.
-        name: optional name for the loss instance.
-        dtype: dtype of the loss computations. Defaults to `None` (floatx);
-            float16 / bfloat16 logits are always computed in float32.
+        reduction, name, dtype: as in `LongTailLoss` (`keras.losses.Loss`).
 
     Example:
 

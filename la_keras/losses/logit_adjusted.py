@@ -79,10 +79,7 @@ class LogitAdjustedLoss(base.LongTailLoss):
         from_logits: whether `y_pred` are logits (default) or probabilities.
         epsilon: added to `priors**tau` inside the log, as in the official
             release (1e-12), so zero priors stay finite.
-        reduction: Keras reduction. Defaults to `"sum_over_batch_size"`.
-        name: optional name for the loss instance.
-        dtype: dtype of the loss computations. Defaults to `None` (floatx);
-            float16 / bfloat16 logits are always computed in float32.
+        reduction, name, dtype: as in `LongTailLoss` (`keras.losses.Loss`).
 
     Example:
 

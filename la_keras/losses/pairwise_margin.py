@@ -110,10 +110,7 @@ class PairwiseMarginLoss(base.LongTailLoss):
             the diagonal is ignored (treated as 0).
         class_weights: per-class weights `alpha`, length `C`, finite and
             non-negative. `None` (default) means ones.
-        reduction: Keras reduction. Defaults to `"sum_over_batch_size"`.
-        name: optional name for the loss instance.
-        dtype: dtype of the loss computations. Defaults to `None` (floatx);
-            float16 / bfloat16 logits are always computed in float32.
+        reduction, name, dtype: as in `LongTailLoss` (`keras.losses.Loss`).
 
     Example:
 

@@ -9,6 +9,7 @@ with the guarantees a preemptible run needs:
 - The `checkpoint` state file is not trusted: the candidates are the
   `ckpt-<step>.index` files present, so a missing or stale state file is
   rebuilt from them.
+- Paths go through `tf.io.gfile`, so a `gs://` model_dir works too.
 - An intact checkpoint is never deleted before a newer one is written and
   readable: rotation (`max_to_keep`) runs only after the new checkpoint has
   been read back.
@@ -16,7 +17,6 @@ with the guarantees a preemptible run needs:
 
 from __future__ import annotations
 
-import glob
 import os
 import re
 
@@ -38,7 +38,7 @@ def checkpoint_dir(model_dir: str) -> str:
 def list_checkpoints(directory: str) -> list[tuple[int, str]]:
     """`(step, prefix)` of every `ckpt-<step>` in `directory`, newest first."""
     found = []
-    for path in glob.glob(os.path.join(directory, "ckpt-*.index")):
+    for path in tf.io.gfile.glob(os.path.join(directory, "ckpt-*.index")):
         match = _CKPT.match(os.path.basename(path))
         if match:
             found.append((int(match.group(1)), path[: -len(".index")]))
@@ -51,9 +51,24 @@ def _readable(prefix: str) -> str | None:
         reader = tf.train.load_checkpoint(prefix)
         for name in reader.get_variable_to_shape_map():
             reader.get_tensor(name)
-    except (tf.errors.OpError, ValueError, OSError) as e:
+    except (tf.errors.OpError, ValueError, OSError, IndexError) as e:
         return str(e).splitlines()[0] if str(e) else type(e).__name__
     return None
+
+
+def _write_state_file(directory: str, latest: str) -> None:
+    """Writes the `checkpoint` state file (what `tf.train.latest_checkpoint`
+    reads) for the checkpoints present, `latest` last; atomically."""
+    names = [
+        os.path.basename(p) for _, p in reversed(list_checkpoints(directory))
+    ]
+    lines = [f'model_checkpoint_path: "{os.path.basename(latest)}"']
+    lines += [f'all_model_checkpoint_paths: "{name}"' for name in names]
+    path = os.path.join(directory, "checkpoint")
+    tmp = path + ".partial"
+    with tf.io.gfile.GFile(tmp, "w") as f:
+        f.write("\n".join(lines) + "\n")
+    tf.io.gfile.rename(tmp, path, overwrite=True)
 
 
 class CheckpointStore:
@@ -124,12 +139,7 @@ class CheckpointStore:
         """Points the `checkpoint` state file at the restored checkpoint."""
         if self.write_directory != self.directory:
             return
-        intact = [p for _, p in list_checkpoints(self.directory)]
-        tf.compat.v1.train.update_checkpoint_state(
-            self.directory,
-            prefix,
-            all_model_checkpoint_paths=list(reversed(intact)),
-        )
+        _write_state_file(self.directory, prefix)
 
     def save(self, step: int) -> str:
         """Writes `ckpt-<step>`, reads it back, then rotates older ones."""
@@ -148,14 +158,9 @@ class CheckpointStore:
         for _, prefix in found[self.max_to_keep :]:
             if prefix == keep:
                 continue
-            for path in glob.glob(prefix + ".*"):
+            for path in tf.io.gfile.glob(prefix + ".*"):
                 try:
-                    os.remove(path)
-                except OSError as e:
+                    tf.io.gfile.remove(path)
+                except (OSError, tf.errors.OpError) as e:
                     logging.warning("Could not remove %s: %s", path, e)
-        intact = [p for _, p in list_checkpoints(self.write_directory)]
-        tf.compat.v1.train.update_checkpoint_state(
-            self.write_directory,
-            keep,
-            all_model_checkpoint_paths=list(reversed(intact)),
-        )
+        _write_state_file(self.write_directory, keep)

@@ -9,7 +9,6 @@ Every number RESULTS.md states about a run comes from here.
 from __future__ import annotations
 
 import functools
-import json
 import os
 
 from absl import logging
@@ -41,29 +40,18 @@ def load_run(run_dir: str, metrics: dict | None) -> dict:
 
 def dataset_info(config: dict):
     """The DatasetInfo of a run's training split (None if not loadable)."""
-    keys = ("dataset", "dataset_dir", "ratio", "profile", "holdout_fraction")
-    return _dataset_info(
-        json.dumps({k: config.get(k) for k in keys}), config["seed"]
-    )
+    from launch.config import RunConfig
+
+    return _dataset_info(RunConfig.from_dict(config).data)
 
 
 @functools.cache
-def _dataset_info(key: str, seed: int):
-    from la_keras import datasets
-
-    config = json.loads(key)
+def _dataset_info(data):
+    """`data.load("train")` info, once per `DataConfig` (they are frozen)."""
     try:
-        _, info = datasets.load(
-            config["dataset"],
-            "train",
-            config["dataset_dir"],
-            ratio=config["ratio"],
-            profile=config["profile"],
-            holdout_fraction=config["holdout_fraction"],
-            seed=seed,
-        )
+        _, info = data.load("train")
     except Exception as e:  # noqa: BLE001 - the data may be elsewhere
-        logging.warning("Cannot load %s here: %s", config["dataset"], e)
+        logging.warning("Cannot load %s here: %s", data.dataset, e)
         return None
     return info
 

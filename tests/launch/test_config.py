@@ -77,6 +77,21 @@ class RunConfigTest(TestCase):
         self.assertEqual(read, config.replace(export_dir=read.export_dir))
         self.assertEqual(read.export_dir, os.path.join(model_dir, "export"))
 
+    def test_data_flags_reach_the_builder(self):
+        with flagsaver.flagsaver(
+            **helpers.SMOKE_FLAGS, crop_padding=4, shuffle_buffer=7
+        ):
+            config = RunConfig.from_flags(FLAGS)
+        self.assertEqual(config.data.crop_padding, 4)
+        builder = config.data.builder("train")
+        self.assertEqual(builder.shuffle_buffer, 7)
+        self.assertEqual(builder.crop_padding, 4)
+        with flagsaver.flagsaver(expected_train_examples=45):
+            config = RunConfig.from_flags(FLAGS)
+        self.assertEqual(
+            config.data._load_kwargs()["expected_examples"], {"train": 45}
+        )
+
     def test_replace_reaches_data_fields(self):
         config = _config().replace(test_batch_size=7, tau=0.5)
         self.assertEqual(config.data.test_batch_size, 7)

@@ -1,5 +1,7 @@
-"""Bad flags get one clear line, not a traceback."""
+"""Bad flags get one clear line, not a traceback; quiet default output."""
 
+import subprocess
+import sys
 from unittest import mock
 
 import tensorflow as tf
@@ -199,3 +201,37 @@ class PresetTest(TestCase):
         # The official TFRecords: train on all of them, read from data_home.
         self.assertEqual(config.data.holdout_fraction, 0.0)
         self.assertEqual(config.data.dataset_dir, "logit_adjustment/data")
+
+
+class QuietOutputTest(TestCase):
+    """By default: a progress bar and a report, no TensorFlow chatter."""
+
+    def test_default_output_reads_like_a_report(self):
+        model_dir = self.get_temp_dir()
+        args = [
+            a for a in helpers.smoke_args(model_dir) if "verbosity" not in a
+        ]
+        env = {
+            k: v
+            for k, v in helpers.env().items()
+            if k != "TF_CPP_MIN_LOG_LEVEL"
+        }
+        result = subprocess.run(
+            [sys.executable, "-m", "launch.train", *args],
+            capture_output=True,
+            text=True,
+            timeout=300,
+            env=env,
+            cwd=helpers.REPO,
+        )
+        self.assertEqual(result.returncode, 0, result.stderr[-3000:])
+        for noise in ("oneDNN", "cuInit", "cuda", "I0000", "E0000", "INFO"):
+            self.assertNotIn(noise, result.stderr)
+            self.assertNotIn(noise, result.stdout)
+        # One progress bar (Keras Progbar) and the report with the table.
+        self.assertIn("18/18", result.stdout)
+        self.assertIn("loss:", result.stdout)
+        self.assertIn("images/s:", result.stdout)
+        self.assertIn("test resnet8 mode=posthoc", result.stdout)
+        self.assertRegex(result.stdout, r"raw logits\s+[0-9.]+\s+[0-9.]+")
+        self.assertIn(f"SavedModel: {model_dir}/export", result.stdout)

@@ -1,0 +1,288 @@
+"""The reliability suite: every fault of the issue, replayed on small runs.
+
+Each test is bounded in time (subprocess timeouts, bounded loops) and uses
+the synthetic `test` dataset. Labels, data files and priors are covered in
+tests/losses, tests/test_metrics.py, tests/datasets and tests/test_priors.py.
+"""
+
+import glob
+import json
+import os
+import re
+import signal
+import socket
+import subprocess
+import time
+from unittest import mock
+
+import tensorflow as tf
+from absl import app
+from absl import flags
+from absl.testing import flagsaver
+
+from la_keras.training.checkpoints import checkpoint_dir
+from la_keras.training.preemption import PREEMPTED_EXIT_CODE
+from launch import evaluate
+from launch import lock
+from launch import train
+from tests.launch import helpers
+from tests.test_case import TestCase
+
+FLAGS = flags.FLAGS
+
+
+def setUpModule():
+    helpers.define_all_flags()
+
+
+def _steps(model_dir):
+    paths = glob.glob(os.path.join(checkpoint_dir(model_dir), "ckpt-*.index"))
+    return sorted(int(re.search(r"ckpt-(\d+)", p).group(1)) for p in paths)
+
+
+def _truncate_data(model_dir, step):
+    (data,) = glob.glob(
+        os.path.join(checkpoint_dir(model_dir), f"ckpt-{step}.data-*")
+    )
+    with open(data, "r+b") as f:
+        f.truncate(os.path.getsize(data) // 3)
+
+
+class PreemptionTest(TestCase):
+    def test_sigterm_checkpoints_mid_epoch_and_rerun_continues(self):
+        model_dir = os.path.join(self.get_temp_dir(), "preempted")
+        # 9 steps an epoch, 1 step per loop call: SIGTERM is seen at once.
+        args = helpers.smoke_args(
+            model_dir, epochs=6, steps_per_loop=1, eval_every_epochs=100
+        )
+        log_path = os.path.join(self.get_temp_dir(), "preempted.log")
+        process = helpers.popen_module("launch.train", args, log_path)
+        try:
+            deadline = time.time() + 240
+            while time.time() < deadline and process.poll() is None:
+                if _steps(model_dir):  # the first epoch is done
+                    break
+                time.sleep(0.05)
+            self.assertIsNone(process.poll(), "the run ended too early")
+            time.sleep(0.5)  # well inside the second epoch
+            process.send_signal(signal.SIGTERM)
+            returncode = process.wait(timeout=120)
+        finally:
+            if process.poll() is None:
+                process.kill()
+                process.wait()
+        with open(log_path) as f:
+            log = f.read()
+        self.assertEqual(returncode, PREEMPTED_EXIT_CODE, log[-3000:])
+        stopped = int(re.search(r"Stopped at step (\d+)", log).group(1))
+        self.assertEqual(_steps(model_dir)[-1], stopped)
+        self.assertGreater(stopped, 9)
+        self.assertFalse(
+            os.path.exists(os.path.join(model_dir, "metrics.json"))
+        )
+        resumed = helpers.run_module("launch.train", args)
+        self.assertEqual(resumed.returncode, 0, resumed.stderr[-3000:])
+        self.assertIn(f"ckpt-{stopped} at step {stopped}", resumed.stderr)
+        self.assertEqual(_steps(model_dir)[-1], 6 * 9)
+
+
+class DamagedCheckpointTest(TestCase):
+    """A rerun resumes from the newest checkpoint that restores."""
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        helpers.define_all_flags()
+
+    def _train(self, model_dir, epochs):
+        with flagsaver.flagsaver(
+            **dict(
+                helpers.SMOKE_FLAGS,
+                model_dir=model_dir,
+                tb_log_dir=os.path.join(model_dir, "log"),
+                epochs=epochs,
+                eval_every_epochs=100,
+            )
+        ):
+            return train.run(FLAGS)
+
+    def test_truncated_newest_is_skipped(self):
+        model_dir = os.path.join(self.get_temp_dir(), "truncated")
+        self._train(model_dir, 2)
+        self.assertEqual(_steps(model_dir), [9, 18])
+        _truncate_data(model_dir, 18)
+        with self.assertLogs(level="WARNING") as logs:
+            metrics = self._train(model_dir, 3)
+        self.assertTrue(any("ckpt-18" in line for line in logs.output))
+        self.assertEqual(metrics["step"], 27)
+        self.assertEqual(metrics["epoch"], 3)
+
+    def test_missing_state_file_and_index(self):
+        model_dir = os.path.join(self.get_temp_dir(), "no_state")
+        self._train(model_dir, 2)
+        os.remove(os.path.join(checkpoint_dir(model_dir), "checkpoint"))
+        os.remove(os.path.join(checkpoint_dir(model_dir), "ckpt-18.index"))
+        metrics = self._train(model_dir, 3)
+        # Resumed from ckpt-9, not from step 0: one epoch would have left
+        # epoch 3 at step 27 too, so check the older checkpoint is kept.
+        self.assertEqual(metrics["step"], 27)
+        self.assertIn(9, _steps(model_dir))
+        self.assertIn(27, _steps(model_dir))
+
+    def test_all_damaged_refuses_without_deleting(self):
+        model_dir = os.path.join(self.get_temp_dir(), "all_damaged")
+        self._train(model_dir, 2)
+        for step in (9, 18):
+            _truncate_data(model_dir, step)
+        before = sorted(os.listdir(checkpoint_dir(model_dir)))
+        with self.assertRaisesRegex(app.UsageError, "damaged.*Move them away"):
+            self._train(model_dir, 3)
+        self.assertEqual(sorted(os.listdir(checkpoint_dir(model_dir))), before)
+
+
+class ModelDirTest(TestCase):
+    def _run(self, model_dir):
+        with flagsaver.flagsaver(
+            **dict(
+                helpers.SMOKE_FLAGS,
+                model_dir=model_dir,
+                tb_log_dir=os.path.join(model_dir, "log"),
+                epochs=1,
+            )
+        ):
+            return train.run(FLAGS)
+
+    def test_second_writer_refused_with_holder(self):
+        model_dir = os.path.join(self.get_temp_dir(), "busy")
+        os.makedirs(model_dir)
+        holder = subprocess.Popen(["sleep", "60"])
+        try:
+            with open(os.path.join(model_dir, lock.LOCK_NAME), "w") as f:
+                json.dump({"host": socket.gethostname(), "pid": holder.pid}, f)
+            with self.assertRaisesRegex(
+                app.UsageError,
+                rf"in use by pid {holder.pid} on host .*delete .*\.lock",
+            ):
+                self._run(model_dir)
+        finally:
+            holder.kill()
+            holder.wait()
+        self.assertEqual(os.listdir(model_dir), [lock.LOCK_NAME])
+
+    def test_stale_lock_taken_over(self):
+        model_dir = os.path.join(self.get_temp_dir(), "stale")
+        os.makedirs(model_dir)
+        dead = subprocess.Popen(["true"])
+        dead.wait()
+        with open(os.path.join(model_dir, lock.LOCK_NAME), "w") as f:
+            json.dump({"host": socket.gethostname(), "pid": dead.pid}, f)
+        metrics = self._run(model_dir)
+        self.assertEqual(metrics["epoch"], 1)
+        self.assertFalse(
+            os.path.exists(os.path.join(model_dir, lock.LOCK_NAME))
+        )
+
+    def test_model_dir_is_a_file(self):
+        path = os.path.join(self.get_temp_dir(), "a_file")
+        with open(path, "w") as f:
+            f.write("x")
+        with self.assertRaisesRegex(app.UsageError, "is a file, not a folder"):
+            self._run(path)
+
+    def test_model_dir_cannot_be_created(self):
+        with mock.patch(
+            "os.makedirs", side_effect=PermissionError(13, "Permission denied")
+        ):
+            with self.assertRaisesRegex(
+                app.UsageError, "cannot be created: Permission denied"
+            ):
+                self._run(os.path.join(self.get_temp_dir(), "denied"))
+
+    def test_command_line_error_is_one_line(self):
+        path = os.path.join(self.get_temp_dir(), "file_dir")
+        with open(path, "w") as f:
+            f.write("x")
+        result = helpers.run_module(
+            "launch.train", helpers.smoke_args(path), timeout=120
+        )
+        self.assertEqual(result.returncode, 1)
+        self.assertNotIn("Traceback", result.stderr)
+        self.assertEqual(
+            result.stderr.strip().splitlines()[-1],
+            f"launch.train: error: --model_dir={path} is a file, not a folder.",
+        )
+
+
+class AtomicExportTest(TestCase):
+    """A killed launch.export leaves the previous complete SavedModel."""
+
+    def test_kill_at_several_points(self):
+        model_dir = os.path.join(self.get_temp_dir(), "export_run")
+        with flagsaver.flagsaver(
+            **dict(
+                helpers.SMOKE_FLAGS,
+                model_dir=model_dir,
+                tb_log_dir=os.path.join(model_dir, "log"),
+                epochs=1,
+            )
+        ):
+            train.run(FLAGS)
+        export_dir = os.path.join(model_dir, "export")
+        images = tf.zeros([2, 32, 32, 3], tf.uint8)
+        reference = (
+            tf.saved_model.load(export_dir)
+            .signatures["serving_default"](images=images)["logits"]
+            .numpy()
+        )
+        old_tau = float(tf.saved_model.load(export_dir).tau.numpy())
+        new_tau = 1.5 if old_tau != 1.5 else 0.5
+        args = ["--verbosity=0", f"--model_dir={model_dir}", f"--tau={new_tau}"]
+        finished = False
+        for delay in (1.0, 3.0, 5.0, 7.0, 9.0, 60.0):  # the last one finishes
+            log = os.path.join(self.get_temp_dir(), f"export_{delay}.log")
+            process = helpers.popen_module("launch.export", args, log)
+            try:
+                process.wait(timeout=delay)
+                finished = True
+            except subprocess.TimeoutExpired:
+                process.send_signal(signal.SIGKILL)
+                process.wait()
+            loaded = tf.saved_model.load(export_dir)
+            logits = loaded.signatures["serving_default"](images=images)
+            tau = float(loaded.tau.numpy())
+            # The previous complete export or the new one.
+            self.assertIn(tau, (old_tau, new_tau))
+            if tau == old_tau:
+                self.assertAllClose(logits["logits"], reference, atol=1e-5)
+            if finished:
+                break
+        self.assertTrue(finished)
+        self.assertEqual(
+            float(tf.saved_model.load(export_dir).tau.numpy()), new_tau
+        )
+        leftovers = [
+            n for n in os.listdir(model_dir) if n.startswith(".export")
+        ]
+        self.assertEqual(leftovers, [])
+
+
+class EvaluateDatasetTest(TestCase):
+    def test_other_dataset_than_the_run_is_refused(self):
+        model_dir = os.path.join(self.get_temp_dir(), "eval_run")
+        with flagsaver.flagsaver(
+            **dict(
+                helpers.SMOKE_FLAGS,
+                model_dir=model_dir,
+                tb_log_dir=os.path.join(model_dir, "log"),
+                epochs=1,
+            )
+        ):
+            train.run(FLAGS)
+        with flagsaver.flagsaver(model_dir=model_dir, dataset="mnist_lt"):
+            with self.assertRaisesRegex(
+                app.UsageError, "--dataset=mnist_lt conflicts .*dataset=test"
+            ):
+                evaluate.run(FLAGS)
+        with flagsaver.flagsaver(model_dir=model_dir, dataset="test"):
+            report = evaluate.run(FLAGS)
+        self.assertIn("raw", report["test"])
