@@ -46,6 +46,7 @@ from launch import outputs
 from launch import reporting
 from launch.config import RunConfig
 
+
 def _train_data(strategy, builder, seed):
     def epoch_data(epoch, skip):
         # Data order and augmentation are a function of (seed, epoch) only.
