@@ -14,6 +14,7 @@ probability vector (unparsable, non-finite, negative, or a sum more than
 
 from __future__ import annotations
 
+import numbers
 import os
 from collections.abc import Sequence
 from typing import Any
@@ -28,6 +29,7 @@ __all__ = [
     "from_dataset",
     "load_txt",
     "save_txt",
+    "check_ratio",
     "exp_profile_counts",
     "step_profile_counts",
 ]
@@ -298,9 +300,12 @@ def step_profile_counts(
     return [n_max] * num_major + [n_min] * (num_classes - num_major)
 
 
-def _check_profile_args(n_max: int, num_classes: int, ratio: float) -> None:
+def check_ratio(ratio: Any) -> float:
+    """The imbalance ratio `n_max / n_min` as a float; ValueError unless >= 1."""
     if (
-        not (isinstance(ratio, (int, float)) and np.isfinite(ratio))
+        not isinstance(ratio, numbers.Real)
+        or isinstance(ratio, bool)
+        or not np.isfinite(ratio)
         or ratio < 1
     ):
         raise ValueError(
@@ -308,6 +313,11 @@ def _check_profile_args(n_max: int, num_classes: int, ratio: float) -> None:
             "n_max / n_min as a number >= 1 (1 is balanced, 100 is the "
             f"paper's). Received: ratio={ratio!r}"
         )
+    return float(ratio)
+
+
+def _check_profile_args(n_max: int, num_classes: int, ratio: float) -> None:
+    check_ratio(ratio)
     if num_classes < 1 or n_max < 1:
         raise ValueError(
             "Invalid profile: `num_classes` and `n_max` must be >= 1. "

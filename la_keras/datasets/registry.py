@@ -98,17 +98,7 @@ def _check_args(name, split, ratio, profile, seed):
             f"Invalid value for argument `split`. Expected one of {SPLITS}. "
             f"Received: split={split!r}"
         )
-    if (
-        not isinstance(ratio, numbers.Real)
-        or isinstance(ratio, bool)
-        or not np.isfinite(ratio)
-        or ratio < 1
-    ):
-        raise ValueError(
-            "Invalid value for argument `ratio`. Expected the imbalance ratio "
-            "n_max / n_min as a number >= 1 (1 is balanced, 100 is the "
-            f"paper's). Received: ratio={ratio!r}"
-        )
+    priors_lib.check_ratio(ratio)
     if profile not in selection.PROFILES:
         raise ValueError(
             "Invalid value for argument `profile`. Expected one of "
