@@ -35,7 +35,8 @@ def define_flags() -> None:
         "Mind the one-character difference: cifar10-lt / cifar100-lt (dash) "
         "read the official TFRecords from --data_home; cifar10_lt / "
         "cifar100_lt (underscore) derive the same long-tailed sets from TFDS "
-        "cifar10 / cifar100. test is a tiny synthetic smoke set.",
+        "cifar10 / cifar100. test is a tiny synthetic smoke set. "
+        "prepared:<path> reads a file written by launch.prepare.",
     )
     flags.DEFINE_string(
         "data_home",
@@ -234,8 +235,8 @@ def _define_loss_flags() -> None:
         "ldam_s",
         None,
         "--loss=ldam / ldam_drw: logit scale s (default 30, Cao et al.'s "
-        "value for a normalised classifier; on the ResNets' plain logits "
-        "s=30 diverges, use s=1).",
+        "value for a normalised classifier; the ResNets here have plain "
+        "logits, and launch.reproduce uses s=1).",
     )
     flags.DEFINE_integer(
         "drw_start_epoch",
@@ -358,11 +359,14 @@ def _check_dataset(value) -> bool:
     from la_keras import datasets
 
     known = datasets.names()
-    if value in known or (value.startswith("tfds:") and len(value) > 5):
+    prefixes = ("tfds:", "prepared:")
+    if value in known or any(
+        value.startswith(p) and len(value) > len(p) for p in prefixes
+    ):
         return True
     raise flags.ValidationError(
         f"Unknown --dataset={value!r}. Known datasets: {', '.join(known)}, "
-        "or tfds:<name>."
+        "tfds:<name>, or prepared:<path> (a file of launch.prepare)."
     )
 
 

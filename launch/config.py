@@ -18,6 +18,7 @@ from absl import app
 
 from la_keras import datasets
 from la_keras import schedules
+from la_keras.datasets import prepared
 from launch import common_flags
 from launch import outputs
 from launch import resolve
@@ -77,7 +78,17 @@ class DataConfig:
 
     @property
     def has_holdout(self) -> bool:
+        if self.dataset.startswith(prepared.PREFIX):
+            return "holdout" in self.prepared_metadata()["num_examples"]
         return self.holdout_fraction > 0 or self.dataset in OWN_HOLDOUT
+
+    def prepared_metadata(self) -> dict:
+        """The metadata of a `prepared:` dataset's file."""
+        path = self.dataset[len(prepared.PREFIX) :]
+        try:
+            return prepared.read_metadata(path)
+        except (ValueError, FileNotFoundError) as e:
+            raise app.UsageError(f"--dataset={self.dataset}: {e}") from e
 
     @property
     def eval_splits(self) -> tuple[str, ...]:

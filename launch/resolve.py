@@ -11,6 +11,7 @@ from absl import app
 from absl import logging
 
 from la_keras import schedules
+from la_keras.datasets import prepared
 from launch import common_flags
 
 # Flags copied as they are into the flat config.
@@ -53,10 +54,9 @@ def _resolve_schedule(flags_obj) -> dict:
         flags_obj.warmup_epochs is not None
         or flags_obj.lr_decay_epochs is not None
     )
+    dataset = _schedule_dataset(flags_obj.dataset)
     if not given:
-        default = schedules.default_schedule(
-            flags_obj.dataset, flags_obj.epochs
-        )
+        default = schedules.default_schedule(dataset, flags_obj.epochs)
         return {
             "epochs": default["epochs"],
             "schedule": [list(p) for p in default["schedule"]],
@@ -71,8 +71,19 @@ def _resolve_schedule(flags_obj) -> dict:
         raise app.UsageError(str(e)) from e
     epochs = flags_obj.epochs
     if epochs is None:
-        epochs = schedules.default_schedule(flags_obj.dataset)["epochs"]
+        epochs = schedules.default_schedule(dataset)["epochs"]
     return {"epochs": epochs, "schedule": [list(p) for p in schedule]}
+
+
+def _schedule_dataset(dataset: str) -> str:
+    """The dataset whose default schedule applies: a prepared file's source."""
+    if not dataset.startswith(prepared.PREFIX):
+        return dataset
+    try:
+        metadata = prepared.read_metadata(dataset[len(prepared.PREFIX) :])
+    except (ValueError, FileNotFoundError) as e:
+        raise app.UsageError(f"--dataset={dataset}: {e}") from e
+    return metadata["source"].get("dataset", dataset)
 
 
 def _resolve_jit(value: bool | None, strategy: str) -> bool:

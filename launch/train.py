@@ -148,7 +148,7 @@ def _run(config, strategy, chief, flags_obj, stop) -> dict:
         eval_every_epochs=config.eval_every_epochs,
         stop_requested=lambda: trainer.any_worker(stop.requested()),
         progress=Progress(
-            loop_total(config, steps_per_epoch),
+            config.schedule.epochs * steps_per_epoch,
             config.data.train_batch_size,
             verbose=chief and common.show_progress(),
         ),
@@ -173,10 +173,6 @@ def _run(config, strategy, chief, flags_obj, stop) -> dict:
     metrics["export_dir"] = config.export_dir
     _write_outputs(config, strategy, chief, model, info, metrics, write_dir)
     return metrics
-
-
-def loop_total(config, steps_per_epoch) -> int:
-    return config.schedule.epochs * steps_per_epoch
 
 
 def _write_outputs(config, strategy, chief, model, info, metrics, write_dir):

@@ -26,6 +26,7 @@ import numpy as np
 
 from la_keras import priors as priors_lib
 from la_keras.datasets import official
+from la_keras.datasets import prepared
 from la_keras.datasets import selection
 from la_keras.datasets import synthetic
 from la_keras.datasets import tfds_source
@@ -78,19 +79,24 @@ def _source(name, data_dir, expected_examples):
         )
     if name == "test":
         return synthetic.make_source()
+    if name.startswith(prepared.PREFIX):
+        return prepared.make_source(name[len(prepared.PREFIX) :])
     return tfds_source.make_source(name[len(TFDS_PREFIX) :], data_dir)
 
 
 def _check_args(name, split, ratio, profile, seed):
     known = name in names() or (
         isinstance(name, str)
-        and name.startswith(TFDS_PREFIX)
-        and len(name) > len(TFDS_PREFIX)
+        and any(
+            name.startswith(prefix) and len(name) > len(prefix)
+            for prefix in (TFDS_PREFIX, prepared.PREFIX)
+        )
     )
     if not known:
         raise ValueError(
             f"Invalid value for argument `name`. Expected one of {names()}, "
-            f"or 'tfds:<name>' for a TFDS image classification dataset. "
+            f"'tfds:<name>' for a TFDS image classification dataset, or "
+            f"'prepared:<path>' for a file of `launch.prepare`. "
             f"Received: name={name!r}"
         )
     if split not in SPLITS:
@@ -178,6 +184,13 @@ def load(
     _check_args(name, split, ratio, profile, seed)
     holdout_fraction = selection.check_holdout_fraction(holdout_fraction)
     source = _source(name, data_dir, expected_examples)
+    if name.startswith(prepared.PREFIX) and holdout_fraction > 0.0:
+        raise ValueError(
+            "Invalid value for argument `holdout_fraction`: a prepared "
+            f"dataset ({name}) fixes its splits when it is prepared; pass "
+            "holdout_fraction to `launch.prepare` instead, and 0 here. "
+            f"Received: holdout_fraction={holdout_fraction}"
+        )
     if not source.long_tail and (
         ratio != DEFAULT_RATIO or profile != DEFAULT_PROFILE
     ):

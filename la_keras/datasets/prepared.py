@@ -1,0 +1,205 @@
+"""Prepared datasets: every split of a long-tailed set in one checked file.
+
+`python -m launch.prepare --dataset=NAME --output=PATH` (where TFDS works)
+writes what `la_keras.datasets.load` gives for NAME and its arguments: the
+uint8 images and int64 labels of every split (train after the long-tail
+profile and holdout, test, and the holdout if there is one), the class
+counts, the priors, the class names and where the data came from.
+`load("prepared:PATH", split)` reads it back; `read(PATH)` needs only numpy
+and the standard library, so the file also feeds a machine without
+TensorFlow.
+
+The file is a zip archive (LZMA-compressed, lossless) of one `.npy` member
+per array and a `metadata.json` that holds each array's SHA-256; `read`
+verifies them and names the file when anything is missing or damaged.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import io
+import json
+import os
+import zipfile
+
+import numpy as np
+
+PREFIX = "prepared:"
+FORMAT = "la_keras.prepared"
+FORMAT_VERSION = 1
+_METADATA = "metadata.json"
+
+
+@dataclasses.dataclass(frozen=True)
+class PreparedData:
+    """The contents of a prepared file.
+
+    Args:
+        path: the file.
+        splits: `{split: (uint8 images [N, H, W, C], int64 labels [N])}`.
+        metadata: num_classes, class_names, train_counts, priors,
+            image_shape, preprocessing, num_examples and source.
+    """
+
+    path: str
+    splits: dict
+    metadata: dict
+
+
+def _sha256(array: np.ndarray) -> str:
+    return hashlib.sha256(np.ascontiguousarray(array).tobytes()).hexdigest()
+
+
+def _npy_bytes(array: np.ndarray) -> bytes:
+    buffer = io.BytesIO()
+    np.save(buffer, np.ascontiguousarray(array), allow_pickle=False)
+    return buffer.getvalue()
+
+
+def write(path: str, splits: dict, info, source: dict) -> str:
+    """Writes a prepared file atomically (beside `path`, then renamed).
+
+    Args:
+        path: the file to write.
+        splits: `{split: (images, labels)}` numpy arrays, "train" and
+            "test" required.
+        info: the `DatasetInfo` of the data.
+        source: how the data was made (dataset name and arguments).
+
+    Returns:
+        `path`.
+    """
+    for required in ("train", "test"):
+        if required not in splits:
+            raise ValueError(f"A prepared file needs the {required!r} split.")
+    arrays, num_examples = {}, {}
+    for split, (images, labels) in splits.items():
+        images = np.asarray(images, np.uint8)
+        labels = np.asarray(labels, np.int64).reshape(-1)
+        if images.shape[0] != labels.shape[0]:
+            raise ValueError(
+                f"Split {split!r}: {images.shape[0]} images but "
+                f"{labels.shape[0]} labels."
+            )
+        arrays[f"{split}_images"] = images
+        arrays[f"{split}_labels"] = labels
+        num_examples[split] = int(labels.shape[0])
+    metadata = {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "num_classes": int(info.num_classes),
+        "class_names": [str(n) for n in info.class_names],
+        "train_counts": [int(c) for c in info.train_counts],
+        "priors": [float(p) for p in info.priors],
+        "image_shape": [int(d) for d in info.image_shape],
+        "preprocessing": info.preprocessing,
+        "num_examples": num_examples,
+        "source": source,
+        "sha256": {key: _sha256(value) for key, value in arrays.items()},
+    }
+    directory = os.path.dirname(os.path.abspath(path))
+    os.makedirs(directory, exist_ok=True)
+    partial = os.path.join(directory, f".{os.path.basename(path)}.partial")
+    with zipfile.ZipFile(partial, "w", zipfile.ZIP_LZMA) as archive:
+        archive.writestr(_METADATA, json.dumps(metadata, indent=1))
+        for key, value in arrays.items():
+            archive.writestr(f"{key}.npy", _npy_bytes(value))
+    os.replace(partial, path)
+    return path
+
+
+def _damaged(path: str, what: str) -> ValueError:
+    return ValueError(
+        f"Prepared dataset {path} is damaged: {what}. Write it again with "
+        "`python -m launch.prepare`."
+    )
+
+
+def read_metadata(path: str) -> dict:
+    """The metadata of a prepared file, without reading its arrays."""
+    if not os.path.isfile(path):
+        raise FileNotFoundError(
+            f"Prepared dataset {path} not found: write it with "
+            "`python -m launch.prepare --dataset=NAME --output=PATH`."
+        )
+    try:
+        with zipfile.ZipFile(path) as archive:
+            metadata = json.loads(archive.read(_METADATA))
+    except (zipfile.BadZipFile, KeyError, ValueError, EOFError) as e:
+        raise _damaged(path, f"no readable {_METADATA} ({e})") from e
+    if metadata.get("format") != FORMAT:
+        raise _damaged(path, "not a la_keras prepared dataset")
+    if metadata.get("format_version") != FORMAT_VERSION:
+        raise ValueError(
+            f"Prepared dataset {path} has format version "
+            f"{metadata.get('format_version')}; this la_keras reads version "
+            f"{FORMAT_VERSION}. Prepare it again with this version."
+        )
+    return metadata
+
+
+def read(path: str) -> PreparedData:
+    """Reads and verifies a prepared file (numpy and the standard library)."""
+    metadata = read_metadata(path)
+    splits = {}
+    try:
+        with zipfile.ZipFile(path) as archive:
+            for split in metadata["num_examples"]:
+                pair = []
+                for kind in ("images", "labels"):
+                    key = f"{split}_{kind}"
+                    array = np.load(
+                        io.BytesIO(archive.read(f"{key}.npy")),
+                        allow_pickle=False,
+                    )
+                    if _sha256(array) != metadata["sha256"][key]:
+                        raise _damaged(path, f"checksum of {key} differs")
+                    pair.append(array)
+                splits[split] = tuple(pair)
+    except (zipfile.BadZipFile, KeyError, EOFError, OSError) as e:
+        raise _damaged(path, str(e)) from e
+    return PreparedData(path=path, splits=splits, metadata=metadata)
+
+
+def make_source(path: str):
+    """The `Source` of a prepared file, for `la_keras.datasets.load`.
+
+    The file's train split is already long-tailed (and its holdout, if any,
+    already taken out), so the source takes no profile and its holdout is
+    the file's own.
+    """
+    import tensorflow as tf
+
+    from la_keras.datasets import source as source_lib
+
+    data = read(path)
+    meta = data.metadata
+    train_images, train_labels = data.splits["train"]
+
+    def read_train(positions):
+        if positions is None:
+            return tf.data.Dataset.from_tensor_slices(
+                (train_images, train_labels)
+            )
+        return tf.data.Dataset.from_tensor_slices(
+            (train_images[positions], train_labels[positions])
+        )
+
+    others = [s for s in data.splits if s != "train"]
+    return source_lib.Source(
+        num_classes=meta["num_classes"],
+        class_names=meta["class_names"],
+        preprocessing=meta["preprocessing"],
+        image_shape=tuple(meta["image_shape"]),
+        train_labels=lambda: train_labels,
+        read_train=read_train,
+        other_splits={
+            s: (lambda s=s: tf.data.Dataset.from_tensor_slices(data.splits[s]))
+            for s in others
+        },
+        other_sizes={s: (lambda s=s: len(data.splits[s][1])) for s in others},
+        other_labels={s: (lambda s=s: data.splits[s][1]) for s in others},
+        long_tail=False,
+        priors=np.asarray(meta["priors"], np.float64),
+    )

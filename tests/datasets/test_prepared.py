@@ -1,0 +1,153 @@
+"""Tests for prepared datasets: launch.prepare and `prepared:PATH`."""
+
+import os
+import subprocess
+import sys
+
+import numpy as np
+from absl import flags
+from absl.testing import flagsaver
+
+from la_keras import datasets
+from la_keras.datasets import prepared
+from launch import prepare
+from launch import train
+from tests.launch import helpers
+from tests.test_case import TestCase
+
+FLAGS = flags.FLAGS
+
+
+def setUpModule():
+    helpers.define_all_flags()
+    prepare.define_flags()
+
+
+def _arrays(dataset):
+    images, labels = [], []
+    for image, label in dataset:
+        images.append(image.numpy())
+        labels.append(int(label))
+    return np.stack(images), np.array(labels)
+
+
+class PreparedTest(TestCase):
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        helpers.define_all_flags()
+        prepare.define_flags()
+        cls.path = os.path.join(cls.get_temp_dir_cls(), "test.prepared")
+        with flagsaver.flagsaver(
+            dataset="test", holdout_fraction=0.2, seed=3, output=cls.path
+        ):
+            prepare.run(FLAGS)
+
+    @staticmethod
+    def get_temp_dir_cls():
+        import tempfile
+
+        return tempfile.mkdtemp()
+
+    def test_equals_what_load_gives(self):
+        name = prepared.PREFIX + self.path
+        for split in ("train", "test", "holdout"):
+            got, got_info = datasets.load(name, split)
+            want, want_info = datasets.load(
+                "test", split, holdout_fraction=0.2, seed=3
+            )
+            got_images, got_labels = _arrays(got)
+            want_images, want_labels = _arrays(want)
+            np.testing.assert_array_equal(got_images, want_images)
+            np.testing.assert_array_equal(got_labels, want_labels)
+            np.testing.assert_array_equal(
+                got_info.train_counts, want_info.train_counts
+            )
+            np.testing.assert_allclose(got_info.priors, want_info.priors)
+            self.assertEqual(got_info.num_examples, want_info.num_examples)
+            self.assertEqual(got_info.class_names, want_info.class_names)
+        meta = prepared.read_metadata(self.path)
+        self.assertEqual(meta["source"]["dataset"], "test")
+        self.assertEqual(meta["source"]["holdout_fraction"], 0.2)
+
+    def test_holdout_is_fixed_by_the_file(self):
+        with self.assertRaisesRegex(ValueError, "fixes its splits"):
+            datasets.load(
+                prepared.PREFIX + self.path, "train", holdout_fraction=0.1
+            )
+
+    def test_damaged_and_missing_files(self):
+        with open(self.path, "rb") as f:
+            data = f.read()
+        truncated = os.path.join(self.get_temp_dir(), "cut.prepared")
+        with open(truncated, "wb") as f:
+            f.write(data[: len(data) // 2])
+        with self.assertRaisesRegex(ValueError, f"{truncated} is damaged"):
+            prepared.read(truncated)
+        with self.assertRaisesRegex(FileNotFoundError, "launch.prepare"):
+            prepared.read(os.path.join(self.get_temp_dir(), "none"))
+
+    def test_checksum_mismatch(self):
+        data = prepared.read(self.path)
+        images, labels = data.splits["train"]
+        changed = dict(data.splits, train=(images, labels))
+        other = os.path.join(self.get_temp_dir(), "changed.prepared")
+        _, info = datasets.load(prepared.PREFIX + self.path, "train")
+        prepared.write(other, changed, info, data.metadata["source"])
+        # Tamper with one stored checksum: the arrays no longer match it.
+        import json
+        import zipfile
+
+        with zipfile.ZipFile(other) as archive:
+            members = {n: archive.read(n) for n in archive.namelist()}
+        meta = json.loads(members["metadata.json"])
+        meta["sha256"]["train_images"] = "0" * 64
+        members["metadata.json"] = json.dumps(meta).encode()
+        with zipfile.ZipFile(other, "w") as archive:
+            for name, content in members.items():
+                archive.writestr(name, content)
+        with self.assertRaisesRegex(ValueError, "checksum of train_images"):
+            prepared.read(other)
+
+    def test_read_needs_no_tensorflow(self):
+        # The module is loaded from its file with TensorFlow blocked.
+        script = (
+            "import importlib.util, sys\n"
+            "sys.modules['tensorflow'] = None\n"
+            f"spec = importlib.util.spec_from_file_location('p', {prepared.__file__!r})\n"
+            "module = importlib.util.module_from_spec(spec)\n"
+            "sys.modules['p'] = module\n"
+            "spec.loader.exec_module(module)\n"
+            "data = module.read(sys.argv[1])\n"
+            "print(sorted(data.splits), data.splits['train'][0].shape)\n"
+        )
+        result = subprocess.run(
+            [sys.executable, "-c", script, self.path],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        self.assertEqual(result.returncode, 0, result.stderr[-2000:])
+        self.assertIn("['holdout', 'test', 'train']", result.stdout)
+
+    def test_train_on_a_prepared_set(self):
+        model_dir = os.path.join(self.get_temp_dir(), "run")
+        overrides = dict(
+            helpers.SMOKE_FLAGS,
+            dataset=prepared.PREFIX + self.path,
+            holdout_fraction=0.0,
+            model_dir=model_dir,
+            tb_log_dir=os.path.join(model_dir, "log"),
+            epochs=1,
+        )
+        with flagsaver.flagsaver(**overrides):
+            metrics = train.run(FLAGS)
+        # The file's own holdout tunes tau.
+        self.assertIsNotNone(metrics["holdout"])
+        meta = prepared.read_metadata(self.path)
+        self.assertEqual(
+            metrics["train_examples"], meta["num_examples"]["train"]
+        )
+        self.assertEqual(
+            metrics["holdout"]["num_examples"], meta["num_examples"]["holdout"]
+        )
