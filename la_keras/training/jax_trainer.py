@@ -1,0 +1,147 @@
+"""`JaxTrainer`: the step runner of Keras's JAX backend.
+
+The same step as `Trainer` (the Keras loss plus the model's regularization
+losses, gradients, `optimizer.apply`, train accuracy), written with Keras's
+stateless API (`model.stateless_call`, `optimizer.stateless_apply`,
+`metric.stateless_update_state`) and compiled with `jax.jit`. It has the
+step-runner interface of `TrainingLoop` (`step`, `train_steps`,
+`train_accuracy`, `learning_rate`), so the epoch loop, its checkpoint
+cadence, NaN stop and hooks are the same on both backends.
+
+The state lives in JAX arrays between steps and is written back to the
+Keras variables after every `train_steps` call, so checkpoints, evaluation
+and `model.save` see the trained weights.
+
+Use it with `KERAS_BACKEND=jax`; importing it needs `jax`.
+"""
+
+from __future__ import annotations
+
+import jax
+import keras
+import numpy as np
+
+
+class JaxTrainer:
+    """Trains a Keras model on the JAX backend, one jitted step at a time.
+
+    Args:
+        model: a Keras model mapping images to logits.
+        loss: a Keras loss taking `(labels, logits)`.
+        optimizer: a Keras optimizer.
+        jit_compile: compile the step with `jax.jit` (False: eager, for
+            debugging).
+    """
+
+    def __init__(self, model, loss, optimizer, *, jit_compile=True):
+        if keras.backend.backend() != "jax":
+            raise ValueError(
+                "JaxTrainer needs the JAX backend of Keras (KERAS_BACKEND=jax);"
+                f" the backend is {keras.backend.backend()!r}. Use "
+                "la_keras.training.Trainer on TensorFlow."
+            )
+        self.model = model
+        self.loss = loss
+        self.optimizer = optimizer
+        self.train_accuracy = keras.metrics.SparseCategoricalAccuracy(
+            name="train_accuracy"
+        )
+        optimizer.build(model.trainable_variables)
+        self._step = jax.jit(self._step_fn) if jit_compile else self._step_fn
+        self._predict = (
+            jax.jit(self._predict_fn) if jit_compile else self._predict_fn
+        )
+
+    @property
+    def step(self) -> int:
+        """The global step (`optimizer.iterations`) as a Python int."""
+        return int(np.asarray(self.optimizer.iterations.value))
+
+    @property
+    def learning_rate(self) -> float:
+        """The optimizer's current learning rate as a Python float."""
+        return float(np.asarray(self.optimizer.learning_rate))
+
+    def _state(self):
+        return (
+            [v.value for v in self.model.trainable_variables],
+            [v.value for v in self.model.non_trainable_variables],
+            [v.value for v in self.optimizer.variables],
+            [v.value for v in self.train_accuracy.variables],
+        )
+
+    def _assign(self, state) -> None:
+        owners = (
+            self.model.trainable_variables,
+            self.model.non_trainable_variables,
+            self.optimizer.variables,
+            self.train_accuracy.variables,
+        )
+        for variables, values in zip(owners, state, strict=True):
+            for variable, value in zip(variables, values, strict=True):
+                variable.assign(value)
+
+    def _loss_fn(self, trainable, non_trainable, images, labels):
+        logits, non_trainable, losses = self.model.stateless_call(
+            trainable,
+            non_trainable,
+            images,
+            training=True,
+            return_losses=True,
+        )
+        loss = self.loss(labels, logits)
+        if losses:
+            loss = loss + sum(losses)
+        return loss, (logits, non_trainable)
+
+    def _step_fn(self, state, images, labels):
+        trainable, non_trainable, optimizer_vars, metric_vars = state
+        grad_fn = jax.value_and_grad(self._loss_fn, has_aux=True)
+        (loss, (logits, non_trainable)), grads = grad_fn(
+            trainable, non_trainable, images, labels
+        )
+        trainable, optimizer_vars = self.optimizer.stateless_apply(
+            optimizer_vars, grads, trainable
+        )
+        metric_vars = self.train_accuracy.stateless_update_state(
+            metric_vars, labels, logits
+        )
+        return (trainable, non_trainable, optimizer_vars, metric_vars), loss
+
+    def train_steps(self, iterator, num_steps: int) -> float:
+        """Runs `num_steps` steps on `(images, labels)` batches of `iterator`.
+
+        Returns:
+            The sum over steps of the training loss (regularization
+            included), as a Python float; NaN or inf when training diverged.
+        """
+        state = self._state()
+        losses = []
+        for _ in range(int(num_steps)):
+            images, labels = next(iterator)
+            state, loss = self._step(state, images, labels)
+            losses.append(loss)
+        self._assign(state)
+        return float(np.sum(np.asarray(jax.device_get(losses), np.float64)))
+
+    def _predict_fn(self, trainable, non_trainable, images):
+        logits, _ = self.model.stateless_call(
+            trainable, non_trainable, images, training=False
+        )
+        return logits
+
+    def predict(self, batches) -> tuple[np.ndarray, np.ndarray]:
+        """Logits and labels over an iterable of `(images, labels)` batches."""
+        trainable = [v.value for v in self.model.trainable_variables]
+        non_trainable = [v.value for v in self.model.non_trainable_variables]
+        all_logits, all_labels = [], []
+        for images, labels in batches:
+            logits = self._predict(trainable, non_trainable, images)
+            all_logits.append(np.asarray(logits, np.float32))
+            all_labels.append(np.asarray(labels).reshape(-1))
+        if not all_logits:
+            raise ValueError("The evaluation dataset is empty.")
+        return (
+            np.concatenate(all_logits),
+            np.concatenate(all_labels).astype(np.int64),
+        )

@@ -1,0 +1,193 @@
+"""JaxTrainer and DeviceDataset on Keras's JAX backend (subprocesses).
+
+The backend is fixed when keras is imported, so each check runs in a fresh
+`KERAS_BACKEND=jax` process on the CPU. One step is compared with the
+TensorFlow `Trainer` from the same weights and batch.
+"""
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from tests.test_case import TestCase
+
+REPO = os.path.dirname(
+    os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+)
+
+pytest.importorskip("jax")
+
+_COMMON = """
+import json, sys
+import numpy as np
+import keras
+from la_keras.losses import LogitAdjustedLoss
+from la_keras.models import cifar_resnet
+COUNTS = [9, 7, 5, 4, 3, 2]
+
+def model_and_batch():
+    keras.utils.set_random_seed(0)
+    model = cifar_resnet(8, 6, (16, 16, 3), 1e-4)
+    rng = np.random.default_rng(0)
+    images = rng.uniform(-0.5, 0.5, (8, 16, 16, 3)).astype("float32")
+    labels = rng.integers(0, 6, (8,)).astype("int32")
+    return model, images, labels
+
+def optimizer():
+    return keras.optimizers.SGD(0.1, momentum=0.9, nesterov=True)
+"""
+
+_TF_STEP = (
+    _COMMON
+    + """
+import tensorflow as tf
+from la_keras.training import Trainer
+strategy = tf.distribute.OneDeviceStrategy("/cpu:0")
+with strategy.scope():
+    model, images, labels = model_and_batch()
+    sgd = optimizer()
+model.save_weights(sys.argv[1])
+trainer = Trainer(strategy, model, LogitAdjustedLoss(COUNTS), sgd)
+ds = tf.data.Dataset.from_tensors((images, labels)).repeat()
+it = iter(strategy.experimental_distribute_dataset(ds))
+loss = trainer.train_steps(it, 1)
+np.savez(sys.argv[2], *[np.asarray(v) for v in model.variables])
+print(json.dumps({"loss": loss, "step": trainer.step}))
+"""
+)
+
+_JAX_STEP = (
+    _COMMON
+    + """
+assert keras.backend.backend() == "jax"
+from la_keras.training.jax_trainer import JaxTrainer
+model, images, labels = model_and_batch()
+model.load_weights(sys.argv[1])
+trainer = JaxTrainer(model, LogitAdjustedLoss(COUNTS), optimizer())
+loss = trainer.train_steps(iter([(images, labels)]), 1)
+np.savez(sys.argv[2], *[np.asarray(v) for v in model.variables])
+print(json.dumps({"loss": loss, "step": trainer.step}))
+"""
+)
+
+_JAX_LOOP = """
+import json
+import numpy as np
+import keras
+assert keras.backend.backend() == "jax"
+from la_keras.datasets import synthetic
+from la_keras.losses import LogitAdjustedLoss
+from la_keras.models import cifar_resnet
+from la_keras.training import TrainingLoop
+from la_keras.training.jax_data import DeviceDataset
+from la_keras.training.jax_trainer import JaxTrainer
+keras.utils.set_random_seed(0)
+images, labels = synthetic.make_arrays(synthetic.TRAIN_COUNTS, seed=0)
+data = DeviceDataset(images, labels, batch_size=8, seed=0)
+model = cifar_resnet(8, 10, (32, 32, 3), 1e-4)
+trainer = JaxTrainer(model, LogitAdjustedLoss(synthetic.TRAIN_COUNTS),
+                     keras.optimizers.SGD(0.05, momentum=0.9))
+saved, losses = [], []
+class Hook:
+    def on_epoch_begin(self, epoch):
+        losses.append(None)
+loop = TrainingLoop(trainer, data.epoch, data.steps_per_epoch, 6,
+                    lambda step, epoch: saved.append((step, epoch)) or "x",
+                    max_chunk_steps=2, epoch_hooks=[Hook()])
+step = loop.run()
+logits, y = trainer.predict([(images[:16] / 255.0 - 0.5, labels[:16])])
+print(json.dumps({"step": step, "saved": saved, "epochs": len(losses),
+                  "accuracy": float(trainer.train_accuracy.result()),
+                  "logits_shape": list(logits.shape)}))
+"""
+
+_JAX_AUGMENT = """
+import json
+import numpy as np
+from la_keras.training.jax_data import DeviceDataset
+# One bright pixel at (8, 8) of a 16x16 image: its position after the crop
+# (and the flip) gives the shift.
+images = np.zeros((64, 16, 16, 1), np.uint8)
+images[:, 8, 8, 0] = 255
+data = DeviceDataset(images, np.zeros(64), batch_size=64, seed=1)
+shifts, flips = set(), 0
+for epoch in range(40):
+    (batch, _), = list(data.epoch(epoch))
+    batch = np.asarray(batch)[..., 0]
+    assert batch.shape == (64, 16, 16), batch.shape
+    for image in batch:
+        rows, cols = np.nonzero(image > 0)
+        if len(rows) == 0:
+            shifts.add("lost")
+            continue
+        shifts.add((int(rows[0]) - 8, int(cols[0])))
+print(json.dumps(sorted(map(str, shifts))))
+"""
+
+
+def _run(script, *args, backend="jax"):
+    env = dict(
+        os.environ,
+        KERAS_BACKEND=backend,
+        PYTHONPATH=REPO,
+        TF_CPP_MIN_LOG_LEVEL="3",
+        CUDA_VISIBLE_DEVICES="",
+        JAX_PLATFORMS="cpu",
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script, *args],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
+        cwd=REPO,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+class JaxTrainerTest(TestCase):
+    def test_one_step_equals_the_tensorflow_step(self):
+        tmp = self.get_temp_dir()
+        weights = os.path.join(tmp, "start.weights.h5")
+        tf_out = _run(
+            _TF_STEP, weights, os.path.join(tmp, "tf.npz"), backend="tensorflow"
+        )
+        jax_out = _run(_JAX_STEP, weights, os.path.join(tmp, "jax.npz"))
+        self.assertEqual(tf_out["step"], 1)
+        self.assertEqual(jax_out["step"], 1)
+        self.assertAllClose(jax_out["loss"], tf_out["loss"], rtol=1e-5)
+        tf_vars = np.load(os.path.join(tmp, "tf.npz"))
+        jax_vars = np.load(os.path.join(tmp, "jax.npz"))
+        self.assertEqual(len(tf_vars.files), len(jax_vars.files))
+        for name in tf_vars.files:
+            np.testing.assert_allclose(
+                jax_vars[name], tf_vars[name], rtol=1e-4, atol=1e-5
+            )
+
+    def test_training_loop_runs_the_jax_step(self):
+        out = _run(_JAX_LOOP)
+        steps_per_epoch = 46 // 8
+        self.assertEqual(out["step"], 6 * steps_per_epoch)
+        self.assertEqual(out["epochs"], 6)
+        # One save at the end of each epoch, with the epoch count.
+        self.assertEqual(
+            out["saved"],
+            [[steps_per_epoch * e, e] for e in range(1, 7)],
+        )
+        self.assertEqual(out["logits_shape"], [16, 10])
+        self.assertGreater(out["accuracy"], 0.1)  # above chance (10 classes)
+
+    def test_device_augmentation_is_the_official_crop_and_flip(self):
+        shifts = _run(_JAX_AUGMENT)
+        self.assertNotIn("lost", shifts)
+        expected = set()
+        for dy in range(-2, 3):
+            for dx in range(-2, 3):
+                expected.add(str((dy, 8 + dx)))  # unflipped
+                expected.add(str((dy, 15 - (8 + dx))))  # flipped
+        self.assertEqual(set(shifts), expected)
