@@ -1,7 +1,8 @@
 """Checkpoint to SavedModel: `python -m launch.export`.
 
 Rebuilds the model of a `launch.train` run from its flags.json, restores the
-latest checkpoint (or --checkpoint) and writes a SavedModel whose
+latest checkpoint (or --checkpoint; a JAX-backend run's `model.keras`) and
+writes a SavedModel whose
 `serving_default` signature takes uint8 `images` and returns `logits`,
 `probabilities` and `classes`, preprocessing included. Post-hoc runs bake
 in the adjustment with the tau chosen during training (metrics.json's
@@ -49,7 +50,15 @@ def export_tau(config, flags_obj) -> float | None:
 def run(flags_obj) -> str:
     """Exports; returns the SavedModel directory."""
     config = RunConfig.read(flags_obj.model_dir)
-    model, info, path = common.restore_model(config, flags_obj.checkpoint)
+    keras_model = os.path.join(flags_obj.model_dir, outputs.KERAS_MODEL)
+    if not flags_obj.checkpoint and os.path.exists(keras_model):
+        # A run of the JAX backend: its model.keras holds the weights.
+        import keras
+
+        _, info = config.data.load("train")
+        model, path = keras.saving.load_model(keras_model).model, keras_model
+    else:
+        model, info, path = common.restore_model(config, flags_obj.checkpoint)
     export_dir = flags_obj.export_dir or os.path.join(
         flags_obj.model_dir, "export"
     )

@@ -20,6 +20,8 @@ import shutil
 import tempfile
 from collections.abc import Iterator
 
+# The trained model of a JAX-backend run, in its model_dir.
+KERAS_MODEL = "model.keras"
 _RENAME_EXCHANGE = 2
 _AT_FDCWD = -100
 

@@ -202,7 +202,10 @@ def format_summary(metrics: dict) -> str:
         )
     if metrics.get("holdout_warning"):
         lines.append(metrics["holdout_warning"])
-    lines.append(f"SavedModel: {metrics['export_dir']}")
+    if metrics.get("export_dir"):
+        lines.append(f"SavedModel: {metrics['export_dir']}")
+    if metrics.get("keras_model"):
+        lines.append(f"Keras model: {metrics['keras_model']}")
     return "\n".join(lines)
 
 

@@ -72,6 +72,10 @@ def run(config, strategy_override=None, flags_obj=None) -> dict:
     if not isinstance(config, RunConfig):
         flags_obj = config
         config = RunConfig.from_flags(config)
+    if keras.backend.backend() == "jax":
+        from launch import train_jax
+
+        return train_jax.run(config, flags_obj)
     if config.deterministic:
         tf.config.experimental.enable_op_determinism()
     keras.utils.set_random_seed(config.data.seed)

@@ -1,0 +1,179 @@
+"""`launch.train` on Keras's JAX backend: `KERAS_BACKEND=jax python -m launch.train`.
+
+The same flags, training core (`la_keras.training.TrainingLoop`), model_dir
+layout, metrics.json and plot as on TensorFlow, with the JAX step runner
+(`JaxTrainer`), the training set resident on the device with the official
+crop and flip inside the compiled batch function (`DeviceDataset`), and
+backend-neutral checkpoints (`ArrayCheckpointStore`). The trained model is
+written as `<model_dir>/model.keras`: a `LogitAdjustedModel` in post-hoc
+mode with the served tau, which `launch.export` (on TensorFlow) turns into
+the serving SavedModel.
+
+What this first version does not do yet: several devices
+(`keras.distribution`), TensorBoard summaries, and running without
+TensorFlow installed (the datasets are read through `la_keras.datasets`).
+`--strategy` other than auto / one_device is refused.
+"""
+
+from __future__ import annotations
+
+import os
+
+import keras
+import numpy as np
+from absl import app
+from absl import logging
+
+from la_keras.models import LogitAdjustedModel
+from la_keras.training import Progress
+from la_keras.training import TrainingLoop
+from la_keras.training.array_checkpoints import ArrayCheckpointStore
+from la_keras.training.checkpoints import checkpoint_dir
+from la_keras.training.jax_data import DeviceDataset
+from la_keras.training.jax_trainer import JaxTrainer
+from la_keras.training.preemption import StopSignal
+from launch import common
+from launch import lock
+from launch import outputs
+from launch import reporting
+
+
+def _check_flags(config) -> None:
+    if config.strategy not in ("auto", "one_device"):
+        raise app.UsageError(
+            f"--strategy={config.strategy} needs the TensorFlow backend; on "
+            "KERAS_BACKEND=jax launch.train trains on one device."
+        )
+    if config.num_logical_cpus > 1:
+        raise app.UsageError("--num_logical_cpus needs the TensorFlow backend.")
+
+
+def _arrays(config, split):
+    dataset, info = config.data.load(split)
+    images, labels = [], []
+    for batch_images, batch_labels in dataset.batch(1024):
+        images.append(batch_images.numpy())
+        labels.append(batch_labels.numpy())
+    return np.concatenate(images), np.concatenate(labels), info
+
+
+def _eval_batches(images, labels, batch_size):
+    for start in range(0, len(labels), batch_size):
+        x = images[start : start + batch_size].astype(np.float32) / 255.0
+        yield x - 0.5, labels[start : start + batch_size]
+
+
+def run(config, flags_obj=None) -> dict:
+    """Trains on JAX, evaluates, writes model.keras; returns the metrics."""
+    _check_flags(config)
+    keras.utils.set_random_seed(config.data.seed)
+    outputs.make_dir(config.model_dir, "--model_dir")
+    with lock.held(config.model_dir), StopSignal() as stop:
+        return _run(config, flags_obj, stop)
+
+
+def _run(config, flags_obj, stop) -> dict:
+    train_images, train_labels, info = _arrays(config, "train")
+    if info.preprocessing != "cifar":
+        raise app.UsageError(
+            f"--dataset={config.data.dataset}: the JAX backend trains the "
+            "CIFAR-recipe datasets held in memory; ImageNet-size sets stay on "
+            "the TensorFlow backend."
+        )
+    evals = {s: _arrays(config, s)[:2] for s in config.data.eval_splits}
+    data = DeviceDataset(
+        train_images,
+        train_labels,
+        config.data.train_batch_size,
+        config.data.seed,
+        config.data.crop_padding,
+    )
+    model = config.build_model(info.num_classes, info.image_shape)
+    loss = config.build_loss(info)
+    optimizer = config.schedule.optimizer(data.steps_per_epoch)
+    trainer = JaxTrainer(model, loss, optimizer)
+    epoch = keras.Variable(0, dtype="int32", trainable=False, name="epoch")
+    store = ArrayCheckpointStore(
+        checkpoint_dir(config.model_dir),
+        config.keep_checkpoints,
+        model=model.variables,
+        optimizer=optimizer.variables,
+        epoch=[epoch],
+    )
+    config.check_resume(has_checkpoint=store.latest is not None)
+    restored = common.restore_latest(store)
+    if restored:
+        logging.info("Resumed from %s at step %d.", restored, trainer.step)
+    config.write(config.model_dir, flags_obj)
+
+    def save(step, epochs_done):
+        epoch.assign(epochs_done)
+        return store.save(step)
+
+    def evaluate(_epoch, _step):
+        logits = {
+            split: trainer.predict(
+                _eval_batches(*evals[split], config.data.test_batch_size)
+            )
+            for split in evals
+        }
+        metrics = reporting.evaluate_logits(
+            config, info.train_counts, info.priors, logits["test"],
+            logits.get("holdout"),
+        )  # fmt: skip
+        reporting.log_metrics(metrics)
+        return metrics
+
+    loop = TrainingLoop(
+        trainer,
+        data.epoch,
+        data.steps_per_epoch,
+        config.schedule.epochs,
+        save,
+        checkpoint_every_steps=config.checkpoint_every_steps,
+        max_chunk_steps=config.steps_per_loop,
+        epoch_hooks=[loss],
+        on_epoch_end=evaluate,
+        eval_every_epochs=config.eval_every_epochs,
+        stop_requested=stop.requested,
+        progress=Progress(
+            config.schedule.epochs * data.steps_per_epoch,
+            config.data.train_batch_size,
+            verbose=common.show_progress(),
+        ),
+    )
+    loop.last_checkpoint = restored
+    step = loop.run()
+    metrics = evaluate(None, step)
+    metrics.update(
+        dataset=config.data.dataset,
+        mode=config.mode,
+        loss=config.loss,
+        model=config.model,
+        seed=config.data.seed,
+        step=trainer.step,
+        epoch=int(np.asarray(epoch.value)),
+        train_examples=int(len(train_labels)),
+        images_per_second=loop.progress.images_per_second(step),
+        backend="jax",
+    )
+    tau = reporting.served_tau(config, metrics)
+    metrics["served_tau"] = tau
+    metrics["export_dir"] = None
+    metrics["keras_model"] = _write_keras_model(config, model, info, tau)
+    outputs.write_json(os.path.join(config.model_dir, "metrics.json"), metrics)
+    reporting.plot_run(config, info, metrics)
+    return metrics
+
+
+def _write_keras_model(config, model, info, tau) -> str:
+    """`model.keras`: the post-hoc `LogitAdjustedModel` with the served tau."""
+    if tau is None:
+        classifier = LogitAdjustedModel(model, info.priors, tau=0.0)
+    else:
+        classifier = LogitAdjustedModel(model, info.priors, tau=tau)
+    path = os.path.join(config.model_dir, outputs.KERAS_MODEL)
+    partial = os.path.join(config.model_dir, f".partial.{outputs.KERAS_MODEL}")
+    classifier.save(partial)
+    os.replace(partial, path)
+    return path

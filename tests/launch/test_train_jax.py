@@ -1,0 +1,88 @@
+"""launch.train with KERAS_BACKEND=jax: same flags, outputs, resume, export."""
+
+import glob
+import json
+import os
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from tests.launch import helpers
+from tests.test_case import TestCase
+
+pytest.importorskip("jax")
+
+_JAX = {"KERAS_BACKEND": "jax", "JAX_PLATFORMS": "cpu"}
+
+
+def _train(model_dir, **overrides):
+    return helpers.run_module(
+        "launch.train",
+        helpers.smoke_args(model_dir, **overrides),
+        extra_env=_JAX,
+    )
+
+
+class TrainOnJaxTest(TestCase):
+    def test_train_resume_and_export(self):
+        model_dir = os.path.join(self.get_temp_dir(), "jax_run")
+        first = _train(model_dir, epochs=2)
+        self.assertEqual(first.returncode, 0, first.stderr[-3000:])
+        with open(os.path.join(model_dir, "metrics.json")) as f:
+            metrics = json.load(f)
+        # The same metrics.json as a TensorFlow run, plus the backend.
+        self.assertEqual(metrics["backend"], "jax")
+        self.assertEqual(metrics["step"], 18)
+        self.assertEqual(metrics["epoch"], 2)
+        for key in ("raw", "adjusted", "adjusted_tuned"):
+            self.assertLen(metrics["test"][key]["per_class_accuracy"], 10)
+        self.assertIsNotNone(metrics["holdout"]["tau_star"])
+        for name in ("flags.json", "flags.txt", "per_class_accuracy.png"):
+            self.assertTrue(os.path.exists(os.path.join(model_dir, name)))
+        self.assertTrue(os.path.exists(metrics["keras_model"]))
+
+        # A rerun with more epochs resumes from the last checkpoint.
+        second = _train(model_dir, epochs=3)
+        self.assertEqual(second.returncode, 0, second.stderr[-3000:])
+        self.assertIn("ckpt-18.npz at step 18", second.stderr)
+        with open(os.path.join(model_dir, "metrics.json")) as f:
+            self.assertEqual(json.load(f)["step"], 27)
+
+        # A damaged newest checkpoint is skipped.
+        newest = os.path.join(model_dir, "checkpoints", "ckpt-27.npz")
+        with open(newest, "r+b") as f:
+            f.truncate(os.path.getsize(newest) // 2)
+        third = _train(model_dir, epochs=4)
+        self.assertEqual(third.returncode, 0, third.stderr[-3000:])
+        self.assertIn("Skipping damaged checkpoint", third.stderr)
+        self.assertIn("ckpt-18.npz at step 18", third.stderr)
+
+        # launch.export (TensorFlow) turns model.keras into the SavedModel.
+        exported = helpers.run_module(
+            "launch.export", ["--verbosity=0", f"--model_dir={model_dir}"]
+        )
+        self.assertEqual(exported.returncode, 0, exported.stderr[-3000:])
+        loaded = tf.saved_model.load(os.path.join(model_dir, "export"))
+        out = loaded.signatures["serving_default"](
+            images=tf.zeros([2, 32, 32, 3], tf.uint8)
+        )
+        self.assertEqual(out["logits"].shape, (2, 10))
+        with open(os.path.join(model_dir, "metrics.json")) as f:
+            served_tau = json.load(f)["served_tau"]
+        self.assertAllClose(float(loaded.tau.numpy()), served_tau)
+        self.assertLen(
+            glob.glob(os.path.join(model_dir, "checkpoints", "*.npz")), 3
+        )
+        self.assertTrue(np.isfinite(out["logits"].numpy()).all())
+
+    def test_tensorflow_only_flag_is_refused(self):
+        result = _train(
+            os.path.join(self.get_temp_dir(), "refused"), strategy="mirrored"
+        )
+        self.assertEqual(result.returncode, 1)
+        self.assertEqual(
+            result.stderr.strip().splitlines()[-1],
+            "launch.train: error: --strategy=mirrored needs the TensorFlow "
+            "backend; on KERAS_BACKEND=jax launch.train trains on one device.",
+        )
