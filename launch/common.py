@@ -83,6 +83,67 @@ def restore_model(config, checkpoint: str | None = None):
     return model, info, path
 
 
+def training_loop(config, runner, train_data, steps_per_epoch, save, **kwargs):
+    """The `TrainingLoop` of a run: its schedule, cadence and progress bar.
+
+    Args:
+        config: the `RunConfig`.
+        runner: the step runner (`Trainer` or `JaxTrainer`).
+        train_data, steps_per_epoch, save: as for `TrainingLoop`.
+        **kwargs: `TrainingLoop` keywords (`epoch_hooks`, `on_epoch_end`,
+            `stop_requested`, `summaries`), `verbose` (draw the bar) and
+            `last_checkpoint` (the checkpoint resumed from).
+    """
+    from la_keras.training import Progress
+    from la_keras.training import TrainingLoop
+
+    verbose_bar = kwargs.pop("verbose", True) and show_progress()
+    last_checkpoint = kwargs.pop("last_checkpoint", None)
+    loop = TrainingLoop(
+        runner,
+        train_data,
+        steps_per_epoch,
+        config.schedule.epochs,
+        save,
+        checkpoint_every_steps=config.checkpoint_every_steps,
+        max_chunk_steps=config.steps_per_loop,
+        eval_every_epochs=config.eval_every_epochs,
+        progress=Progress(
+            config.schedule.epochs * steps_per_epoch,
+            config.data.train_batch_size,
+            verbose=verbose_bar,
+        ),
+        **kwargs,
+    )
+    loop.last_checkpoint = last_checkpoint
+    return loop
+
+
+def run_training(config, loop, evaluate, epoch, train_examples):
+    """Runs `loop`, evaluates the final model; returns the metrics dict.
+
+    Args:
+        config: the `RunConfig`.
+        loop: the `TrainingLoop` (see `training_loop`).
+        evaluate: `evaluate(epoch, step)` returning the test metrics.
+        epoch: the checkpointed epoch counter (a variable of any backend).
+        train_examples: the training set's size.
+    """
+    import keras
+
+    from launch import reporting
+
+    step = loop.run()
+    metrics = evaluate(None, step)
+    epochs_done = int(keras.ops.convert_to_numpy(epoch))
+    metrics.update(
+        reporting.run_facts(
+            config, loop, loop.runner.step, epochs_done, train_examples
+        )
+    )
+    return metrics
+
+
 def verbose() -> bool:
     """True when --verbosity asks for INFO logs (and tracebacks)."""
     return logging.get_verbosity() >= logging.INFO

@@ -74,6 +74,21 @@ def evaluate_logits(
     return metrics
 
 
+def run_facts(config, loop, step: int, epoch: int, train_examples: int) -> dict:
+    """What metrics.json says about the run besides the test metrics."""
+    return dict(
+        dataset=config.data.dataset,
+        mode=config.mode,
+        loss=config.loss,
+        model=config.model,
+        seed=config.data.seed,
+        step=int(step),
+        epoch=int(epoch),
+        train_examples=int(train_examples),
+        images_per_second=loop.progress.images_per_second(step),
+    )
+
+
 def served_tau(config, metrics: dict) -> float | None:
     """The tau baked into the SavedModel: posthoc only, tau* when tuned."""
     if config.mode != "posthoc":

@@ -32,10 +32,8 @@ from absl import logging
 from la_keras import distribute
 from la_keras import serving
 from la_keras.training import CheckpointStore
-from la_keras.training import Progress
 from la_keras.training import Summaries
 from la_keras.training import Trainer
-from la_keras.training import TrainingLoop
 from la_keras.training import epoch_seed
 from la_keras.training.checkpoints import checkpoint_dir
 from la_keras.training.preemption import StopSignal
@@ -139,38 +137,21 @@ def _run(config, strategy, chief, flags_obj, stop) -> dict:
             config, trainer, strategy, builders, info, summaries, step
         )
 
-    loop = TrainingLoop(
+    loop = common.training_loop(
+        config,
         trainer,
         _train_data(strategy, builders["train"], config.data.seed),
         steps_per_epoch,
-        config.schedule.epochs,
         save,
-        checkpoint_every_steps=config.checkpoint_every_steps,
-        max_chunk_steps=config.steps_per_loop,
+        last_checkpoint=restored,
         epoch_hooks=[loss],
         on_epoch_end=evaluate,
-        eval_every_epochs=config.eval_every_epochs,
         stop_requested=lambda: trainer.any_worker(stop.requested()),
-        progress=Progress(
-            config.schedule.epochs * steps_per_epoch,
-            config.data.train_batch_size,
-            verbose=chief and common.show_progress(),
-        ),
         summaries=summaries,
+        verbose=chief,
     )
-    loop.last_checkpoint = restored
-    step = loop.run()
-    metrics = evaluate(None, step)
-    metrics.update(
-        dataset=config.data.dataset,
-        mode=config.mode,
-        loss=config.loss,
-        model=config.model,
-        seed=config.data.seed,
-        step=trainer.step,
-        epoch=int(epoch.numpy()),
-        train_examples=builders["train"].num_examples,
-        images_per_second=loop.progress.images_per_second(step),
+    metrics = common.run_training(
+        config, loop, evaluate, epoch, builders["train"].num_examples
     )
     tau = reporting.served_tau(config, metrics)
     metrics["served_tau"] = tau

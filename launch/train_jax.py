@@ -25,8 +25,6 @@ from absl import app
 from absl import logging
 
 from la_keras.models import LogitAdjustedModel
-from la_keras.training import Progress
-from la_keras.training import TrainingLoop
 from la_keras.training.array_checkpoints import ArrayCheckpointStore
 from la_keras.training.checkpoints import checkpoint_dir
 from la_keras.training.jax_data import DeviceDataset
@@ -124,39 +122,21 @@ def _run(config, flags_obj, stop) -> dict:
         reporting.log_metrics(metrics)
         return metrics
 
-    loop = TrainingLoop(
+    loop = common.training_loop(
+        config,
         trainer,
         data.epoch,
         data.steps_per_epoch,
-        config.schedule.epochs,
         save,
-        checkpoint_every_steps=config.checkpoint_every_steps,
-        max_chunk_steps=config.steps_per_loop,
+        last_checkpoint=restored,
         epoch_hooks=[loss],
         on_epoch_end=evaluate,
-        eval_every_epochs=config.eval_every_epochs,
         stop_requested=stop.requested,
-        progress=Progress(
-            config.schedule.epochs * data.steps_per_epoch,
-            config.data.train_batch_size,
-            verbose=common.show_progress(),
-        ),
     )
-    loop.last_checkpoint = restored
-    step = loop.run()
-    metrics = evaluate(None, step)
-    metrics.update(
-        dataset=config.data.dataset,
-        mode=config.mode,
-        loss=config.loss,
-        model=config.model,
-        seed=config.data.seed,
-        step=trainer.step,
-        epoch=int(np.asarray(epoch.value)),
-        train_examples=int(len(train_labels)),
-        images_per_second=loop.progress.images_per_second(step),
-        backend="jax",
+    metrics = common.run_training(
+        config, loop, evaluate, epoch, len(train_labels)
     )
+    metrics["backend"] = "jax"
     tau = reporting.served_tau(config, metrics)
     metrics["served_tau"] = tau
     metrics["export_dir"] = None

@@ -60,8 +60,13 @@ def env():
 
 def run_module(module, args, timeout=300, extra_env=None):
     """Runs `python -m module args` from the repo root; returns the result."""
+    return run_python(["-m", module, *args], timeout, extra_env)
+
+
+def run_python(args, timeout=300, extra_env=None):
+    """Runs `python args` from the repo root; returns the result."""
     return subprocess.run(
-        [sys.executable, "-m", module, *args],
+        [sys.executable, *args],
         capture_output=True,
         text=True,
         timeout=timeout,

@@ -48,6 +48,19 @@ def _truncate_data(model_dir, step):
         f.truncate(os.path.getsize(data) // 3)
 
 
+def _smoke_train(model_dir, **overrides):
+    """One in-process smoke training (1 epoch unless overridden)."""
+    values = dict(
+        helpers.SMOKE_FLAGS,
+        model_dir=model_dir,
+        tb_log_dir=os.path.join(model_dir, "log"),
+        epochs=1,
+    )
+    values.update(overrides)
+    with flagsaver.flagsaver(**values):
+        return train.run(FLAGS)
+
+
 class PreemptionTest(TestCase):
     def test_sigterm_checkpoints_mid_epoch_and_rerun_continues(self):
         model_dir = os.path.join(self.get_temp_dir(), "preempted")
@@ -218,15 +231,7 @@ class AtomicExportTest(TestCase):
 
     def test_kill_at_several_points(self):
         model_dir = os.path.join(self.get_temp_dir(), "export_run")
-        with flagsaver.flagsaver(
-            **dict(
-                helpers.SMOKE_FLAGS,
-                model_dir=model_dir,
-                tb_log_dir=os.path.join(model_dir, "log"),
-                epochs=1,
-            )
-        ):
-            train.run(FLAGS)
+        _smoke_train(model_dir)
         export_dir = os.path.join(model_dir, "export")
         images = tf.zeros([2, 32, 32, 3], tf.uint8)
         reference = (
@@ -269,15 +274,7 @@ class AtomicExportTest(TestCase):
 class EvaluateDatasetTest(TestCase):
     def test_other_dataset_than_the_run_is_refused(self):
         model_dir = os.path.join(self.get_temp_dir(), "eval_run")
-        with flagsaver.flagsaver(
-            **dict(
-                helpers.SMOKE_FLAGS,
-                model_dir=model_dir,
-                tb_log_dir=os.path.join(model_dir, "log"),
-                epochs=1,
-            )
-        ):
-            train.run(FLAGS)
+        _smoke_train(model_dir)
         with flagsaver.flagsaver(model_dir=model_dir, dataset="mnist_lt"):
             with self.assertRaisesRegex(
                 app.UsageError, "--dataset=mnist_lt conflicts .*dataset=test"

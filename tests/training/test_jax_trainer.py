@@ -7,17 +7,12 @@ TensorFlow `Trainer` from the same weights and batch.
 
 import json
 import os
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 
+from tests.launch import helpers
 from tests.test_case import TestCase
-
-REPO = os.path.dirname(
-    os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-)
 
 pytest.importorskip("jax")
 
@@ -130,21 +125,9 @@ print(json.dumps(sorted(map(str, shifts))))
 
 
 def _run(script, *args, backend="jax"):
-    env = dict(
-        os.environ,
-        KERAS_BACKEND=backend,
-        PYTHONPATH=REPO,
-        TF_CPP_MIN_LOG_LEVEL="3",
-        CUDA_VISIBLE_DEVICES="",
-        JAX_PLATFORMS="cpu",
-    )
-    result = subprocess.run(
-        [sys.executable, "-c", script, *args],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        env=env,
-        cwd=REPO,
+    result = helpers.run_python(
+        ["-c", script, *args],
+        extra_env={"KERAS_BACKEND": backend, "JAX_PLATFORMS": "cpu"},
     )
     assert result.returncode == 0, result.stderr[-3000:]
     return json.loads(result.stdout.strip().splitlines()[-1])
