@@ -116,7 +116,7 @@ def format_table(results: dict) -> str:
                 f"{title}: no class of the training set is {key}-shot."
             )
         elif key != "top1" and all(
-            v is not None and abs(v - r["top1"]) < 1e-9
+            v is not None and abs(v - r["top1"]) < 1e-6
             for v, (_, r) in zip(values, rows, strict=True)
         ):
             notes.append(
