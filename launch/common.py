@@ -150,7 +150,7 @@ def verbose() -> bool:
 
 
 def show_progress() -> bool:
-    """Draw progress bars: on a terminal-like stdout, not when logging INFO."""
+    """Draw progress bars: by default, not when --verbosity asks for logs."""
     return not verbose()
 
 
