@@ -14,6 +14,7 @@ import dataclasses
 import json
 import os
 
+import numpy as np
 from absl import app
 
 from la_keras import datasets
@@ -136,6 +137,19 @@ class DataConfig:
     def raw_split(self, split: str):
         """`(uint8 images, labels)` batches of `split`, not preprocessed."""
         return self.load(split)[0].batch(self.test_batch_size)
+
+    def arrays(self, split: str):
+        """`(uint8 images, int64 labels, info)` of `split` as numpy arrays."""
+        dataset, info = self.load(split)
+        images, labels = [], []
+        for batch_images, batch_labels in dataset.batch(1024):
+            images.append(batch_images.numpy())
+            labels.append(batch_labels.numpy())
+        return (
+            np.concatenate(images),
+            np.concatenate(labels).astype(np.int64),
+            info,
+        )
 
     def load(self, split: str = "train"):
         """`la_keras.datasets.load` of `split`: `(dataset, info)`."""

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import os
 
-import numpy as np
 from absl import app
 from absl import flags
 
@@ -39,14 +38,6 @@ def define_flags() -> None:
     flags.DEFINE_string("output", None, "The file to write.")
 
 
-def _arrays(dataset) -> tuple[np.ndarray, np.ndarray]:
-    images, labels = [], []
-    for batch_images, batch_labels in dataset.batch(1024):
-        images.append(batch_images.numpy())
-        labels.append(batch_labels.numpy())
-    return np.concatenate(images), np.concatenate(labels).astype(np.int64)
-
-
 def run(flags_obj) -> str:
     """Prepares; returns the path written."""
     if not flags_obj.output:
@@ -62,8 +53,7 @@ def run(flags_obj) -> str:
             "prepared."
         )
     splits = {
-        split: _arrays(data.load(split)[0])
-        for split in ("train", *data.eval_splits)
+        split: data.arrays(split)[:2] for split in ("train", *data.eval_splits)
     }
     source = {
         "dataset": data.dataset,

@@ -24,6 +24,7 @@ import numpy as np
 from absl import app
 from absl import logging
 
+from la_keras.datasets import preprocess_images
 from la_keras.models import LogitAdjustedModel
 from la_keras.training.array_checkpoints import ArrayCheckpointStore
 from la_keras.training.checkpoints import checkpoint_dir
@@ -46,19 +47,12 @@ def _check_flags(config) -> None:
         raise app.UsageError("--num_logical_cpus needs the TensorFlow backend.")
 
 
-def _arrays(config, split):
-    dataset, info = config.data.load(split)
-    images, labels = [], []
-    for batch_images, batch_labels in dataset.batch(1024):
-        images.append(batch_images.numpy())
-        labels.append(batch_labels.numpy())
-    return np.concatenate(images), np.concatenate(labels), info
-
-
 def _eval_batches(images, labels, batch_size):
     for start in range(0, len(labels), batch_size):
-        x = images[start : start + batch_size].astype(np.float32) / 255.0
-        yield x - 0.5, labels[start : start + batch_size]
+        batch = images[start : start + batch_size]
+        # The evaluation preprocessing of the TensorFlow pipeline and serving.
+        x = np.asarray(preprocess_images(batch, "cifar", training=False))
+        yield x, labels[start : start + batch_size]
 
 
 def run(config, flags_obj=None) -> dict:
@@ -71,14 +65,14 @@ def run(config, flags_obj=None) -> dict:
 
 
 def _run(config, flags_obj, stop) -> dict:
-    train_images, train_labels, info = _arrays(config, "train")
+    train_images, train_labels, info = config.data.arrays("train")
     if info.preprocessing != "cifar":
         raise app.UsageError(
             f"--dataset={config.data.dataset}: the JAX backend trains the "
             "CIFAR-recipe datasets held in memory; ImageNet-size sets stay on "
             "the TensorFlow backend."
         )
-    evals = {s: _arrays(config, s)[:2] for s in config.data.eval_splits}
+    evals = {s: config.data.arrays(s)[:2] for s in config.data.eval_splits}
     data = DeviceDataset(
         train_images,
         train_labels,
