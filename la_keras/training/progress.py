@@ -2,7 +2,8 @@
 
 `Progress` draws one Keras `Progbar` per training (step, loss, images/s,
 ETA), the bar a Keras user knows from `model.fit`; `Summaries` writes the
-TensorBoard scalars (train/ and test/) without the tensorboard package.
+TensorBoard scalars (train/ and test/) with `EventFileWriter`, which needs
+neither TensorFlow nor the tensorboard package, so it works on every backend.
 """
 
 from __future__ import annotations
@@ -11,22 +12,8 @@ import os
 import time
 
 import keras
-import tensorflow as tf
-from tensorflow.core.framework import summary_pb2
 
-# TensorBoard's scalar plugin metadata: `tf.summary.scalar` needs the
-# tensorboard package, which tensorflow-cpu does not install; `tf.summary.write`
-# with this metadata writes the same event without it.
-_SCALAR_METADATA = summary_pb2.SummaryMetadata(
-    plugin_data=summary_pb2.SummaryMetadata.PluginData(plugin_name="scalars")
-).SerializeToString()
-
-
-def scalar(name: str, value, step: int) -> None:
-    """`tf.summary.scalar` without the tensorboard package."""
-    tf.summary.write(
-        name, tf.cast(value, tf.float32), step=step, metadata=_SCALAR_METADATA
-    )
+from la_keras.training.event_file import EventFileWriter
 
 
 def hms(seconds: float) -> str:
@@ -86,23 +73,22 @@ class Progress:
 class Summaries:
     """TensorBoard event files under `log_dir/train` and `log_dir/test`.
 
-    With `log_dir=None` (non-chief workers) nothing is written.
+    With `log_dir=None` (non-chief workers) nothing is written: `train` and
+    `test` are then None.
     """
 
     def __init__(self, log_dir: str | None):
         if log_dir is None:
-            self.train = self.test = tf.summary.create_noop_writer()
+            self.train = self.test = None
         else:
-            self.train = tf.summary.create_file_writer(
-                os.path.join(log_dir, "train")
-            )
-            self.test = tf.summary.create_file_writer(
-                os.path.join(log_dir, "test")
-            )
+            self.train = EventFileWriter(os.path.join(log_dir, "train"))
+            self.test = EventFileWriter(os.path.join(log_dir, "test"))
 
     def write(self, writer, values: dict, step: int) -> None:
-        with writer.as_default():
-            for name, value in values.items():
-                if value is not None:
-                    scalar(name, value, step=step)
+        """Writes `values` (name to scalar; None values skipped) at `step`."""
+        if writer is None:
+            return
+        for name, value in values.items():
+            if value is not None:
+                writer.scalar(name, value, step=step)
         writer.flush()
