@@ -7,6 +7,9 @@ the TensorFlow multi-worker tutorial: every worker takes part in saving
 (checkpoints of distributed variables are collective), but only the chief
 writes into the real directory; the others write into a temporary
 directory that is deleted afterwards.
+
+TensorFlow is imported where a strategy is made, so `STRATEGIES` and the
+flags that list it import without it (Keras's JAX backend).
 """
 
 from __future__ import annotations
@@ -15,8 +18,10 @@ import json
 import os
 import shutil
 import tempfile
+from typing import TYPE_CHECKING
 
-import tensorflow as tf
+if TYPE_CHECKING:
+    import tensorflow as tf
 
 STRATEGIES = ("auto", "one_device", "mirrored", "multi_worker_mirrored", "tpu")
 
@@ -48,6 +53,8 @@ def resolve_name(name: str) -> str:
         )
     if name != "auto":
         return name
+    import tensorflow as tf
+
     if _num_workers(_tf_config()) > 1:
         return "multi_worker_mirrored"
     if len(tf.config.list_physical_devices("GPU")) > 1:
@@ -65,6 +72,8 @@ def tpu_strategy(tpu: str | None = None) -> tf.distribute.TPUStrategy:
     Raises:
         RuntimeError: when no TPU can be resolved or reached.
     """
+    import tensorflow as tf
+
     try:
         resolver = tf.distribute.cluster_resolver.TPUClusterResolver(
             tpu=tpu or ""
@@ -102,6 +111,8 @@ def get_strategy(
             a usable `TF_CONFIG`.
         RuntimeError: when the TPU cannot be reached.
     """
+    import tensorflow as tf
+
     name = resolve_name(name)
     if name == "one_device":
         gpus = tf.config.list_logical_devices("GPU")
@@ -143,6 +154,8 @@ def is_chief(strategy: tf.distribute.Strategy | None = None) -> bool:
     True for single-worker strategies; for multi-worker ones, the "chief"
     task, or worker 0 when the cluster has no chief.
     """
+    import tensorflow as tf
+
     strategy = strategy or tf.distribute.get_strategy()
     task_type, task_id = _task(strategy)
     if task_type is None or task_type == "chief":
@@ -160,6 +173,8 @@ def worker_dir(
     """`model_dir` for the chief; a fresh temporary directory for the others."""
     if is_chief(strategy):
         return model_dir
+    import tensorflow as tf
+
     task_type, task_id = _task(strategy or tf.distribute.get_strategy())
     return tempfile.mkdtemp(prefix=f"la_keras_{task_type}{task_id}_")
 
@@ -179,6 +194,8 @@ def configure_logical_cpus(count: int) -> None:
 
     Must run before TensorFlow initializes its devices.
     """
+    import tensorflow as tf
+
     cpus = tf.config.list_physical_devices("CPU")
     tf.config.set_logical_device_configuration(
         cpus[0], [tf.config.LogicalDeviceConfiguration()] * int(count)

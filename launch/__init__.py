@@ -6,8 +6,10 @@ logging starts and whatever TF_CPP_MIN_LOG_LEVEL says, so this package
 imports TensorFlow here with file descriptor 2 pointed at a temporary file,
 restores it, and shows what was captured only if the import fails.
 `--verbosity=0` (or higher, or `-v`) on the command line keeps every line.
+Where TensorFlow is not installed (Keras's JAX backend) nothing is imported.
 """
 
+import importlib.util
 import os
 import sys
 import tempfile
@@ -26,6 +28,8 @@ def _verbose_requested(argv) -> bool:
 
 def _quiet_import_tensorflow() -> None:
     if "tensorflow" in sys.modules or _verbose_requested(sys.argv):
+        return
+    if importlib.util.find_spec("tensorflow") is None:
         return
     # 3: not even the cuInit error of a machine without a GPU.
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")

@@ -1,4 +1,9 @@
-"""What every entry point shares: the strategy, resume, errors, quiet start."""
+"""What every entry point shares: the strategy, resume, errors, quiet start.
+
+TensorFlow is imported only by what needs it (the strategy, TensorFlow
+checkpoints), so the entry points also run on Keras's JAX backend where
+TensorFlow is not installed.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +11,6 @@ import errno
 import sys
 import traceback
 
-import tensorflow as tf
 from absl import app
 from absl import flags
 from absl import logging
@@ -18,8 +22,9 @@ from la_keras.training import TrainingPreempted
 from la_keras.training.preemption import PREEMPTED_EXIT_CODE
 
 
-def create_strategy(config) -> tf.distribute.Strategy:
-    """The strategy named by --strategy; UsageError when it cannot be made."""
+def create_strategy(config):
+    """The `tf.distribute.Strategy` named by --strategy; UsageError when it
+    cannot be made."""
     if config.num_logical_cpus > 1:
         try:
             distribute.configure_logical_cpus(config.num_logical_cpus)
@@ -58,27 +63,47 @@ def restore_latest(store) -> str | None:
 def restore_model(config, checkpoint: str | None = None):
     """The model of a launch.train run, restored from its checkpoint.
 
+    A run of either backend: `.npz` checkpoints (the JAX backend's, read
+    on any backend) or TensorFlow checkpoints (TensorFlow backend).
+
     Returns:
         `(model, info, checkpoint_path)`.
     """
-    from la_keras.training import CheckpointStore
-    from la_keras.training.checkpoints import checkpoint_dir
+    import keras
 
-    _, info = config.data.load("train")
+    from la_keras.training import ArrayCheckpointStore
+    from la_keras.training.array_checkpoints import list_array_checkpoints
+    from la_keras.training.loop import checkpoint_dir
+
+    info = config.data.info()
     model = config.build_model(info.num_classes, info.image_shape)
+    directory = checkpoint_dir(config.model_dir)
+    arrays = ArrayCheckpointStore(
+        directory, model=model.variables, expect_partial=True
+    )
+    if checkpoint and checkpoint.endswith(".npz"):
+        return model, info, arrays.restore(checkpoint)
     if checkpoint:
+        import tensorflow as tf
+
         status = tf.train.Checkpoint(model=model).restore(checkpoint)
         status.expect_partial().assert_existing_objects_matched()
         return model, info, checkpoint
-    store = CheckpointStore(checkpoint_dir(config.model_dir), model=model)
-    try:
-        path = store.restore_latest()
-    except NoUsableCheckpointError as e:
-        raise app.UsageError(str(e)) from e
+    if list_array_checkpoints(directory):
+        store = arrays
+    elif keras.backend.backend() != "tensorflow":
+        raise app.UsageError(
+            f"No .npz checkpoint in {directory}: a run of the TensorFlow "
+            "backend is evaluated with the TensorFlow backend."
+        )
+    else:
+        from la_keras.training import CheckpointStore
+
+        store = CheckpointStore(directory, model=model)
+    path = restore_latest(store)
     if not path:
         raise app.UsageError(
-            f"No checkpoint in {checkpoint_dir(config.model_dir)}: train "
-            "first, or pass --checkpoint."
+            f"No checkpoint in {directory}: train first, or pass --checkpoint."
         )
     return model, info, path
 
@@ -176,8 +201,15 @@ def run_main(name: str, fn) -> None:
         _fail(name, str(e))
     except OSError as e:
         _fail(name, _describe_os_error(e))
-    except tf.errors.OpError as e:
+    except Exception as e:
+        if not _is_tensorflow_op_error(e):
+            raise
         _fail(name, e.message.splitlines()[0] if e.message else str(e))
+
+
+def _is_tensorflow_op_error(e: Exception) -> bool:
+    tf = sys.modules.get("tensorflow")
+    return tf is not None and isinstance(e, tf.errors.OpError)
 
 
 def _fail(name: str, message: str) -> None:
@@ -196,7 +228,8 @@ def app_run(main) -> None:
     def quiet_main(argv):
         if not flags.FLAGS["verbosity"].present:
             logging.set_verbosity(logging.WARNING)
-            tf.get_logger().setLevel("ERROR")
+            if sys.modules.get("tensorflow") is not None:
+                sys.modules["tensorflow"].get_logger().setLevel("ERROR")
         return main(argv)
 
     app.run(quiet_main)

@@ -197,6 +197,16 @@ def define_flags() -> None:
         "Train steps per call of the compiled loop (at most): how soon a "
         "SIGTERM (preemption) or a NaN loss is noticed.",
     )
+    flags.DEFINE_enum(
+        "jax_loop",
+        "auto",
+        ["auto", "python", "scan"],
+        "KERAS_BACKEND=jax: how a call of --steps_per_loop steps runs: a "
+        "Python loop over the jitted step, or one compiled lax.scan that "
+        "also makes the batches. auto: scan on GPU and TPU, python on CPU "
+        "(XLA runs convolutions inside compiled loops much slower on CPU, "
+        "jax-ml/jax#12868; bench/bench_backends.py measures both).",
+    )
     flags.DEFINE_integer(
         "eval_every_epochs",
         1,
@@ -358,8 +368,16 @@ def _check_loss(value) -> bool:
 def _check_dataset(value) -> bool:
     from la_keras import datasets
 
-    known = datasets.names()
     prefixes = ("tfds:", "prepared:")
+    if value.startswith("prepared:") and len(value) > len("prepared:"):
+        return True  # read with numpy alone: no TensorFlow needed
+    try:
+        known = datasets.names()
+    except ImportError:
+        # No TensorFlow: the default --dataset must still parse; reading a
+        # dataset other than prepared: then fails with the reason
+        # (`launch.data_config`).
+        return True
     if value in known or any(
         value.startswith(p) and len(value) > len(p) for p in prefixes
     ):

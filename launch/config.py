@@ -4,8 +4,8 @@ A run's configuration is resolved once from the flags
 (`RunConfig.from_flags`), written next to its checkpoints as `flags.json`
 (flat, one key per flag plus the resolved `schedule` and `dataset_dir`) and
 read back by `launch.evaluate`, `launch.export` and `launch.reproduce`
-(`RunConfig.read`). `DataConfig` builds every split's dataset, so the
-dataset construction exists once.
+(`RunConfig.read`). `DataConfig` (`data_config.py`) builds every split's
+dataset, so the dataset construction exists once.
 """
 
 from __future__ import annotations
@@ -14,151 +14,16 @@ import dataclasses
 import json
 import os
 
-import numpy as np
 from absl import app
 
-from la_keras import datasets
 from la_keras import schedules
-from la_keras.datasets import prepared
 from launch import common_flags
 from launch import outputs
 from launch import resolve
+from launch.data_config import DataConfig
 
-# Datasets whose official TFRecords and base_probs live in --data_home.
-# (`cifar10-lt` reads the official files; `cifar10_lt`, one character
-# apart, derives the same long-tailed set from TFDS cifar10.)
-OFFICIAL_DATASETS = ("cifar10-lt", "cifar100-lt")
-# Datasets with a holdout split of their own (used when holdout_fraction=0).
-OWN_HOLDOUT = ("imagenet_lt",)
 # Flags that must not change when a run resumes from its checkpoints.
 RESUME_KEYS = ("dataset", "model", "train_batch_size", "mode", "loss", "seed")
-
-
-@dataclasses.dataclass(frozen=True)
-class DataConfig:
-    """Which data a run reads, and how it is batched.
-
-    Args:
-        dataset: a name of `la_keras.datasets.names()` or `tfds:<name>`.
-        data_home: folder of the official TFRecords (`cifar10-lt`,
-            `cifar100-lt`).
-        data_dir: TFDS data_dir of the TFDS-backed datasets.
-        ratio, profile, holdout_fraction, seed: as for
-            `la_keras.datasets.load`.
-        train_batch_size, test_batch_size: global batch sizes.
-        crop_padding: pixels of padding a side before the random crop of
-            the CIFAR recipe: 2 as the official release, 4 as LDAM / BBN.
-        shuffle_buffer: training shuffle buffer (None: the dataset's
-            default, 10,000 records for the official TFRecords as the
-            official release, the whole split for the other CIFAR sets).
-        expected_train_examples, expected_test_examples: the record counts
-            of official-format TFRecords that are not the official files
-            (None: the official sizes).
-    """
-
-    dataset: str = "cifar10-lt"
-    data_home: str = "logit_adjustment/data"
-    data_dir: str | None = None
-    ratio: float = 100.0
-    profile: str = "exp"
-    holdout_fraction: float = 0.0
-    seed: int = 0
-    train_batch_size: int = 128
-    test_batch_size: int = 100
-    crop_padding: int = 2
-    shuffle_buffer: int | None = None
-    expected_train_examples: int | None = None
-    expected_test_examples: int | None = None
-
-    @property
-    def dataset_dir(self) -> str | None:
-        """Where the dataset reads from: data_home or the TFDS data_dir."""
-        if self.dataset in OFFICIAL_DATASETS:
-            return self.data_home
-        return self.data_dir
-
-    @property
-    def has_holdout(self) -> bool:
-        if self.dataset.startswith(prepared.PREFIX):
-            return "holdout" in self.prepared_metadata()["num_examples"]
-        return self.holdout_fraction > 0 or self.dataset in OWN_HOLDOUT
-
-    def prepared_metadata(self) -> dict:
-        """The metadata of a `prepared:` dataset's file."""
-        path = self.dataset[len(prepared.PREFIX) :]
-        try:
-            return prepared.read_metadata(path)
-        except (ValueError, FileNotFoundError) as e:
-            raise app.UsageError(f"--dataset={self.dataset}: {e}") from e
-
-    @property
-    def eval_splits(self) -> tuple[str, ...]:
-        return ("test", "holdout") if self.has_holdout else ("test",)
-
-    def _load_kwargs(self) -> dict:
-        expected = {
-            split: count
-            for split, count in (
-                ("train", self.expected_train_examples),
-                ("test", self.expected_test_examples),
-            )
-            if count is not None
-        }
-        return dict(
-            ratio=self.ratio,
-            profile=self.profile,
-            holdout_fraction=self.holdout_fraction,
-            seed=self.seed,
-            expected_examples=expected or None,
-        )
-
-    def builder(self, split: str) -> datasets.DatasetBuilder:
-        """The `DatasetBuilder` of `split`: train shuffles and augments."""
-        training = split == "train"
-        batch = self.train_batch_size if training else self.test_batch_size
-        try:
-            return datasets.DatasetBuilder(
-                self.dataset,
-                split,
-                batch,
-                training,
-                self.dataset_dir,
-                crop_padding=self.crop_padding,
-                shuffle_buffer=self.shuffle_buffer,
-                **self._load_kwargs(),
-            )
-        except (ValueError, FileNotFoundError) as e:
-            raise app.UsageError(f"--dataset={self.dataset}: {e}") from e
-
-    def builders(self) -> dict[str, datasets.DatasetBuilder]:
-        """Builders of train and every evaluation split."""
-        return {s: self.builder(s) for s in ("train", *self.eval_splits)}
-
-    def raw_split(self, split: str):
-        """`(uint8 images, labels)` batches of `split`, not preprocessed."""
-        return self.load(split)[0].batch(self.test_batch_size)
-
-    def arrays(self, split: str):
-        """`(uint8 images, int64 labels, info)` of `split` as numpy arrays."""
-        dataset, info = self.load(split)
-        images, labels = [], []
-        for batch_images, batch_labels in dataset.batch(1024):
-            images.append(batch_images.numpy())
-            labels.append(batch_labels.numpy())
-        return (
-            np.concatenate(images),
-            np.concatenate(labels).astype(np.int64),
-            info,
-        )
-
-    def load(self, split: str = "train"):
-        """`la_keras.datasets.load` of `split`: `(dataset, info)`."""
-        try:
-            return datasets.load(
-                self.dataset, split, self.dataset_dir, **self._load_kwargs()
-            )
-        except (ValueError, FileNotFoundError) as e:
-            raise app.UsageError(f"--dataset={self.dataset}: {e}") from e
 
 
 @dataclasses.dataclass(frozen=True)
@@ -206,6 +71,7 @@ class RunConfig:
         model_dir, tb_log_dir, export_dir: outputs.
         strategy, tpu, num_logical_cpus: distribution.
         jit_compile: XLA for the train step (resolved: True or False).
+        jax_loop: the JAX backend's loop shape ("auto", "python", "scan").
         deterministic, checkpoint_every_steps, keep_checkpoints,
         steps_per_loop, eval_every_epochs: see the flags of the same
             names.
@@ -232,6 +98,7 @@ class RunConfig:
     keep_checkpoints: int = 3
     steps_per_loop: int = 100
     eval_every_epochs: int = 1
+    jax_loop: str = "auto"
 
     # -- building the run's parts -------------------------------------------
 

@@ -10,6 +10,9 @@ holdout split (never on test; the test sweep is reported for analysis):
     python -m launch.evaluate --model_dir=/tmp/cifar10_lt_posthoc
     python -m launch.evaluate --saved_model=/tmp/run/export --dataset=test
 
+With `KERAS_BACKEND=jax` it evaluates the `.npz` checkpoints of a JAX run
+(also readable on TensorFlow), without TensorFlow for `prepared:` data.
+
 `--weight_norm_taus=0,0.5,1,1.5,2` also reports tau-normalisation of the
 classifier (Kang et al. 2020, `la_keras.models.weight_norm`) at tau=1 and at
 the tau* of the holdout, under "weight_norm" in the report.
@@ -21,14 +24,11 @@ import os
 
 import keras
 import numpy as np
-import tensorflow as tf
 from absl import app
 from absl import flags
 from absl import logging
 
-from la_keras import serving
 from la_keras.models import weight_norm
-from la_keras.training import Predictor
 from la_keras.training import evaluation
 from launch import common
 from launch import common_flags
@@ -72,6 +72,10 @@ def define_flags() -> None:
 
 def _saved_model_logits(path, config) -> dict:
     """`{split: (raw logits, labels)}` from a serving SavedModel."""
+    import tensorflow as tf
+
+    from la_keras import serving
+
     loaded = tf.saved_model.load(path)
     serve = loaded.signatures[serving.SIGNATURE]
     out = {}
@@ -87,6 +91,14 @@ def _saved_model_logits(path, config) -> dict:
 
 def _predict_splits(config, model) -> dict:
     """`{split: (outputs, labels)}` of `model` on test (and holdout)."""
+    if keras.backend.backend() == "jax":
+        from launch import train_jax
+
+        return train_jax.predict_splits(config, model)
+    import tensorflow as tf
+
+    from la_keras.training import Predictor
+
     predictor = Predictor(tf.distribute.get_strategy(), model)
     return {
         split: predictor.predict(config.data.builder(split).build())
@@ -163,6 +175,11 @@ def run_config(flags_obj) -> RunConfig:
     the checkpoint's classes are those of the run's dataset.
     """
     if flags_obj.saved_model:
+        if keras.backend.backend() != "tensorflow":
+            raise app.UsageError(
+                "--saved_model needs the TensorFlow backend; on "
+                f"{keras.backend.backend()} evaluate a run with --model_dir."
+            )
         return RunConfig.from_flags(flags_obj).replace(mode="posthoc")
     config = RunConfig.read(flags_obj.model_dir)
     dataset_flag = flags_obj["dataset"]
@@ -192,7 +209,7 @@ def run(flags_obj) -> dict:
     wn_taus = _weight_norm_taus(flags_obj)
     config = run_config(flags_obj)
     if flags_obj.saved_model:
-        _, info = config.data.load("train")
+        info = config.data.info()
         logits = _saved_model_logits(flags_obj.saved_model, config)
         source, output, model = flags_obj.saved_model, flags_obj.output, None
     else:

@@ -84,6 +84,7 @@ def run(flags_obj) -> dict:
     return results
 
 
+_DATASET_TITLES = {"cifar10_lt": "CIFAR-10-LT", "cifar10-lt": "CIFAR-10-LT"}
 _COLUMNS = (
     ("top1", "top-1"),
     ("balanced_accuracy", "balanced"),
@@ -125,9 +126,9 @@ def format_table(results: dict) -> str:
             )
         else:
             columns.append((key, title))
-    header = f"{'CIFAR-10-LT test accuracy':30s}" + "".join(
-        f"{title:>10s}" for _, title in columns
-    )
+    dataset = _DATASET_TITLES.get(results["loss"].get("dataset"), "")
+    title = f"{dataset} test accuracy".strip()
+    header = f"{title:30s}" + "".join(f"{title:>10s}" for _, title in columns)
     lines = [header, "-" * len(header)]
     for name, report in rows:
         lines.append(
@@ -140,9 +141,15 @@ def format_table(results: dict) -> str:
     lines += [f"(not shown: {note})" for note in notes]
     lines.append("")
     for mode in _MODES:
+        result = results[mode]
+        # A JAX run writes a .keras model; launch.export makes the SavedModel.
+        saved = (
+            f"SavedModel: {result['export_dir']}"
+            if result.get("export_dir")
+            else f"Keras model: {result.get('keras_model')}"
+        )
         lines.append(
-            f"{mode:8s} SavedModel: {results[mode]['export_dir']}  "
-            f"(trained in {results[mode]['seconds']:.0f} s)"
+            f"{mode:8s} {saved}  (trained in {result['seconds']:.0f} s)"
         )
     return "\n".join(lines)
 

@@ -65,11 +65,15 @@ def evaluate_logits(
             logits, labels, train_counts, priors, tau_star
         )
     elif config.mode == "posthoc":
+        where = (
+            "prepare the file with --holdout_fraction>0"
+            if config.data.dataset.startswith("prepared:")
+            else "pass --holdout_fraction>0"
+        )
         metrics["holdout_warning"] = (
-            f"--dataset={config.data.dataset} with --holdout_fraction=0 has "
-            "no holdout split, so tau was not tuned (never on test); "
-            f"reporting tau={config.tau} only. Pass --holdout_fraction>0 to "
-            "tune it."
+            f"--dataset={config.data.dataset} has no holdout split, so tau "
+            f"was not tuned (never on test); reporting tau={config.tau} "
+            f"only. To tune it, {where}."
         )
     return metrics
 

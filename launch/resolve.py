@@ -23,7 +23,7 @@ _PLAIN_FLAGS = (
     "deterministic", "checkpoint_every_steps", "keep_checkpoints",
     "steps_per_loop", "eval_every_epochs", "num_logical_cpus",
     "crop_padding", "shuffle_buffer", "expected_train_examples",
-    "expected_test_examples",
+    "expected_test_examples", "jax_loop",
 )  # fmt: skip
 
 
@@ -87,14 +87,18 @@ def _schedule_dataset(dataset: str) -> str:
 
 
 def _resolve_jit(value: bool | None, strategy: str) -> bool:
-    """--jit_compile; unset: on for GPU and TPU, off on CPU.
+    """--jit_compile; unset: on for GPU and TPU, off on CPU; on for JAX.
 
-    Measured with `bench/bench_train.py`: XLA-compiled steps train the
-    ResNets about 40% slower on a 2-core CPU, and faster on accelerators.
+    Measured with `bench/bench_train.py`: XLA-compiled TensorFlow steps
+    train the ResNets about 40% slower on a 2-core CPU, and faster on
+    accelerators. On Keras's JAX backend the step is always `jax.jit`-ed
+    unless --jit_compile=false asks for an eager step (for debugging).
     """
     if value is not None:
         return bool(value)
-    if strategy == "tpu":
+    import keras
+
+    if strategy == "tpu" or keras.backend.backend() == "jax":
         return True
     import tensorflow as tf
 

@@ -18,43 +18,21 @@ have their own flags (`--ldam_max_m`, `--ldam_s`, `--drw_start_epoch`,
 `--drw_beta`, `--eql_lambda`, `--eql_gamma`, `--cb_beta`, `--focal_gamma`).
 A loss with an `on_epoch_begin(epoch)` method (LDAM's deferred
 re-weighting) is called at the start of every epoch, also after a resume.
+
+The backend is Keras's (`KERAS_BACKEND`): TensorFlow by default
+(`launch/train_tf.py`, `tf.distribute`), or JAX (`launch/train_jax.py`,
+which needs neither TensorFlow nor TFDS with `--dataset=prepared:PATH`).
 """
 
 from __future__ import annotations
 
-import os
-
 import keras
-import tensorflow as tf
 from absl import flags
-from absl import logging
 
-from la_keras import distribute
-from la_keras import serving
-from la_keras.training import CheckpointStore
-from la_keras.training import Summaries
-from la_keras.training import Trainer
-from la_keras.training import epoch_seed
-from la_keras.training.checkpoints import checkpoint_dir
-from la_keras.training.preemption import StopSignal
 from launch import common
 from launch import common_flags
-from launch import lock
-from launch import outputs
 from launch import reporting
 from launch.config import RunConfig
-
-
-def _train_data(strategy, builder, seed):
-    def epoch_data(epoch, skip):
-        # Data order and augmentation are a function of (seed, epoch) only.
-        tf.random.set_seed(epoch_seed(seed, epoch))
-        dataset = strategy.distribute_datasets_from_function(
-            lambda ctx: builder.dataset_fn(ctx).skip(skip)
-        )
-        return iter(dataset)
-
-    return epoch_data
 
 
 def run(config, strategy_override=None, flags_obj=None) -> dict:
@@ -63,7 +41,7 @@ def run(config, strategy_override=None, flags_obj=None) -> dict:
     Args:
         config: a `RunConfig`, or parsed absl flags (resolved once here).
         strategy_override: a `tf.distribute.Strategy` to use instead of
-            `config.strategy`.
+            `config.strategy` (TensorFlow backend only).
         flags_obj: the flags, for flags.txt (default: `config` if it is
             flags).
     """
@@ -73,132 +51,12 @@ def run(config, strategy_override=None, flags_obj=None) -> dict:
     if keras.backend.backend() == "jax":
         from launch import train_jax
 
+        if strategy_override is not None:
+            raise ValueError("strategy_override needs the TensorFlow backend.")
         return train_jax.run(config, flags_obj)
-    if config.deterministic:
-        tf.config.experimental.enable_op_determinism()
-    keras.utils.set_random_seed(config.data.seed)
-    strategy = strategy_override or common.create_strategy(config)
-    chief = distribute.is_chief(strategy)
-    if chief:
-        outputs.make_dir(config.model_dir, "--model_dir")
-    with lock.held(config.model_dir, enabled=chief), StopSignal() as stop:
-        return _run(config, strategy, chief, flags_obj, stop)
+    from launch import train_tf
 
-
-def build_datasets(config, num_replicas: int) -> dict:
-    """Builders of train and each evaluation split; UsageError if bad."""
-    builders = config.data.builders()
-    common.check_batch_sizes(builders, num_replicas)
-    return builders
-
-
-def _run(config, strategy, chief, flags_obj, stop) -> dict:
-    builders = build_datasets(config, strategy.num_replicas_in_sync)
-    info = builders["train"].info
-    steps_per_epoch = builders["train"].steps_per_epoch
-    with strategy.scope():
-        model = config.build_model(info.num_classes, info.image_shape)
-        loss = config.build_loss(info)
-        optimizer = config.schedule.optimizer(steps_per_epoch)
-        epoch = tf.Variable(0, dtype=tf.int64, trainable=False, name="epoch")
-    trainer = Trainer(
-        strategy, model, loss, optimizer, jit_compile=config.jit_compile
-    )
-    write_dir = distribute.worker_dir(config.model_dir, strategy)
-    store = CheckpointStore(
-        checkpoint_dir(config.model_dir),
-        config.keep_checkpoints,
-        write_directory=checkpoint_dir(write_dir),
-        model=model,
-        optimizer=optimizer,
-        epoch=epoch,
-    )
-    config.check_resume(has_checkpoint=store.latest is not None)
-    restored = common.restore_latest(store)
-    if restored:
-        logging.info("Resumed from %s at step %d.", restored, trainer.step)
-    if chief:
-        config.write(config.model_dir, flags_obj)
-    summaries = Summaries(config.tb_log_dir if chief else None)
-    logging.info(
-        "Training %s on %s (%d examples, %d classes), mode=%s loss=%s, %d "
-        "epochs x %d steps, %d replicas.",
-        config.model, config.data.dataset, builders["train"].num_examples,
-        info.num_classes, config.mode, config.loss, config.schedule.epochs,
-        steps_per_epoch, strategy.num_replicas_in_sync,
-    )  # fmt: skip
-
-    def save(step, epochs_done):
-        epoch.assign(epochs_done)
-        return store.save(step)
-
-    def evaluate(_epoch, step):
-        return _evaluate(
-            config, trainer, strategy, builders, info, summaries, step
-        )
-
-    loop = common.training_loop(
-        config,
-        trainer,
-        _train_data(strategy, builders["train"], config.data.seed),
-        steps_per_epoch,
-        save,
-        last_checkpoint=restored,
-        epoch_hooks=[loss],
-        on_epoch_end=evaluate,
-        stop_requested=lambda: trainer.any_worker(stop.requested()),
-        summaries=summaries,
-        verbose=chief,
-    )
-    metrics = common.run_training(
-        config, loop, evaluate, epoch, builders["train"].num_examples
-    )
-    tau = reporting.served_tau(config, metrics)
-    metrics["served_tau"] = tau
-    metrics["export_dir"] = config.export_dir
-    _write_outputs(config, strategy, chief, model, info, metrics, write_dir)
-    return metrics
-
-
-def _write_outputs(config, strategy, chief, model, info, metrics, write_dir):
-    tau = metrics["served_tau"]
-    export_dir = config.export_dir if chief else write_dir + "_export"
-    with outputs.atomic_dir(export_dir) as tmp:
-        serving.export_saved_model(
-            model, tmp, info.image_shape, info.preprocessing,
-            priors=None if tau is None else info.priors, tau=tau or 0.0,
-        )  # fmt: skip
-    if not chief:
-        distribute.cleanup_worker_dir(export_dir, config.model_dir, strategy)
-        distribute.cleanup_worker_dir(write_dir, config.model_dir, strategy)
-        return
-    outputs.write_json(os.path.join(config.model_dir, "metrics.json"), metrics)
-    reporting.plot_run(config, info, metrics)
-    logging.info(
-        "Wrote %s/metrics.json; SavedModel in %s.",
-        config.model_dir,
-        config.export_dir,
-    )
-
-
-def _evaluate(config, trainer, strategy, builders, info, summaries, step):
-    logits = {
-        split: trainer.predict(
-            strategy.distribute_datasets_from_function(
-                builders[split].dataset_fn
-            )
-        )
-        for split in config.data.eval_splits
-    }
-    metrics = reporting.evaluate_logits(
-        config, info.train_counts, info.priors, logits["test"],
-        logits.get("holdout"),
-    )  # fmt: skip
-    summaries.write(
-        summaries.test, reporting.test_scalars(metrics, config.mode), step
-    )
-    reporting.log_metrics(metrics)
-    return metrics
+    return train_tf.run(config, strategy_override, flags_obj)
 
 
 def main(_):

@@ -9,28 +9,29 @@ written as `<model_dir>/model.keras`: a `LogitAdjustedModel` in post-hoc
 mode with the served tau, which `launch.export` (on TensorFlow) turns into
 the serving SavedModel.
 
-What this first version does not do yet: several devices
-(`keras.distribution`), TensorBoard summaries, and running without
-TensorFlow installed (the datasets are read through `la_keras.datasets`).
-`--strategy` other than auto / one_device is refused.
+TensorFlow is not needed: a `--dataset=prepared:PATH` file is read with
+numpy, TensorBoard summaries are written by `la_keras.training.event_file`.
 """
 
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 
 import keras
-import numpy as np
 from absl import app
 from absl import logging
 
-from la_keras.datasets import preprocess_images
 from la_keras.models import LogitAdjustedModel
 from la_keras.training.array_checkpoints import ArrayCheckpointStore
-from la_keras.training.checkpoints import checkpoint_dir
 from la_keras.training.jax_data import DeviceDataset
+from la_keras.training.jax_data import normalize
+from la_keras.training.jax_trainer import JaxPredictor
 from la_keras.training.jax_trainer import JaxTrainer
+from la_keras.training.loop import checkpoint_dir
 from la_keras.training.preemption import StopSignal
+from la_keras.training.progress import Summaries
 from launch import common
 from launch import lock
 from launch import outputs
@@ -41,30 +42,80 @@ def _check_flags(config) -> None:
     if config.strategy not in ("auto", "one_device"):
         raise app.UsageError(
             f"--strategy={config.strategy} needs the TensorFlow backend; on "
-            "KERAS_BACKEND=jax launch.train trains on one device."
+            "KERAS_BACKEND=jax, --strategy=auto trains data-parallel on every "
+            "device (keras.distribution.DataParallel) and one_device on one."
         )
     if config.num_logical_cpus > 1:
         raise app.UsageError("--num_logical_cpus needs the TensorFlow backend.")
+
+
+def distribution(config):
+    """The run's `keras.distribution.DataParallel`, or None for one device.
+
+    With KERAS_DISTRIBUTION_JOB_ADDRESSES / _NUM_PROCESSES / _PROCESS_ID in
+    the environment (several hosts), `keras.distribution.initialize` starts
+    JAX's distributed runtime first, and the devices are those of all hosts.
+    """
+    import jax
+
+    processes = int(os.environ.get("KERAS_DISTRIBUTION_NUM_PROCESSES", "1"))
+    if processes > 1 and not jax.distributed.is_initialized():
+        keras.distribution.initialize()
+    devices = jax.devices()
+    if config.strategy == "one_device" or len(devices) == 1:
+        return None
+    return keras.distribution.DataParallel(devices=devices)
+
+
+def _loop_shape(config) -> str:
+    """--jax_loop, auto resolved: scan on GPU and TPU, python on CPU."""
+    import jax
+
+    if config.jax_loop != "auto":
+        return config.jax_loop
+    return "python" if jax.default_backend() == "cpu" else "scan"
 
 
 def _eval_batches(images, labels, batch_size):
     for start in range(0, len(labels), batch_size):
         batch = images[start : start + batch_size]
         # The evaluation preprocessing of the TensorFlow pipeline and serving.
-        x = np.asarray(preprocess_images(batch, "cifar", training=False))
-        yield x, labels[start : start + batch_size]
+        yield normalize(batch), labels[start : start + batch_size]
+
+
+def predict_splits(config, model, predictor=None) -> dict:
+    """`{split: (outputs, labels)}` of `model` on test (and holdout)."""
+    predictor = predictor or JaxPredictor(model)
+    out = {}
+    for split in config.data.eval_splits:
+        images, labels, _ = config.data.arrays(split)
+        batches = _eval_batches(images, labels, config.data.test_batch_size)
+        out[split] = predictor.predict(batches)
+    return out
 
 
 def run(config, flags_obj=None) -> dict:
-    """Trains on JAX, evaluates, writes model.keras; returns the metrics."""
+    """Trains on JAX, evaluates, writes model.keras; returns the metrics.
+
+    Only the first process of a several-host run (`jax.process_index() ==
+    0`, the chief) writes into --model_dir.
+    """
+    import jax
+
     _check_flags(config)
     keras.utils.set_random_seed(config.data.seed)
-    outputs.make_dir(config.model_dir, "--model_dir")
-    with lock.held(config.model_dir), StopSignal() as stop:
-        return _run(config, flags_obj, stop)
+    dist = distribution(config)
+    chief = jax.process_index() == 0
+    if chief:
+        outputs.make_dir(config.model_dir, "--model_dir")
+    with lock.held(config.model_dir, enabled=chief), StopSignal() as stop:
+        if dist is None:
+            return _run(config, flags_obj, stop, None, chief)
+        with dist.scope():
+            return _run(config, flags_obj, stop, dist, chief)
 
 
-def _run(config, flags_obj, stop) -> dict:
+def _run(config, flags_obj, stop, dist, chief) -> dict:
     train_images, train_labels, info = config.data.arrays("train")
     if info.preprocessing != "cifar":
         raise app.UsageError(
@@ -72,22 +123,31 @@ def _run(config, flags_obj, stop) -> dict:
             "CIFAR-recipe datasets held in memory; ImageNet-size sets stay on "
             "the TensorFlow backend."
         )
-    evals = {s: config.data.arrays(s)[:2] for s in config.data.eval_splits}
     data = DeviceDataset(
         train_images,
         train_labels,
         config.data.train_batch_size,
         config.data.seed,
         config.data.crop_padding,
+        distribution=dist,
     )
     model = config.build_model(info.num_classes, info.image_shape)
     loss = config.build_loss(info)
     optimizer = config.schedule.optimizer(data.steps_per_epoch)
-    trainer = JaxTrainer(model, loss, optimizer)
+    trainer = JaxTrainer(
+        model,
+        loss,
+        optimizer,
+        jit_compile=config.jit_compile,
+        loop=_loop_shape(config),
+    )
+    # Non-chief hosts save (and verify) their copy in a scratch folder.
+    write_dir = config.model_dir if chief else tempfile.mkdtemp()
     epoch = keras.Variable(0, dtype="int32", trainable=False, name="epoch")
     store = ArrayCheckpointStore(
         checkpoint_dir(config.model_dir),
         config.keep_checkpoints,
+        write_directory=checkpoint_dir(write_dir),
         model=model.variables,
         optimizer=optimizer.variables,
         epoch=[epoch],
@@ -96,23 +156,25 @@ def _run(config, flags_obj, stop) -> dict:
     restored = common.restore_latest(store)
     if restored:
         logging.info("Resumed from %s at step %d.", restored, trainer.step)
-    config.write(config.model_dir, flags_obj)
+    if chief:
+        config.write(config.model_dir, flags_obj)
 
     def save(step, epochs_done):
         epoch.assign(epochs_done)
         return store.save(step)
 
-    def evaluate(_epoch, _step):
-        logits = {
-            split: trainer.predict(
-                _eval_batches(*evals[split], config.data.test_batch_size)
-            )
-            for split in evals
-        }
+    summaries = Summaries(config.tb_log_dir if chief else None)
+    predictor = JaxPredictor(model)
+
+    def evaluate(_epoch, step):
+        logits = predict_splits(config, model, predictor)
         metrics = reporting.evaluate_logits(
             config, info.train_counts, info.priors, logits["test"],
             logits.get("holdout"),
         )  # fmt: skip
+        summaries.write(
+            summaries.test, reporting.test_scalars(metrics, config.mode), step
+        )
         reporting.log_metrics(metrics)
         return metrics
 
@@ -126,11 +188,18 @@ def _run(config, flags_obj, stop) -> dict:
         epoch_hooks=[loss],
         on_epoch_end=evaluate,
         stop_requested=stop.requested,
+        summaries=summaries,
+        verbose=chief,
     )
     metrics = common.run_training(
         config, loop, evaluate, epoch, len(train_labels)
     )
     metrics["backend"] = "jax"
+    metrics["devices"] = 1 if dist is None else dist.device_mesh.devices.size
+    metrics["jax_loop"] = trainer.loop
+    if not chief:
+        shutil.rmtree(write_dir, ignore_errors=True)
+        return metrics
     tau = reporting.served_tau(config, metrics)
     metrics["served_tau"] = tau
     metrics["export_dir"] = None

@@ -17,6 +17,7 @@ verifies them and names the file when anything is missing or damaged.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import io
 import json
@@ -24,6 +25,8 @@ import os
 import zipfile
 
 import numpy as np
+
+from la_keras.datasets.info import DatasetInfo
 
 PREFIX = "prepared:"
 FORMAT = "la_keras.prepared"
@@ -160,6 +163,60 @@ def read(path: str) -> PreparedData:
     except (zipfile.BadZipFile, KeyError, EOFError, OSError) as e:
         raise _damaged(path, str(e)) from e
     return PreparedData(path=path, splits=splits, metadata=metadata)
+
+
+def dataset_info(data: PreparedData, name: str | None = None) -> DatasetInfo:
+    """The `DatasetInfo` of a prepared file, as `load` gives it; numpy only.
+
+    Args:
+        data: what `read` returned.
+        name: the dataset name (default `"prepared:<path>"`).
+    """
+    meta = data.metadata
+    return DatasetInfo(
+        name=name or PREFIX + data.path,
+        num_classes=meta["num_classes"],
+        class_names=meta["class_names"],
+        train_counts=np.asarray(meta["train_counts"], np.int64),
+        priors=np.asarray(meta["priors"], np.float64),
+        image_shape=tuple(meta["image_shape"]),
+        num_examples={s: len(data.splits[s][1]) for s in data.splits},
+        preprocessing=meta["preprocessing"],
+    )
+
+
+def _file_stamp(path: str) -> tuple:
+    try:
+        stat = os.stat(path)
+    except OSError:
+        return (0, 0)
+    return (stat.st_mtime_ns, stat.st_size)
+
+
+@functools.lru_cache(maxsize=1)
+def _read_once(path: str, *_stamp) -> PreparedData:
+    return read(path)
+
+
+def split_arrays(path: str, split: str, name: str | None = None):
+    """`(uint8 images, int64 labels, DatasetInfo)` of one split; numpy only.
+
+    The file is read (and verified) once for all its splits, and again only
+    when it changes.
+
+    Raises:
+        FileNotFoundError: no such file.
+        ValueError: a damaged file, or no such split.
+    """
+    data = _read_once(os.path.abspath(path), *_file_stamp(path))
+    if split not in data.splits:
+        raise ValueError(
+            f"Prepared dataset {path} has no {split!r} split; it has "
+            f"{sorted(data.splits)}."
+        )
+    images, labels = data.splits[split]
+    info = dataset_info(data, name or PREFIX + path)
+    return images, np.asarray(labels, np.int64), info
 
 
 def make_source(path: str):

@@ -20,7 +20,7 @@ import zipfile
 import numpy as np
 from absl import logging
 
-from la_keras.training.checkpoints import NoUsableCheckpointError
+from la_keras.training.loop import NoUsableCheckpointError
 
 _CKPT = re.compile(r"^ckpt-(\d+)\.npz$")
 
@@ -43,14 +43,23 @@ class ArrayCheckpointStore:
             `write_directory` is given).
         max_to_keep: checkpoints kept after a successful save.
         write_directory: where this process writes.
+        expect_partial: restore these groups from checkpoints that hold
+            more (the model alone, for evaluation); saving is unaffected.
         **groups: name -> list of Keras variables (`model=model.variables`,
             `optimizer=optimizer.variables`, `epoch=[epoch_variable]`).
     """
 
     def __init__(
-        self, directory, max_to_keep=3, write_directory=None, **groups
+        self,
+        directory,
+        max_to_keep=3,
+        write_directory=None,
+        *,
+        expect_partial=False,
+        **groups,
     ):
         self.directory = directory
+        self.expect_partial = bool(expect_partial)
         self.write_directory = write_directory or directory
         self.max_to_keep = int(max_to_keep)
         self.groups = {
@@ -73,6 +82,8 @@ class ArrayCheckpointStore:
         with np.load(path, allow_pickle=False) as data:
             values = {key: data[key] for key in data.files}
         expected = self._values()
+        if self.expect_partial:
+            values = {k: v for k, v in values.items() if k in expected}
         if set(values) != set(expected):
             raise ValueError("it holds other variables than this run's")
         for key, value in values.items():
@@ -83,6 +94,22 @@ class ArrayCheckpointStore:
                 )
         return values
 
+    def _assign(self, values: dict) -> None:
+        for name, variables in self.groups.items():
+            for i, variable in enumerate(variables):
+                variable.assign(values[f"{name}/{i}"])
+
+    def restore(self, path: str) -> str:
+        """Restores the checkpoint `path`; ValueError if it does not read."""
+        try:
+            values = self._read(path)
+        except (OSError, ValueError, zipfile.BadZipFile, EOFError) as e:
+            raise ValueError(
+                f"Checkpoint {path} cannot be restored: {e}"
+            ) from e
+        self._assign(values)
+        return path
+
     def restore_latest(self) -> str | None:
         """Restores the newest checkpoint that reads cleanly; see module doc."""
         found = list_array_checkpoints(self.directory)
@@ -92,9 +119,7 @@ class ArrayCheckpointStore:
             except (OSError, ValueError, zipfile.BadZipFile, EOFError) as e:
                 logging.warning("Skipping damaged checkpoint %s: %s", path, e)
                 continue
-            for name, variables in self.groups.items():
-                for i, variable in enumerate(variables):
-                    variable.assign(values[f"{name}/{i}"])
+            self._assign(values)
             return path
         if found:
             raise NoUsableCheckpointError(

@@ -23,16 +23,10 @@ import re
 import tensorflow as tf
 from absl import logging
 
+from la_keras.training.loop import NoUsableCheckpointError
+from la_keras.training.loop import checkpoint_dir  # noqa: F401 - re-exported
+
 _CKPT = re.compile(r"^ckpt-(\d+)\.index$")
-
-
-class NoUsableCheckpointError(RuntimeError):
-    """Checkpoints exist, but none of them restores."""
-
-
-def checkpoint_dir(model_dir: str) -> str:
-    """Where a run in `model_dir` keeps its checkpoints."""
-    return os.path.join(model_dir, "checkpoints")
 
 
 def list_checkpoints(directory: str) -> list[tuple[int, str]]:

@@ -20,9 +20,15 @@ import numpy as np
 from la_keras.training.loop import epoch_seed
 
 
+def normalize(images):
+    """`x / 255 - 0.5` of uint8 images, as float32: the CIFAR recipe's
+    normalisation (`la_keras.datasets.preprocess_images` on TensorFlow)."""
+    return jnp.asarray(images).astype(jnp.float32) / 255.0 - 0.5
+
+
 def _augment(key, images, crop_padding: int):
     """The official CIFAR crop and flip of a uint8 batch, normalised."""
-    x = images.astype(jnp.float32) / 255.0 - 0.5
+    x = normalize(images)
     if crop_padding == 0:
         shifted = x
     else:
@@ -48,15 +54,24 @@ class DeviceDataset:
     Args:
         images: uint8 `[N, H, W, C]`.
         labels: int `[N]`.
-        batch_size: examples per step; the last partial batch is dropped
-            (as the TensorFlow training pipeline does).
+        batch_size: examples per step (global); the last partial batch is
+            dropped (as the TensorFlow training pipeline does).
         seed: the run seed.
         crop_padding: the crop's padding, 2 as the official release.
+        distribution: a `keras.distribution.DataParallel`, or None (one
+            device). With it the data set is replicated on every device and
+            each batch is split along its first axis over the devices.
     """
 
-    def __init__(self, images, labels, batch_size, seed=0, crop_padding=2):
-        self.images = jax.device_put(np.asarray(images, np.uint8))
-        self.labels = jax.device_put(np.asarray(labels, np.int32))
+    def __init__(
+        self,
+        images,
+        labels,
+        batch_size,
+        seed=0,
+        crop_padding=2,
+        distribution=None,
+    ):
         self.batch_size = int(batch_size)
         self.seed = int(seed)
         self.crop_padding = int(crop_padding)
@@ -66,19 +81,82 @@ class DeviceDataset:
                 f"Invalid value for argument `batch_size`: {batch_size} is "
                 f"more than the {len(labels)} examples."
             )
-        self._batch = jax.jit(self._batch_fn, static_argnums=(3,))
+        images = np.asarray(images, np.uint8)
+        self._batch_sharding = self._replicated = None
+        if distribution is not None:
+            devices = distribution.device_mesh.devices.size
+            if self.batch_size % devices:
+                raise ValueError(
+                    f"Invalid value for argument `batch_size`: {batch_size} "
+                    f"does not split over the {devices} devices."
+                )
+            mesh = distribution.device_mesh.backend_mesh
+            spec = jax.sharding.PartitionSpec
+            self._batch_sharding = jax.sharding.NamedSharding(
+                mesh, spec(distribution.batch_dim_name)
+            )
+            self._replicated = jax.sharding.NamedSharding(mesh, spec())
+        self.images = jax.device_put(images, self._replicated)
+        self.labels = jax.device_put(
+            np.asarray(labels, np.int32), self._replicated
+        )
+        self._batch = jax.jit(self.batch_at)
 
-    def _batch_fn(self, key, order, index, crop_padding):
+    def batch_at(self, key, order, index):
+        """Batch `index` of the epoch `(key, order)`; traceable (jit, scan)."""
+        batch_key = jax.random.fold_in(key, index)
         start = index * self.batch_size
         rows = jax.lax.dynamic_slice(order, (start,), (self.batch_size,))
-        images = _augment(key, self.images[rows], crop_padding)
-        return images, self.labels[rows]
+        images = _augment(batch_key, self.images[rows], self.crop_padding)
+        labels = self.labels[rows]
+        if self._batch_sharding is not None:
+            images, labels = jax.lax.with_sharding_constraint(
+                (images, labels), self._batch_sharding
+            )
+        return images, labels
 
-    def epoch(self, epoch: int, skip: int = 0) -> Iterator:
+    def epoch(self, epoch: int, skip: int = 0) -> DeviceEpoch:
         """The batches of `epoch`, the first `skip` of them skipped."""
         key = jax.random.PRNGKey(epoch_seed(self.seed, epoch))
         key, order_key = jax.random.split(key)
         order = jax.random.permutation(order_key, len(self.labels))
-        for index in range(int(skip), self.steps_per_epoch):
-            batch_key = jax.random.fold_in(key, index)
-            yield self._batch(batch_key, order, index, self.crop_padding)
+        return DeviceEpoch(self, key, order, int(skip))
+
+
+class DeviceEpoch:
+    """The batches of one epoch of a `DeviceDataset`, from batch `index` on.
+
+    An iterator of `(images, labels)` batches, each made by one jitted call;
+    a step runner may instead run `batch_at(key, order, index + i)` inside
+    its own compiled loop (`JaxTrainer(loop="scan")`) and then `advance`.
+    Both give the same batches.
+    """
+
+    def __init__(self, dataset: DeviceDataset, key, order, index: int):
+        self.dataset = dataset
+        self.batch_at = dataset.batch_at
+        self.key = key
+        self.order = order
+        self.index = int(index)
+
+    @property
+    def remaining(self) -> int:
+        return self.dataset.steps_per_epoch - self.index
+
+    def advance(self, num_steps: int) -> None:
+        """Marks `num_steps` batches as consumed by the caller."""
+        if not 0 <= num_steps <= self.remaining:
+            raise ValueError(
+                f"Cannot advance {num_steps} batches: {self.remaining} left."
+            )
+        self.index += int(num_steps)
+
+    def __iter__(self) -> Iterator:
+        return self
+
+    def __next__(self):
+        if self.remaining <= 0:
+            raise StopIteration
+        batch = self.dataset._batch(self.key, self.order, self.index)
+        self.index += 1
+        return batch

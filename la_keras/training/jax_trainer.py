@@ -21,6 +21,8 @@ import jax
 import keras
 import numpy as np
 
+LOOPS = ("python", "scan")
+
 
 class JaxTrainer:
     """Trains a Keras model on the JAX backend, one jitted step at a time.
@@ -31,9 +33,25 @@ class JaxTrainer:
         optimizer: a Keras optimizer.
         jit_compile: compile the step with `jax.jit` (False: eager, for
             debugging).
+        loop: how `train_steps` runs its steps: "python" (a Python loop
+            over the jitted step) or "scan" (all the steps of a call in one
+            compiled `jax.lax.scan`, the batches made inside it; needs the
+            iterator of a `DeviceDataset` epoch, else it falls back to
+            "python"). Both give the same result. Which is faster depends on
+            the device: XLA runs convolutions inside compiled loops much
+            slower on CPU (jax-ml/jax#12868), and one scanned epoch wins on
+            GPUs; `bench/bench_backends.py` measures both.
     """
 
-    def __init__(self, model, loss, optimizer, *, jit_compile=True):
+    def __init__(
+        self, model, loss, optimizer, *, jit_compile=True, loop="python"
+    ):
+        if loop not in LOOPS:
+            raise ValueError(
+                f"Invalid value for argument `loop`: expected one of {LOOPS}. "
+                f"Received: loop={loop!r}"
+            )
+        self.loop = loop
         if keras.backend.backend() != "jax":
             raise ValueError(
                 "JaxTrainer needs the JAX backend of Keras (KERAS_BACKEND=jax);"
@@ -48,9 +66,8 @@ class JaxTrainer:
         )
         optimizer.build(model.trainable_variables)
         self._step = jax.jit(self._step_fn) if jit_compile else self._step_fn
-        self._predict = (
-            jax.jit(self._predict_fn) if jit_compile else self._predict_fn
-        )
+        self._scan = jax.jit(self._scan_fn, static_argnums=(4, 5))
+        self._predictor = JaxPredictor(model, jit_compile=jit_compile)
 
     @property
     def step(self) -> int:
@@ -116,13 +133,53 @@ class JaxTrainer:
             included), as a Python float; NaN or inf when training diverged.
         """
         state = self._state()
-        losses = []
-        for _ in range(int(num_steps)):
-            images, labels = next(iterator)
-            state, loss = self._step(state, images, labels)
-            losses.append(loss)
+        if self.loop == "scan" and hasattr(iterator, "batch_at"):
+            state, losses = self._scan(
+                state,
+                iterator.key,
+                iterator.order,
+                iterator.index,
+                iterator.batch_at,
+                int(num_steps),
+            )
+            iterator.advance(int(num_steps))
+        else:
+            losses = []
+            for _ in range(int(num_steps)):
+                images, labels = next(iterator)
+                state, loss = self._step(state, images, labels)
+                losses.append(loss)
         self._assign(state)
         return float(np.sum(np.asarray(jax.device_get(losses), np.float64)))
+
+    def _scan_fn(self, state, key, order, start, batch_at, num_steps):
+        def body(state, i):
+            images, labels = batch_at(key, order, start + i)
+            return self._step_fn(state, images, labels)
+
+        return jax.lax.scan(body, state, jax.numpy.arange(num_steps))
+
+    def predict(self, batches) -> tuple[np.ndarray, np.ndarray]:
+        """Logits and labels over an iterable of `(images, labels)` batches."""
+        return self._predictor.predict(batches)
+
+
+class JaxPredictor:
+    """The model's outputs over batches, one jitted inference call each.
+
+    It reads the model's current variables at every `predict`, so one
+    predictor serves a whole training (compiled once).
+
+    Args:
+        model: a Keras model.
+        jit_compile: compile with `jax.jit` (False: eager).
+    """
+
+    def __init__(self, model, *, jit_compile=True):
+        self.model = model
+        self._predict = (
+            jax.jit(self._predict_fn) if jit_compile else self._predict_fn
+        )
 
     def _predict_fn(self, trainable, non_trainable, images):
         logits, _ = self.model.stateless_call(
@@ -131,7 +188,7 @@ class JaxTrainer:
         return logits
 
     def predict(self, batches) -> tuple[np.ndarray, np.ndarray]:
-        """Logits and labels over an iterable of `(images, labels)` batches."""
+        """Outputs and labels over an iterable of `(images, labels)` batches."""
         trainable = [v.value for v in self.model.trainable_variables]
         non_trainable = [v.value for v in self.model.non_trainable_variables]
         all_logits, all_labels = [], []

@@ -18,6 +18,7 @@ step itself is a *step runner*: any object with
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Callable
 from collections.abc import Iterable
 from collections.abc import Iterator
@@ -32,6 +33,15 @@ from la_keras.training.progress import hms
 
 class TrainingDivergedError(RuntimeError):
     """The training loss became NaN or infinite."""
+
+
+class NoUsableCheckpointError(RuntimeError):
+    """Checkpoints exist, but none of them restores."""
+
+
+def checkpoint_dir(model_dir: str) -> str:
+    """Where a run in `model_dir` keeps its checkpoints (either backend)."""
+    return os.path.join(model_dir, "checkpoints")
 
 
 class TrainingPreempted(RuntimeError):  # noqa: N818 - a signal, not a bug

@@ -110,25 +110,39 @@ class PreparedTest(TestCase):
             prepared.read(other)
 
     def test_read_needs_no_tensorflow(self):
-        # The module is loaded from its file with TensorFlow blocked.
+        # TensorFlow blocked, Keras on JAX: as on a machine without TF.
         script = (
-            "import importlib.util, sys\n"
+            "import sys\n"
             "sys.modules['tensorflow'] = None\n"
-            f"spec = importlib.util.spec_from_file_location('p', {prepared.__file__!r})\n"
-            "module = importlib.util.module_from_spec(spec)\n"
-            "sys.modules['p'] = module\n"
-            "spec.loader.exec_module(module)\n"
-            "data = module.read(sys.argv[1])\n"
-            "print(sorted(data.splits), data.splits['train'][0].shape)\n"
+            "from la_keras.datasets import prepared\n"
+            "data = prepared.read(sys.argv[1])\n"
+            "images, labels, info = prepared.split_arrays(sys.argv[1], 'test')\n"
+            "print(sorted(data.splits), data.splits['train'][0].shape,\n"
+            "      info.num_examples['test'] == len(labels) == len(images))\n"
         )
         result = subprocess.run(
             [sys.executable, "-c", script, self.path],
             capture_output=True,
             text=True,
             timeout=60,
+            env=dict(os.environ, KERAS_BACKEND="jax"),
         )
         self.assertEqual(result.returncode, 0, result.stderr[-2000:])
         self.assertIn("['holdout', 'test', 'train']", result.stdout)
+        self.assertTrue(result.stdout.strip().endswith("True"))
+
+    def test_info_without_tensorflow_equals_load(self):
+        _, expected = datasets.load(f"prepared:{self.path}", "train")
+        *_, info = prepared.split_arrays(self.path, "train")
+        self.assertEqual(info.num_classes, expected.num_classes)
+        self.assertEqual(info.class_names, expected.class_names)
+        self.assertEqual(info.num_examples, expected.num_examples)
+        self.assertEqual(info.image_shape, expected.image_shape)
+        self.assertEqual(info.preprocessing, expected.preprocessing)
+        self.assertAllEqual(info.train_counts, expected.train_counts)
+        self.assertAllClose(info.priors, expected.priors)
+        with self.assertRaisesRegex(ValueError, "has no 'validation' split"):
+            prepared.split_arrays(self.path, "validation")
 
     def test_train_on_a_prepared_set(self):
         model_dir = os.path.join(self.get_temp_dir(), "run")

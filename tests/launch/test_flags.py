@@ -10,7 +10,7 @@ from absl import flags
 from absl.testing import flagsaver
 
 from launch import common
-from launch import train
+from launch import train_tf
 from launch.config import RunConfig
 from tests.launch import helpers
 from tests.test_case import TestCase
@@ -73,7 +73,7 @@ class UsageErrorTest(TestCase):
         with self.assertRaisesRegex(
             app.UsageError, "--train_batch_size=5 is not divisible by the 2"
         ):
-            train.build_datasets(config, num_replicas=2)
+            train_tf.build_datasets(config, num_replicas=2)
 
     def test_dataset_without_schedule_gets_the_default(self):
         # Any dataset trains with defaults: DEFAULT_EPOCHS epochs and the
@@ -125,7 +125,7 @@ class UsageErrorTest(TestCase):
         ):
             config = RunConfig.from_flags(FLAGS)
         with self.assertRaisesRegex(app.UsageError, "--dataset=cifar10-lt"):
-            train.build_datasets(config, num_replicas=1)
+            train_tf.build_datasets(config, num_replicas=1)
 
 
 class CommandLineTest(TestCase):

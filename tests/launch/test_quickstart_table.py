@@ -24,6 +24,7 @@ def _results(balanced_equals_top1):
             "test": {"raw": pair(0.5, 0.7, 0.4)},
             "export_dir": "q/loss/export",
             "seconds": 10.0,
+            "dataset": "cifar10_lt",
         },
         "baseline": {
             "test": {
@@ -55,4 +56,18 @@ class FormatTableTest(TestCase):
         self.assertIn("balanced", text.splitlines()[0])
         self.assertRegex(
             text, r"baseline \(cross-entropy\)\s+0\.4000\s+0\.3900\s+0\.8000"
+        )
+
+    def test_names_the_dataset_and_a_jax_run_keras_model(self):
+        results = _results(balanced_equals_top1=True)
+        results["loss"].update(
+            export_dir=None, keras_model="q/loss/model.keras"
+        )
+        text = quickstart.format_table(results)
+        self.assertTrue(text.startswith("CIFAR-10-LT test accuracy"))
+        self.assertIn("loss     Keras model: q/loss/model.keras", text)
+        self.assertIn("baseline SavedModel: q/baseline/export", text)
+        results["loss"]["dataset"] = "prepared:/data/x.prepared"
+        self.assertTrue(
+            quickstart.format_table(results).startswith("test accuracy")
         )

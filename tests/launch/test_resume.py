@@ -1,4 +1,7 @@
-"""SIGKILL a training run midway; rerunning it resumes bit-for-bit."""
+"""SIGKILL a training run midway; rerunning it resumes bit-for-bit.
+
+On both backends: TensorFlow checkpoints and the JAX backend's `.npz`.
+"""
 
 import glob
 import os
@@ -7,6 +10,7 @@ import signal
 import time
 
 import numpy as np
+import pytest
 import tensorflow as tf
 
 from la_keras.training.checkpoints import checkpoint_dir
@@ -30,8 +34,10 @@ def _args(model_dir):
     )
 
 
-def _checkpoint_steps(model_dir):
-    paths = glob.glob(os.path.join(checkpoint_dir(model_dir), "ckpt-*.index"))
+def _checkpoint_steps(model_dir, suffix=".index"):
+    paths = glob.glob(
+        os.path.join(checkpoint_dir(model_dir), f"ckpt-*{suffix}")
+    )
     return sorted(int(re.search(r"ckpt-(\d+)", p).group(1)) for p in paths)
 
 
@@ -46,7 +52,22 @@ def _variables(model_dir):
     }
 
 
+def _array_variables(model_dir):
+    steps = _checkpoint_steps(model_dir, ".npz")
+    path = os.path.join(checkpoint_dir(model_dir), f"ckpt-{steps[-1]}.npz")
+    with np.load(path) as data:
+        return {
+            k: data[k]
+            for k in data.files
+            if k.startswith(("model/", "optimizer/"))
+        }
+
+
 class KillAndResumeTest(TestCase):
+    env = None  # the TensorFlow backend
+    suffix = ".index"
+    variables = staticmethod(_variables)
+
     def test_resumed_run_matches_uninterrupted_run(self):
         root = self.get_temp_dir()
         reference_dir = os.path.join(root, "reference")
@@ -54,17 +75,21 @@ class KillAndResumeTest(TestCase):
 
         # Both runs at once: the reference runs while the other is killed.
         process = helpers.popen_module(
-            "launch.train", _args(killed_dir), os.path.join(root, "killed.log")
+            "launch.train",
+            _args(killed_dir),
+            os.path.join(root, "killed.log"),
+            extra_env=self.env,
         )
         reference = helpers.popen_module(
             "launch.train",
             _args(reference_dir),
             os.path.join(root, "reference.log"),
+            extra_env=self.env,
         )
         try:
             deadline = time.time() + 240
             while time.time() < deadline and process.poll() is None:
-                steps = _checkpoint_steps(killed_dir)
+                steps = _checkpoint_steps(killed_dir, self.suffix)
                 if steps and steps[-1] >= KILL_AFTER_STEP:
                     break
                 time.sleep(0.02)
@@ -78,23 +103,38 @@ class KillAndResumeTest(TestCase):
                     proc.kill()
                     proc.wait()
         self.assertEqual(process.returncode, -signal.SIGKILL)
-        killed_at = _checkpoint_steps(killed_dir)[-1]
+        killed_at = _checkpoint_steps(killed_dir, self.suffix)[-1]
         self.assertLess(killed_at, TOTAL_STEPS)
         self.assertFalse(
             os.path.exists(os.path.join(killed_dir, "metrics.json"))
         )
 
-        resumed = helpers.run_module("launch.train", _args(killed_dir))
+        resumed = helpers.run_module(
+            "launch.train", _args(killed_dir), extra_env=self.env
+        )
         self.assertEqual(resumed.returncode, 0, resumed.stderr[-3000:])
         self.assertIn("Resumed from", resumed.stderr)
-        self.assertEqual(_checkpoint_steps(killed_dir)[-1], TOTAL_STEPS)
-        self.assertEqual(_checkpoint_steps(reference_dir)[-1], TOTAL_STEPS)
+        for model_dir in (killed_dir, reference_dir):
+            steps = _checkpoint_steps(model_dir, self.suffix)
+            self.assertEqual(steps[-1], TOTAL_STEPS)
 
-        expected = _variables(reference_dir)
-        actual = _variables(killed_dir)
+        expected = self.variables(reference_dir)
+        actual = self.variables(killed_dir)
         self.assertEqual(sorted(expected), sorted(actual))
         self.assertNotEmpty(expected)
         for name, value in expected.items():
             np.testing.assert_allclose(
                 actual[name], value, atol=1e-6, err_msg=name
             )
+
+
+class KillAndResumeOnJaxTest(KillAndResumeTest):
+    """The same guarantee on Keras's JAX backend (`.npz` checkpoints)."""
+
+    env = {"KERAS_BACKEND": "jax", "JAX_PLATFORMS": "cpu"}
+    suffix = ".npz"
+    variables = staticmethod(_array_variables)
+
+    def setUp(self):
+        super().setUp()
+        pytest.importorskip("jax")

@@ -84,5 +84,60 @@ class TrainOnJaxTest(TestCase):
         self.assertEqual(
             result.stderr.strip().splitlines()[-1],
             "launch.train: error: --strategy=mirrored needs the TensorFlow "
-            "backend; on KERAS_BACKEND=jax launch.train trains on one device.",
+            "backend; on KERAS_BACKEND=jax, --strategy=auto trains "
+            "data-parallel on every device (keras.distribution.DataParallel) "
+            "and one_device on one.",
+        )
+
+    def test_two_devices_equal_one_device(self):
+        # Two CPU devices: --strategy=auto trains data-parallel through
+        # keras.distribution.DataParallel (batch split over the devices,
+        # batch-norm statistics and the loss over the global batch), which
+        # is the math of one device up to float32 summation order. One
+        # epoch: the synthetic images make training chaotic enough that a
+        # 1e-7 change grows to 1e-2 within two epochs.
+        env = dict(_JAX, XLA_FLAGS="--xla_force_host_platform_device_count=2")
+        runs = {}
+        for strategy in ("auto", "one_device"):
+            model_dir = os.path.join(self.get_temp_dir(), strategy)
+            result = helpers.run_module(
+                "launch.train",
+                helpers.smoke_args(model_dir, epochs=1, strategy=strategy),
+                extra_env=env,
+            )
+            self.assertEqual(result.returncode, 0, result.stderr[-3000:])
+            with open(os.path.join(model_dir, "metrics.json")) as f:
+                metrics = json.load(f)
+            with np.load(
+                os.path.join(model_dir, "checkpoints", "ckpt-9.npz")
+            ) as data:
+                runs[strategy] = metrics, {k: data[k] for k in data.files}
+        (two, two_vars), (one, one_vars) = runs["auto"], runs["one_device"]
+        self.assertEqual((two["devices"], one["devices"]), (2, 1))
+        self.assertEqual(two["step"], one["step"])
+        self.assertEqual(sorted(two_vars), sorted(one_vars))
+        for name, value in one_vars.items():
+            np.testing.assert_allclose(
+                two_vars[name], value, atol=1e-5, err_msg=name
+            )
+        self.assertAllClose(
+            two["test"]["raw"]["per_class_accuracy"],
+            one["test"]["raw"]["per_class_accuracy"],
+        )
+
+    def test_batch_that_does_not_split_over_devices_is_refused(self):
+        result = helpers.run_module(
+            "launch.train",
+            helpers.smoke_args(
+                os.path.join(self.get_temp_dir(), "odd"), train_batch_size=5
+            ),
+            extra_env=dict(
+                _JAX, XLA_FLAGS="--xla_force_host_platform_device_count=2"
+            ),
+        )
+        self.assertEqual(result.returncode, 1)
+        self.assertEqual(
+            result.stderr.strip().splitlines()[-1],
+            "launch.train: error: Invalid value for argument `batch_size`: 5 "
+            "does not split over the 2 devices.",
         )

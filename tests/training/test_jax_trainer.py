@@ -100,6 +100,39 @@ print(json.dumps({"step": step, "saved": saved, "epochs": len(losses),
                   "logits_shape": list(logits.shape)}))
 """
 
+_JAX_SCAN = """
+import json, sys
+import numpy as np
+import keras
+from la_keras.datasets import synthetic
+from la_keras.losses import LogitAdjustedLoss
+from la_keras.models import cifar_resnet
+from la_keras.training import TrainingLoop
+from la_keras.training.jax_data import DeviceDataset
+from la_keras.training.jax_trainer import JaxTrainer
+images, labels = synthetic.make_arrays(synthetic.TRAIN_COUNTS, seed=0)
+out = {}
+for loop_shape in ("python", "scan"):
+    keras.utils.set_random_seed(0)
+    data = DeviceDataset(images, labels, batch_size=8, seed=0)
+    model = cifar_resnet(8, 10, (32, 32, 3), 1e-4)
+    trainer = JaxTrainer(model, LogitAdjustedLoss(synthetic.TRAIN_COUNTS),
+                         keras.optimizers.SGD(0.01, momentum=0.9),
+                         loop=loop_shape)
+    losses = []
+    # Chunks of 2 over 5 steps an epoch: 2, 2, 1, as the loop cuts them.
+    loop = TrainingLoop(trainer, data.epoch, data.steps_per_epoch, 2,
+                        lambda step, epoch: "x", max_chunk_steps=2)
+    step = loop.run()
+    out[loop_shape] = [np.asarray(v.value) for v in model.variables]
+    out[loop_shape + "_step"] = step
+    out[loop_shape + "_accuracy"] = float(trainer.train_accuracy.result())
+diff = max(float(np.max(np.abs(a - b)))
+           for a, b in zip(out["python"], out["scan"]))
+print(json.dumps({"diff": diff, "steps": [out["python_step"], out["scan_step"]],
+                  "accuracy": [out["python_accuracy"], out["scan_accuracy"]]}))
+"""
+
 _JAX_AUGMENT = """
 import json
 import numpy as np
@@ -174,3 +207,23 @@ class JaxTrainerTest(TestCase):
                 expected.add(str((dy, 8 + dx)))  # unflipped
                 expected.add(str((dy, 15 - (8 + dx))))  # flipped
         self.assertEqual(set(shifts), expected)
+
+    def test_scanned_loop_equals_python_loop(self):
+        # The same batches (made inside the scan) and the same steps.
+        out = _run(_JAX_SCAN)
+        self.assertEqual(out["steps"], [10, 10])
+        self.assertLess(out["diff"], 1e-5)
+        self.assertAllClose(out["accuracy"][0], out["accuracy"][1])
+
+    def test_unknown_loop_shape_is_refused(self):
+        script = (
+            _COMMON
+            + "from la_keras.training.jax_trainer import JaxTrainer\n"
+            + "model, _, _ = model_and_batch()\n"
+            + "try:\n"
+            + "    JaxTrainer(model, LogitAdjustedLoss(COUNTS), optimizer(),"
+            + " loop='while')\n"
+            + "except ValueError as e:\n"
+            + "    print(json.dumps(str(e)))\n"
+        )
+        self.assertIn("Received: loop='while'", _run(script))

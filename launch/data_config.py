@@ -1,0 +1,175 @@
+"""`DataConfig`: which data a run reads, and how it is batched.
+
+The one place where `launch` builds datasets: `DataConfig.builder` /
+`builders` (the `tf.data` pipelines of the TensorFlow backend), `load` and
+`raw_split` (unbatched / batched uint8 splits), and `arrays` (numpy arrays
+for the JAX backend; a `prepared:` file is read with numpy alone).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+
+import numpy as np
+from absl import app
+
+from la_keras import datasets
+from la_keras.datasets import prepared
+
+# Datasets whose official TFRecords and base_probs live in --data_home.
+# (`cifar10-lt` reads the official files; `cifar10_lt`, one character
+# apart, derives the same long-tailed set from TFDS cifar10.)
+OFFICIAL_DATASETS = ("cifar10-lt", "cifar100-lt")
+# Datasets with a holdout split of their own (used when holdout_fraction=0).
+OWN_HOLDOUT = ("imagenet_lt",)
+
+
+@contextlib.contextmanager
+def _dataset_errors(dataset: str):
+    """A dataset's ValueError, FileNotFoundError or missing TensorFlow as a
+    one-line UsageError."""
+    try:
+        yield
+    except (ValueError, FileNotFoundError) as e:
+        raise app.UsageError(f"--dataset={dataset}: {e}") from e
+    except ImportError as e:
+        raise app.UsageError(
+            f"--dataset={dataset} is read with TensorFlow and TFDS, which "
+            f"cannot be imported here ({e}). Without TensorFlow, use "
+            "--dataset=prepared:PATH, a file written by `python -m "
+            "launch.prepare` where TFDS works."
+        ) from e
+
+
+@dataclasses.dataclass(frozen=True)
+class DataConfig:
+    """Which data a run reads, and how it is batched.
+
+    Args:
+        dataset: a name of `la_keras.datasets.names()` or `tfds:<name>`.
+        data_home: folder of the official TFRecords (`cifar10-lt`,
+            `cifar100-lt`).
+        data_dir: TFDS data_dir of the TFDS-backed datasets.
+        ratio, profile, holdout_fraction, seed: as for
+            `la_keras.datasets.load`.
+        train_batch_size, test_batch_size: global batch sizes.
+        crop_padding: pixels of padding a side before the random crop of
+            the CIFAR recipe: 2 as the official release, 4 as LDAM / BBN.
+        shuffle_buffer: training shuffle buffer (None: the dataset's
+            default, 10,000 records for the official TFRecords as the
+            official release, the whole split for the other CIFAR sets).
+        expected_train_examples, expected_test_examples: the record counts
+            of official-format TFRecords that are not the official files
+            (None: the official sizes).
+    """
+
+    dataset: str = "cifar10-lt"
+    data_home: str = "logit_adjustment/data"
+    data_dir: str | None = None
+    ratio: float = 100.0
+    profile: str = "exp"
+    holdout_fraction: float = 0.0
+    seed: int = 0
+    train_batch_size: int = 128
+    test_batch_size: int = 100
+    crop_padding: int = 2
+    shuffle_buffer: int | None = None
+    expected_train_examples: int | None = None
+    expected_test_examples: int | None = None
+
+    @property
+    def dataset_dir(self) -> str | None:
+        """Where the dataset reads from: data_home or the TFDS data_dir."""
+        if self.dataset in OFFICIAL_DATASETS:
+            return self.data_home
+        return self.data_dir
+
+    @property
+    def has_holdout(self) -> bool:
+        if self.dataset.startswith(prepared.PREFIX):
+            return "holdout" in self.prepared_metadata()["num_examples"]
+        return self.holdout_fraction > 0 or self.dataset in OWN_HOLDOUT
+
+    def prepared_metadata(self) -> dict:
+        """The metadata of a `prepared:` dataset's file."""
+        with _dataset_errors(self.dataset):
+            return prepared.read_metadata(self.dataset[len(prepared.PREFIX) :])
+
+    @property
+    def eval_splits(self) -> tuple[str, ...]:
+        return ("test", "holdout") if self.has_holdout else ("test",)
+
+    def _load_kwargs(self) -> dict:
+        expected = {
+            split: count
+            for split, count in (
+                ("train", self.expected_train_examples),
+                ("test", self.expected_test_examples),
+            )
+            if count is not None
+        }
+        return dict(
+            ratio=self.ratio,
+            profile=self.profile,
+            holdout_fraction=self.holdout_fraction,
+            seed=self.seed,
+            expected_examples=expected or None,
+        )
+
+    def builder(self, split: str) -> datasets.DatasetBuilder:
+        """The `DatasetBuilder` of `split`: train shuffles and augments."""
+        training = split == "train"
+        batch = self.train_batch_size if training else self.test_batch_size
+        with _dataset_errors(self.dataset):
+            return datasets.DatasetBuilder(
+                self.dataset,
+                split,
+                batch,
+                training,
+                self.dataset_dir,
+                crop_padding=self.crop_padding,
+                shuffle_buffer=self.shuffle_buffer,
+                **self._load_kwargs(),
+            )
+
+    def builders(self) -> dict[str, datasets.DatasetBuilder]:
+        """Builders of train and every evaluation split."""
+        return {s: self.builder(s) for s in ("train", *self.eval_splits)}
+
+    def raw_split(self, split: str):
+        """`(uint8 images, labels)` batches of `split`, not preprocessed."""
+        return self.load(split)[0].batch(self.test_batch_size)
+
+    def arrays(self, split: str):
+        """`(uint8 images, int64 labels, info)` of `split` as numpy arrays.
+
+        A prepared dataset is read with numpy alone (no TensorFlow).
+        """
+        if self.dataset.startswith(prepared.PREFIX):
+            path = self.dataset[len(prepared.PREFIX) :]
+            with _dataset_errors(self.dataset):
+                return prepared.split_arrays(path, split, self.dataset)
+        dataset, info = self.load(split)
+        images, labels = [], []
+        for batch_images, batch_labels in dataset.batch(1024):
+            images.append(batch_images.numpy())
+            labels.append(batch_labels.numpy())
+        return (
+            np.concatenate(images),
+            np.concatenate(labels).astype(np.int64),
+            info,
+        )
+
+    def info(self):
+        """The `DatasetInfo` of the data (numpy alone for `prepared:`)."""
+        if self.dataset.startswith(prepared.PREFIX):
+            return self.arrays("train")[2]
+        return self.load("train")[1]
+
+    def load(self, split: str = "train"):
+        """`la_keras.datasets.load` of `split`: `(dataset, info)`."""
+        with _dataset_errors(self.dataset):
+            return datasets.load(
+                self.dataset, split, self.dataset_dir, **self._load_kwargs()
+            )

@@ -1,0 +1,165 @@
+"""The JAX backend where TensorFlow is not installed.
+
+Each run here is a subprocess whose `sitecustomize` puts `None` in
+`sys.modules` for `tensorflow` and `tensorflow_datasets`: any import of
+them fails there as on a machine without them, and
+`importlib.util.find_spec` reports them absent. The data is a
+`prepared:` file written beforehand (with TensorFlow) by `launch.prepare`.
+"""
+
+import json
+import os
+import textwrap
+
+import numpy as np
+import pytest
+
+from tests.launch import helpers
+from tests.test_case import TestCase
+
+pytest.importorskip("jax")
+
+_BLOCK = """\
+import sys
+
+sys.modules["tensorflow"] = None
+sys.modules["tensorflow_datasets"] = None
+"""
+
+
+def _make_blocker(directory):
+    os.makedirs(directory, exist_ok=True)
+    with open(os.path.join(directory, "sitecustomize.py"), "w") as f:
+        f.write(_BLOCK)
+    return {
+        "KERAS_BACKEND": "jax",
+        "JAX_PLATFORMS": "cpu",
+        "PYTHONPATH": os.pathsep.join([directory, helpers.REPO]),
+    }
+
+
+class WithoutTensorFlowTest(TestCase):
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        import tempfile
+
+        cls.root = tempfile.mkdtemp(prefix="no_tf_")
+        cls.env = _make_blocker(os.path.join(cls.root, "blocker"))
+        cls.data = os.path.join(cls.root, "test.prepared")
+        made = helpers.run_module(
+            "launch.prepare",
+            [
+                "--dataset=test",
+                "--holdout_fraction=0.1",
+                f"--output={cls.data}",
+            ],
+        )
+        assert made.returncode == 0, made.stderr[-3000:]
+
+    def _run(self, module, *args):
+        return helpers.run_module(module, list(args), extra_env=self.env)
+
+    def test_tensorflow_is_really_blocked(self):
+        result = helpers.run_python(
+            ["-c", "import tensorflow"], extra_env=self.env
+        )
+        self.assertNotEqual(result.returncode, 0)
+        self.assertIn("ModuleNotFoundError", result.stderr)
+
+    def test_library_imports_and_computes(self):
+        code = textwrap.dedent(
+            """
+            import numpy as np
+            import la_keras
+            from la_keras import training
+            loss = la_keras.LogitAdjustedLoss([0.7, 0.2, 0.1])
+            value = loss(np.array([0, 2]), np.zeros((2, 3), "float32"))
+            print(float(value), training.TrainingLoop.__name__)
+            """
+        )
+        result = helpers.run_python(["-c", code], extra_env=self.env)
+        self.assertEqual(result.returncode, 0, result.stderr[-3000:])
+        value, name = result.stdout.split()
+        # Cross-entropy of zero logits plus log priors, numpy reference.
+        log_priors = np.log(np.array([0.7, 0.2, 0.1]) + 1e-12)
+        expected = np.mean(
+            [
+                -(log_priors[y] - np.log(np.exp(log_priors).sum()))
+                for y in (0, 2)
+            ]
+        )
+        self.assertAllClose(float(value), expected, rtol=1e-5)
+        self.assertEqual(name, "TrainingLoop")
+
+    def test_quickstart_then_evaluate(self):
+        out_dir = os.path.join(self.root, "quickstart")
+        result = self._run(
+            "launch.quickstart",
+            f"--dataset=prepared:{self.data}",
+            "--train_batch_size=4",
+            "--test_batch_size=10",
+            "--epochs=2",
+            f"--quickstart_dir={out_dir}",
+        )
+        self.assertEqual(result.returncode, 0, result.stderr[-3000:])
+        self.assertIn("test accuracy", result.stdout)
+        self.assertIn("loss (logit-adjusted loss)", result.stdout)
+        for mode in ("loss", "baseline"):
+            model_dir = os.path.join(out_dir, mode)
+            self.assertIn(
+                f"Keras model: {model_dir}/model.keras", result.stdout
+            )
+            with open(os.path.join(model_dir, "metrics.json")) as f:
+                metrics = json.load(f)
+            self.assertEqual(metrics["backend"], "jax")
+            self.assertEqual(metrics["epoch"], 2)
+            self.assertTrue(os.path.exists(metrics["keras_model"]))
+            for kind in ("train", "test"):
+                events = os.listdir(os.path.join(model_dir, "log", kind))
+                self.assertLen(events, 1)
+                self.assertStartsWith(events[0], "events.out.tfevents.")
+
+        # launch.evaluate on JAX reads the run's .npz checkpoints, and the
+        # TensorFlow backend reads the same checkpoints to the same logits.
+        baseline = os.path.join(out_dir, "baseline")
+        evaluated = self._run("launch.evaluate", f"--model_dir={baseline}")
+        self.assertEqual(evaluated.returncode, 0, evaluated.stderr[-3000:])
+        on_tf = helpers.run_module(
+            "launch.evaluate",
+            [f"--model_dir={baseline}", f"--output={baseline}/tf.json"],
+            extra_env={"KERAS_BACKEND": "tensorflow"},
+        )
+        self.assertEqual(on_tf.returncode, 0, on_tf.stderr[-3000:])
+        with open(os.path.join(baseline, "eval_metrics.json")) as f:
+            jax_report = json.load(f)
+        with open(os.path.join(baseline, "tf.json")) as f:
+            tf_report = json.load(f)
+        self.assertIsNotNone(jax_report["holdout"]["tau_star"])
+        for key in ("raw", "adjusted", "adjusted_tuned"):
+            self.assertAllClose(
+                jax_report["test"][key]["per_class_accuracy"],
+                tf_report["test"][key]["per_class_accuracy"],
+            )
+        self.assertEqual(
+            jax_report["holdout"]["tau_sweep"],
+            tf_report["holdout"]["tau_sweep"],
+        )
+        self.assertEqual(
+            jax_report["test_tau_sweep"], tf_report["test_tau_sweep"]
+        )
+
+    def test_tfds_dataset_is_refused_in_one_line(self):
+        result = self._run(
+            "launch.train",
+            "--dataset=cifar10_lt",
+            f"--model_dir={self.root}/refused",
+        )
+        self.assertEqual(result.returncode, 1)
+        last = result.stderr.strip().splitlines()[-1]
+        self.assertStartsWith(
+            last,
+            "launch.train: error: --dataset=cifar10_lt is read with "
+            "TensorFlow and TFDS, which cannot be imported here",
+        )
+        self.assertIn("--dataset=prepared:PATH", last)
