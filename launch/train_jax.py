@@ -116,13 +116,14 @@ def run(config, flags_obj=None) -> dict:
 
 
 def _run(config, flags_obj, stop, dist, chief) -> dict:
-    train_images, train_labels, info = config.data.arrays("train")
+    info = config.data.info()
     if info.preprocessing != "cifar":
         raise app.UsageError(
             f"--dataset={config.data.dataset}: the JAX backend trains the "
             "CIFAR-recipe datasets held in memory; ImageNet-size sets stay on "
             "the TensorFlow backend."
         )
+    train_images, train_labels, _ = config.data.arrays("train")
     data = DeviceDataset(
         train_images,
         train_labels,

@@ -163,3 +163,38 @@ class WithoutTensorFlowTest(TestCase):
             "TensorFlow and TFDS, which cannot be imported here",
         )
         self.assertIn("--dataset=prepared:PATH", last)
+
+    def test_imagenet_recipe_data_is_refused_in_one_line(self):
+        from la_keras.datasets import DatasetInfo
+        from la_keras.datasets import prepared
+
+        images = np.zeros((4, 8, 8, 3), np.uint8)
+        labels = np.array([0, 0, 0, 1])
+        info = DatasetInfo(
+            name="tiny",
+            num_classes=2,
+            class_names=["a", "b"],
+            train_counts=[3, 1],
+            priors=[0.75, 0.25],
+            image_shape=(8, 8, 3),
+            num_examples={"train": 4, "test": 4},
+            preprocessing="imagenet",
+        )
+        path = prepared.write(
+            os.path.join(self.root, "imagenet_like.prepared"),
+            {"train": (images, labels), "test": (images, labels)},
+            info,
+            {"dataset": "tiny"},
+        )
+        result = self._run(
+            "launch.train",
+            f"--dataset=prepared:{path}",
+            f"--model_dir={self.root}/imagenet_like",
+        )
+        self.assertEqual(result.returncode, 1)
+        self.assertEqual(
+            result.stderr.strip().splitlines()[-1],
+            f"launch.train: error: --dataset=prepared:{path}: the JAX backend "
+            "trains the CIFAR-recipe datasets held in memory; ImageNet-size "
+            "sets stay on the TensorFlow backend.",
+        )
