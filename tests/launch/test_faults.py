@@ -15,6 +15,7 @@ import subprocess
 import time
 from unittest import mock
 
+import pytest
 import tensorflow as tf
 from absl import app
 from absl import flags
@@ -35,8 +36,10 @@ def setUpModule():
     helpers.define_all_flags()
 
 
-def _steps(model_dir):
-    paths = glob.glob(os.path.join(checkpoint_dir(model_dir), "ckpt-*.index"))
+def _steps(model_dir, suffix=".index"):
+    paths = glob.glob(
+        os.path.join(checkpoint_dir(model_dir), f"ckpt-*{suffix}")
+    )
     return sorted(int(re.search(r"ckpt-(\d+)", p).group(1)) for p in paths)
 
 
@@ -62,6 +65,9 @@ def _smoke_train(model_dir, **overrides):
 
 
 class PreemptionTest(TestCase):
+    env = None  # the TensorFlow backend
+    suffix = ".index"
+
     def test_sigterm_checkpoints_mid_epoch_and_rerun_continues(self):
         model_dir = os.path.join(self.get_temp_dir(), "preempted")
         # 9 steps an epoch, 1 step per loop call: SIGTERM is seen at once.
@@ -69,11 +75,13 @@ class PreemptionTest(TestCase):
             model_dir, epochs=6, steps_per_loop=1, eval_every_epochs=100
         )
         log_path = os.path.join(self.get_temp_dir(), "preempted.log")
-        process = helpers.popen_module("launch.train", args, log_path)
+        process = helpers.popen_module(
+            "launch.train", args, log_path, extra_env=self.env
+        )
         try:
             deadline = time.time() + 240
             while time.time() < deadline and process.poll() is None:
-                if _steps(model_dir):  # the first epoch is done
+                if _steps(model_dir, self.suffix):  # the first epoch is done
                     break
                 time.sleep(0.05)
             self.assertIsNone(process.poll(), "the run ended too early")
@@ -88,15 +96,30 @@ class PreemptionTest(TestCase):
             log = f.read()
         self.assertEqual(returncode, PREEMPTED_EXIT_CODE, log[-3000:])
         stopped = int(re.search(r"Stopped at step (\d+)", log).group(1))
-        self.assertEqual(_steps(model_dir)[-1], stopped)
+        self.assertEqual(_steps(model_dir, self.suffix)[-1], stopped)
         self.assertGreater(stopped, 9)
         self.assertFalse(
             os.path.exists(os.path.join(model_dir, "metrics.json"))
         )
-        resumed = helpers.run_module("launch.train", args)
+        resumed = helpers.run_module("launch.train", args, extra_env=self.env)
         self.assertEqual(resumed.returncode, 0, resumed.stderr[-3000:])
-        self.assertIn(f"ckpt-{stopped} at step {stopped}", resumed.stderr)
-        self.assertEqual(_steps(model_dir)[-1], 6 * 9)
+        self.assertIn(
+            f"ckpt-{stopped}{self.suffix.replace('.index', '')} at step "
+            f"{stopped}",
+            resumed.stderr,
+        )
+        self.assertEqual(_steps(model_dir, self.suffix)[-1], 6 * 9)
+
+
+class PreemptionOnJaxTest(PreemptionTest):
+    """The same on Keras's JAX backend (`.npz` checkpoints)."""
+
+    env = {"KERAS_BACKEND": "jax", "JAX_PLATFORMS": "cpu"}
+    suffix = ".npz"
+
+    def setUp(self):
+        super().setUp()
+        pytest.importorskip("jax")
 
 
 class DamagedCheckpointTest(TestCase):

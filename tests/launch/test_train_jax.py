@@ -3,11 +3,14 @@
 import glob
 import json
 import os
+import socket
+import subprocess
 
 import numpy as np
 import pytest
 import tensorflow as tf
 
+from launch import lock
 from tests.launch import helpers
 from tests.test_case import TestCase
 
@@ -141,3 +144,42 @@ class TrainOnJaxTest(TestCase):
             "launch.train: error: Invalid value for argument `batch_size`: 5 "
             "does not split over the 2 devices.",
         )
+
+    def test_nan_loss_stops_and_keeps_last_good_checkpoint(self):
+        model_dir = os.path.join(self.get_temp_dir(), "nan")
+        # Warm-up from lr 0 to 1e8 over one epoch: step 0 is sane, then boom.
+        result = _train(
+            model_dir, base_learning_rate=1e8, checkpoint_every_steps=1
+        )
+        self.assertEqual(result.returncode, 1)
+        self.assertRegex(
+            result.stderr.strip().splitlines()[-1],
+            r"^launch.train: error: .*loss is (nan|inf)",
+        )
+        paths = glob.glob(os.path.join(model_dir, "checkpoints", "*.npz"))
+        self.assertNotEmpty(paths)
+        for path in paths:
+            with np.load(path) as data:
+                for key in data.files:
+                    self.assertTrue(np.all(np.isfinite(data[key])), key)
+        self.assertFalse(
+            os.path.exists(os.path.join(model_dir, "metrics.json"))
+        )
+
+    def test_busy_model_dir_is_refused(self):
+        model_dir = os.path.join(self.get_temp_dir(), "busy")
+        os.makedirs(model_dir)
+        holder = subprocess.Popen(["sleep", "60"])
+        try:
+            with open(os.path.join(model_dir, lock.LOCK_NAME), "w") as f:
+                json.dump({"host": socket.gethostname(), "pid": holder.pid}, f)
+            result = _train(model_dir)
+        finally:
+            holder.kill()
+            holder.wait()
+        self.assertEqual(result.returncode, 1)
+        self.assertIn(
+            f"in use by pid {holder.pid}",
+            result.stderr.strip().splitlines()[-1],
+        )
+        self.assertEqual(os.listdir(model_dir), [lock.LOCK_NAME])
