@@ -60,6 +60,9 @@ def distribution(config):
 
     processes = int(os.environ.get("KERAS_DISTRIBUTION_NUM_PROCESSES", "1"))
     if processes > 1 and not jax.distributed.is_initialized():
+        if os.environ.get("JAX_PLATFORMS", "").startswith("cpu"):
+            # Collectives between CPU processes (tests, CPU clusters).
+            jax.config.update("jax_cpu_collectives_implementation", "gloo")
         keras.distribution.initialize()
     devices = jax.devices()
     if config.strategy == "one_device" or len(devices) == 1:
@@ -103,8 +106,8 @@ def run(config, flags_obj=None) -> dict:
     import jax
 
     _check_flags(config)
+    dist = distribution(config)  # before anything starts JAX's devices
     keras.utils.set_random_seed(config.data.seed)
-    dist = distribution(config)
     chief = jax.process_index() == 0
     if chief:
         outputs.make_dir(config.model_dir, "--model_dir")
@@ -198,26 +201,28 @@ def _run(config, flags_obj, stop, dist, chief) -> dict:
     metrics["backend"] = "jax"
     metrics["devices"] = 1 if dist is None else dist.device_mesh.devices.size
     metrics["jax_loop"] = trainer.loop
-    if not chief:
-        shutil.rmtree(write_dir, ignore_errors=True)
-        return metrics
     tau = reporting.served_tau(config, metrics)
     metrics["served_tau"] = tau
     metrics["export_dir"] = None
-    metrics["keras_model"] = _write_keras_model(config, model, info, tau)
+    # Every host takes part (the weights are global arrays); the chief's
+    # copy is the run's.
+    metrics["keras_model"] = _write_keras_model(write_dir, model, info, tau)
+    if not chief:
+        shutil.rmtree(write_dir, ignore_errors=True)
+        return metrics
     outputs.write_json(os.path.join(config.model_dir, "metrics.json"), metrics)
     reporting.plot_run(config, info, metrics)
     return metrics
 
 
-def _write_keras_model(config, model, info, tau) -> str:
+def _write_keras_model(directory, model, info, tau) -> str:
     """`model.keras`: the post-hoc `LogitAdjustedModel` with the served tau."""
     if tau is None:
         classifier = LogitAdjustedModel(model, info.priors, tau=0.0)
     else:
         classifier = LogitAdjustedModel(model, info.priors, tau=tau)
-    path = os.path.join(config.model_dir, outputs.KERAS_MODEL)
-    partial = os.path.join(config.model_dir, f".partial.{outputs.KERAS_MODEL}")
+    path = os.path.join(directory, outputs.KERAS_MODEL)
+    partial = os.path.join(directory, f".partial.{outputs.KERAS_MODEL}")
     classifier.save(partial)
     os.replace(partial, path)
     return path

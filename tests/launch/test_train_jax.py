@@ -183,3 +183,59 @@ class TrainOnJaxTest(TestCase):
             result.stderr.strip().splitlines()[-1],
         )
         self.assertEqual(os.listdir(model_dir), [lock.LOCK_NAME])
+
+    def test_two_processes_equal_one_process(self):
+        # keras.distribution.initialize on 127.0.0.1: two CPU processes of
+        # one device each, data-parallel over both; only process 0 writes.
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            port = sock.getsockname()[1]
+        root = self.get_temp_dir()
+        shared_dir = os.path.join(root, "two_processes")
+        workers = []
+        try:
+            for process_id in range(2):
+                env = dict(
+                    _JAX,
+                    KERAS_DISTRIBUTION_JOB_ADDRESSES=f"127.0.0.1:{port}",
+                    KERAS_DISTRIBUTION_NUM_PROCESSES="2",
+                    KERAS_DISTRIBUTION_PROCESS_ID=str(process_id),
+                )
+                workers.append(
+                    helpers.popen_module(
+                        "launch.train",
+                        helpers.smoke_args(shared_dir, epochs=1),
+                        os.path.join(root, f"worker{process_id}.log"),
+                        extra_env=env,
+                    )
+                )
+            codes = [worker.wait(timeout=240) for worker in workers]
+        finally:
+            for worker in workers:
+                if worker.poll() is None:
+                    worker.kill()
+                    worker.wait()
+        logs = []
+        for process_id in range(2):
+            with open(os.path.join(root, f"worker{process_id}.log")) as f:
+                logs.append(f.read()[-3000:])
+        self.assertEqual(codes, [0, 0], logs)
+        one_dir = os.path.join(root, "one_process")
+        one = _train(one_dir, epochs=1)
+        self.assertEqual(one.returncode, 0, one.stderr[-3000:])
+        with open(os.path.join(shared_dir, "metrics.json")) as f:
+            self.assertEqual(json.load(f)["devices"], 2)
+        self.assertEqual(
+            sorted(os.listdir(os.path.join(shared_dir, "checkpoints"))),
+            ["ckpt-9.npz"],
+        )
+        paths = [
+            os.path.join(d, "checkpoints", "ckpt-9.npz")
+            for d in (shared_dir, one_dir)
+        ]
+        with np.load(paths[0]) as two, np.load(paths[1]) as single:
+            self.assertEqual(sorted(two.files), sorted(single.files))
+            for name in single.files:
+                np.testing.assert_allclose(
+                    two[name], single[name], atol=1e-5, err_msg=name
+                )
