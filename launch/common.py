@@ -60,6 +60,31 @@ def restore_latest(store) -> str | None:
         raise app.UsageError(str(e)) from e
 
 
+def resume(config, store, runner, epoch, chief: bool, flags_obj=None):
+    """A run's start on either backend: resume from `store`, write flags.
+
+    Refuses a model_dir whose checkpoints come from other defining flags,
+    restores the newest intact checkpoint, and (chief only) writes
+    flags.json / flags.txt.
+
+    Returns:
+        `(restored checkpoint or None, save)`, where `save(step, epochs)`
+        records the epoch count in `epoch` and saves a checkpoint.
+    """
+    config.check_resume(has_checkpoint=store.latest is not None)
+    restored = restore_latest(store)
+    if restored:
+        logging.info("Resumed from %s at step %d.", restored, runner.step)
+    if chief:
+        config.write(config.model_dir, flags_obj)
+
+    def save(step, epochs_done):
+        epoch.assign(epochs_done)
+        return store.save(step)
+
+    return restored, save
+
+
 def restore_model(config, checkpoint: str | None = None):
     """The model of a launch.train run, restored from its checkpoint.
 

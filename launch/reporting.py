@@ -174,6 +174,25 @@ def test_scalars(metrics: dict, mode: str) -> dict:
     return values
 
 
+def report_test(config, info, logits: dict, summaries, step: int) -> dict:
+    """The metrics of one evaluation: computed, written to TensorBoard, logged.
+
+    Args:
+        config: the `RunConfig`.
+        info: the `DatasetInfo` (train counts and priors).
+        logits: `{split: (logits, labels)}`, "test" and maybe "holdout".
+        summaries: the run's `Summaries`.
+        step: the global step.
+    """
+    metrics = evaluate_logits(
+        config, info.train_counts, info.priors, logits["test"],
+        logits.get("holdout"),
+    )  # fmt: skip
+    summaries.write(summaries.test, test_scalars(metrics, config.mode), step)
+    log_metrics(metrics)
+    return metrics
+
+
 def log_metrics(metrics: dict) -> None:
     rows = [("raw", metrics["test"]["raw"])]
     for key in ("adjusted", "adjusted_tuned"):

@@ -21,7 +21,6 @@ import tempfile
 
 import keras
 from absl import app
-from absl import logging
 
 from la_keras.models import LogitAdjustedModel
 from la_keras.training.array_checkpoints import ArrayCheckpointStore
@@ -156,31 +155,16 @@ def _run(config, flags_obj, stop, dist, chief) -> dict:
         optimizer=optimizer.variables,
         epoch=[epoch],
     )
-    config.check_resume(has_checkpoint=store.latest is not None)
-    restored = common.restore_latest(store)
-    if restored:
-        logging.info("Resumed from %s at step %d.", restored, trainer.step)
-    if chief:
-        config.write(config.model_dir, flags_obj)
-
-    def save(step, epochs_done):
-        epoch.assign(epochs_done)
-        return store.save(step)
+    restored, save = common.resume(
+        config, store, trainer, epoch, chief, flags_obj
+    )
 
     summaries = Summaries(config.tb_log_dir if chief else None)
     predictor = JaxPredictor(model)
 
     def evaluate(_epoch, step):
         logits = predict_splits(config, model, predictor)
-        metrics = reporting.evaluate_logits(
-            config, info.train_counts, info.priors, logits["test"],
-            logits.get("holdout"),
-        )  # fmt: skip
-        summaries.write(
-            summaries.test, reporting.test_scalars(metrics, config.mode), step
-        )
-        reporting.log_metrics(metrics)
-        return metrics
+        return reporting.report_test(config, info, logits, summaries, step)
 
     loop = common.training_loop(
         config,

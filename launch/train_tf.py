@@ -93,12 +93,9 @@ def _run(config, strategy, chief, flags_obj, stop) -> dict:
         optimizer=optimizer,
         epoch=epoch,
     )
-    config.check_resume(has_checkpoint=store.latest is not None)
-    restored = common.restore_latest(store)
-    if restored:
-        logging.info("Resumed from %s at step %d.", restored, trainer.step)
-    if chief:
-        config.write(config.model_dir, flags_obj)
+    restored, save = common.resume(
+        config, store, trainer, epoch, chief, flags_obj
+    )
     summaries = Summaries(config.tb_log_dir if chief else None)
     logging.info(
         "Training %s on %s (%d examples, %d classes), mode=%s loss=%s, %d "
@@ -107,10 +104,6 @@ def _run(config, strategy, chief, flags_obj, stop) -> dict:
         info.num_classes, config.mode, config.loss, config.schedule.epochs,
         steps_per_epoch, strategy.num_replicas_in_sync,
     )  # fmt: skip
-
-    def save(step, epochs_done):
-        epoch.assign(epochs_done)
-        return store.save(step)
 
     def evaluate(_epoch, step):
         return _evaluate(
@@ -170,12 +163,4 @@ def _evaluate(config, trainer, strategy, builders, info, summaries, step):
         )
         for split in config.data.eval_splits
     }
-    metrics = reporting.evaluate_logits(
-        config, info.train_counts, info.priors, logits["test"],
-        logits.get("holdout"),
-    )  # fmt: skip
-    summaries.write(
-        summaries.test, reporting.test_scalars(metrics, config.mode), step
-    )
-    reporting.log_metrics(metrics)
-    return metrics
+    return reporting.report_test(config, info, logits, summaries, step)

@@ -1,6 +1,9 @@
 """Shared helpers for the launch tests: flags and subprocesses."""
 
+import contextlib
+import json
 import os
+import socket
 import subprocess
 import sys
 
@@ -84,3 +87,18 @@ def popen_module(module, args, log_path, extra_env=None):
         env=dict(env(), **(extra_env or {})),
         cwd=REPO,
     )
+
+
+@contextlib.contextmanager
+def lock_held_by_live_process(model_dir):
+    """`model_dir/.lock` naming a live process (a `sleep`); yields its pid."""
+    from launch import lock
+
+    holder = subprocess.Popen(["sleep", "60"])
+    try:
+        with open(os.path.join(model_dir, lock.LOCK_NAME), "w") as f:
+            json.dump({"host": socket.gethostname(), "pid": holder.pid}, f)
+        yield holder.pid
+    finally:
+        holder.kill()
+        holder.wait()

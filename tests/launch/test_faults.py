@@ -191,18 +191,12 @@ class ModelDirTest(TestCase):
     def test_second_writer_refused_with_holder(self):
         model_dir = os.path.join(self.get_temp_dir(), "busy")
         os.makedirs(model_dir)
-        holder = subprocess.Popen(["sleep", "60"])
-        try:
-            with open(os.path.join(model_dir, lock.LOCK_NAME), "w") as f:
-                json.dump({"host": socket.gethostname(), "pid": holder.pid}, f)
+        with helpers.lock_held_by_live_process(model_dir) as pid:
             with self.assertRaisesRegex(
                 app.UsageError,
-                rf"in use by pid {holder.pid} on host .*delete .*\.lock",
+                rf"in use by pid {pid} on host .*delete .*\.lock",
             ):
                 self._run(model_dir)
-        finally:
-            holder.kill()
-            holder.wait()
         self.assertEqual(os.listdir(model_dir), [lock.LOCK_NAME])
 
     def test_stale_lock_taken_over(self):

@@ -4,7 +4,6 @@ import glob
 import json
 import os
 import socket
-import subprocess
 
 import numpy as np
 import pytest
@@ -169,18 +168,11 @@ class TrainOnJaxTest(TestCase):
     def test_busy_model_dir_is_refused(self):
         model_dir = os.path.join(self.get_temp_dir(), "busy")
         os.makedirs(model_dir)
-        holder = subprocess.Popen(["sleep", "60"])
-        try:
-            with open(os.path.join(model_dir, lock.LOCK_NAME), "w") as f:
-                json.dump({"host": socket.gethostname(), "pid": holder.pid}, f)
+        with helpers.lock_held_by_live_process(model_dir) as pid:
             result = _train(model_dir)
-        finally:
-            holder.kill()
-            holder.wait()
         self.assertEqual(result.returncode, 1)
         self.assertIn(
-            f"in use by pid {holder.pid}",
-            result.stderr.strip().splitlines()[-1],
+            f"in use by pid {pid}", result.stderr.strip().splitlines()[-1]
         )
         self.assertEqual(os.listdir(model_dir), [lock.LOCK_NAME])
 
