@@ -11,6 +11,11 @@ the serving SavedModel.
 
 TensorFlow is not needed: a `--dataset=prepared:PATH` file is read with
 numpy, TensorBoard summaries are written by `la_keras.training.event_file`.
+`--strategy=auto` trains data-parallel on every device
+(`keras.distribution.DataParallel`; several hosts through
+`keras.distribution.initialize` and the KERAS_DISTRIBUTION_* variables,
+only process 0 writing into --model_dir); `--jax_loop` picks a Python loop
+over the jitted step (CPU) or one `lax.scan` per call (GPU, TPU).
 """
 
 from __future__ import annotations

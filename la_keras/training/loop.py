@@ -12,7 +12,8 @@ step itself is a *step runner*: any object with
 - `train_accuracy`: a Keras metric of the steps since its last reset;
 - `learning_rate` (float): the current learning rate.
 
-`la_keras.training.Trainer` is the `tf.distribute` step runner.
+`la_keras.training.Trainer` is the `tf.distribute` step runner,
+`la_keras.training.JaxTrainer` the JAX one.
 """
 
 from __future__ import annotations
