@@ -229,7 +229,7 @@ def _time_jax(config, data, args):
     model = config.build_model(info.num_classes, info.image_shape)
     loss = config.build_loss(info)
     optimizer = config.schedule.optimizer(data.steps_per_epoch)
-    loop = train_jax._loop_shape(config)
+    loop = train_jax.loop_shape(config)
     trainer = JaxTrainer(
         model, loss, optimizer, jit_compile=config.jit_compile, loop=loop
     )

@@ -74,7 +74,7 @@ def distribution(config):
     return keras.distribution.DataParallel(devices=devices)
 
 
-def _loop_shape(config) -> str:
+def loop_shape(config) -> str:
     """--jax_loop, auto resolved: scan on GPU and TPU, python on CPU."""
     import jax
 
@@ -147,7 +147,7 @@ def _run(config, flags_obj, stop, dist, chief) -> dict:
         loss,
         optimizer,
         jit_compile=config.jit_compile,
-        loop=_loop_shape(config),
+        loop=loop_shape(config),
     )
     # Non-chief hosts save (and verify) their copy in a scratch folder.
     write_dir = config.model_dir if chief else tempfile.mkdtemp()
