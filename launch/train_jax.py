@@ -25,6 +25,7 @@ import shutil
 import tempfile
 
 import keras
+import numpy as np
 from absl import app
 
 from la_keras.models import LogitAdjustedModel
@@ -99,6 +100,17 @@ def predict_splits(config, model, predictor=None) -> dict:
         batches = _eval_batches(images, labels, config.data.test_batch_size)
         out[split] = predictor.predict(batches)
     return out
+
+
+def _any_process(flag: bool) -> bool:
+    """True on every host if `flag` is True on any (all stop together)."""
+    import jax
+
+    if jax.process_count() == 1:
+        return flag
+    from jax.experimental import multihost_utils
+
+    return bool(np.any(multihost_utils.process_allgather(np.array(flag))))
 
 
 def run(config, flags_obj=None) -> dict:
@@ -180,7 +192,7 @@ def _run(config, flags_obj, stop, dist, chief) -> dict:
         last_checkpoint=restored,
         epoch_hooks=[loss],
         on_epoch_end=evaluate,
-        stop_requested=stop.requested,
+        stop_requested=lambda: _any_process(stop.requested()),
         summaries=summaries,
         verbose=chief,
     )
