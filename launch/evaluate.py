@@ -204,6 +204,13 @@ def run_config(flags_obj) -> RunConfig:
     return config.replace(mode="posthoc", **changes)
 
 
+def output_path(flags_obj) -> str | None:
+    """--output, else <model_dir>/eval_metrics.json (none for a SavedModel)."""
+    if flags_obj.output or flags_obj.saved_model:
+        return flags_obj.output
+    return os.path.join(flags_obj.model_dir, "eval_metrics.json")
+
+
 def run(flags_obj) -> dict:
     """Evaluates; returns (and writes, see --output) the report dict."""
     wn_taus = _weight_norm_taus(flags_obj)
@@ -211,14 +218,12 @@ def run(flags_obj) -> dict:
     if flags_obj.saved_model:
         info = config.data.info()
         logits = _saved_model_logits(flags_obj.saved_model, config)
-        source, output, model = flags_obj.saved_model, flags_obj.output, None
+        source, model = flags_obj.saved_model, None
     else:
         model, info, source = common.restore_model(config, flags_obj.checkpoint)
         logging.info("Restored %s.", source)
         logits = _predict_splits(config, model)
-        output = flags_obj.output or os.path.join(
-            flags_obj.model_dir, "eval_metrics.json"
-        )
+    output = output_path(flags_obj)
     report = reporting.evaluate_logits(
         config,
         info.train_counts,
@@ -234,6 +239,7 @@ def run(flags_obj) -> dict:
         "only and must not be used to choose tau."
     )
     report["source"] = source
+    report["dataset"] = config.data.dataset
     if wn_taus:
         report["weight_norm"] = weight_norm_report(config, model, info, wn_taus)
     reporting.log_metrics(report)
@@ -276,7 +282,13 @@ def main(_):
         raise app.UsageError(
             "Pass --model_dir of a launch.train run or --saved_model."
         )
-    common.run_main("launch.evaluate", lambda: run(flags_obj))
+
+    def evaluate():
+        report = run(flags_obj)
+        output = output_path(flags_obj)
+        print(reporting.format_evaluation(report, output))  # the report
+
+    common.run_main("launch.evaluate", evaluate)
 
 
 if __name__ == "__main__":

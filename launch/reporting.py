@@ -211,25 +211,19 @@ def log_metrics(metrics: dict) -> None:
         logging.info("%s", metrics["holdout_warning"])
 
 
-def format_summary(metrics: dict) -> str:
-    """The end-of-run report of launch.train: test accuracy, tau, outputs."""
+def accuracy_table(test: dict) -> list[str]:
+    """Lines of a test-accuracy table: raw, post-hoc and tuned rows."""
     header = f"{'test accuracy':34s}{'top-1':>9s}{'balanced':>10s}" + "".join(
         f"{s:>9s}" for s in SHOTS
     )
-    lines = [
-        f"{metrics['dataset']} {metrics['model']} mode={metrics['mode']} "
-        f"loss={metrics['loss']}: {metrics['epoch']} epochs, step "
-        f"{metrics['step']}",
-        header,
-        "-" * len(header),
-    ]
+    lines = [header, "-" * len(header)]
     names = {
         "raw": "raw logits",
         "adjusted": "post-hoc",
         "adjusted_tuned": "post-hoc, tau* (holdout)",
     }
     for key, title in names.items():
-        report = metrics["test"].get(key)
+        report = test.get(key)
         if report is None:
             continue
         if "tau" in report:
@@ -238,12 +232,34 @@ def format_summary(metrics: dict) -> str:
             f"{title:34s}{report['top1']:9.4f}{report['balanced_accuracy']:10.4f}"
             + "".join(f"{_fmt(report[s]):>9s}" for s in SHOTS)
         )
+    return lines
+
+
+def format_summary(metrics: dict) -> str:
+    """The end-of-run report of launch.train: test accuracy, tau, outputs."""
+    lines = [
+        f"{metrics['dataset']} {metrics['model']} mode={metrics['mode']} "
+        f"loss={metrics['loss']}: {metrics['epoch']} epochs, step "
+        f"{metrics['step']}",
+        *accuracy_table(metrics["test"]),
+    ]
     if metrics.get("holdout_warning"):
         lines.append(metrics["holdout_warning"])
     if metrics.get("export_dir"):
         lines.append(f"SavedModel: {metrics['export_dir']}")
     if metrics.get("keras_model"):
         lines.append(f"Keras model: {metrics['keras_model']}")
+    return "\n".join(lines)
+
+
+def format_evaluation(report: dict, output: str | None) -> str:
+    """The report of launch.evaluate: what was evaluated, the table, where."""
+    lines = [f"{report['dataset']}: {report['source']}"]
+    lines += accuracy_table(report["test"])
+    if report.get("holdout_warning"):
+        lines.append(report["holdout_warning"])
+    if output:
+        lines.append(f"Report (with the tau sweeps): {output}")
     return "\n".join(lines)
 
 

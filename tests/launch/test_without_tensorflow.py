@@ -125,6 +125,18 @@ class WithoutTensorFlowTest(TestCase):
         baseline = os.path.join(out_dir, "baseline")
         evaluated = self._run("launch.evaluate", f"--model_dir={baseline}")
         self.assertEqual(evaluated.returncode, 0, evaluated.stderr[-3000:])
+        # Its report: what was evaluated, the table, where the JSON went.
+        report = evaluated.stdout.strip().splitlines()
+        self.assertEqual(
+            report[0],
+            f"prepared:{self.data}: {baseline}/checkpoints/ckpt-18.npz",
+        )
+        self.assertStartsWith(report[1], "test accuracy")
+        self.assertStartsWith(report[-2], "post-hoc, tau* (holdout) tau=")
+        self.assertEqual(
+            report[-1],
+            f"Report (with the tau sweeps): {baseline}/eval_metrics.json",
+        )
         on_tf = helpers.run_module(
             "launch.evaluate",
             [f"--model_dir={baseline}", f"--output={baseline}/tf.json"],
