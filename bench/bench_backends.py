@@ -193,22 +193,13 @@ def worker_jax(args):
 
     import keras
 
-    from la_keras.training.jax_data import DeviceDataset
     from launch import train_jax
 
     config = _run_config(args.prepared, args.batch)
     dist = train_jax.distribution(config)  # None on one device
     keras.utils.set_random_seed(config.data.seed)
     with dist.scope() if dist else contextlib.nullcontext():
-        images, labels, _ = config.data.arrays("train")
-        data = DeviceDataset(
-            images,
-            labels,
-            config.data.train_batch_size,
-            config.data.seed,
-            config.data.crop_padding,
-            distribution=dist,
-        )
+        data = train_jax.device_dataset(config, dist)
         # launch.train's --jax_loop=auto, or each of --jax_loops.
         return [
             _time_jax(config.replace(jax_loop=jax_loop), data, args)
@@ -221,18 +212,12 @@ def _time_jax(config, data, args):
     import jax
     import keras
 
-    from la_keras.training.jax_trainer import JaxTrainer
     from launch import train_jax
 
     keras.utils.set_random_seed(config.data.seed)
     info = config.data.info()
-    model = config.build_model(info.num_classes, info.image_shape)
-    loss = config.build_loss(info)
-    optimizer = config.schedule.optimizer(data.steps_per_epoch)
-    loop = train_jax.loop_shape(config)
-    trainer = JaxTrainer(
-        model, loss, optimizer, jit_compile=config.jit_compile, loop=loop
-    )
+    *_, trainer = train_jax.build_trainer(config, info, data.steps_per_epoch)
+    loop = trainer.loop
     # The scan is compiled once per call length: compile the timed one.
     compile_steps = args.steps if loop == "scan" else 0
     result = _time(

@@ -8,6 +8,8 @@ TensorFlow is not installed.
 from __future__ import annotations
 
 import errno
+import glob
+import os
 import sys
 import traceback
 
@@ -117,10 +119,12 @@ def restore_model(config, checkpoint: str | None = None):
     if list_array_checkpoints(directory):
         store = arrays
     elif keras.backend.backend() != "tensorflow":
-        raise app.UsageError(
-            f"No .npz checkpoint in {directory}: a run of the TensorFlow "
-            "backend is evaluated with the TensorFlow backend."
-        )
+        if glob.glob(os.path.join(directory, "ckpt-*.index")):
+            raise app.UsageError(
+                f"{directory} holds TensorFlow checkpoints: evaluate a run of "
+                "the TensorFlow backend with the TensorFlow backend."
+            )
+        store = arrays  # none at all: "No checkpoint" below
     else:
         from la_keras.training import CheckpointStore
 

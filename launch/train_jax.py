@@ -102,6 +102,35 @@ def predict_splits(config, model, predictor=None) -> dict:
     return out
 
 
+def device_dataset(config, dist) -> DeviceDataset:
+    """The run's training set on the device(s), as launch.train uses it."""
+    images, labels, _ = config.data.arrays("train")
+    return DeviceDataset(
+        images,
+        labels,
+        config.data.train_batch_size,
+        config.data.seed,
+        config.data.crop_padding,
+        distribution=dist,
+    )
+
+
+def build_trainer(config, info, steps_per_epoch):
+    """`(model, loss, optimizer, JaxTrainer)` of the run (inside its
+    distribution's scope, if any)."""
+    model = config.build_model(info.num_classes, info.image_shape)
+    loss = config.build_loss(info)
+    optimizer = config.schedule.optimizer(steps_per_epoch)
+    trainer = JaxTrainer(
+        model,
+        loss,
+        optimizer,
+        jit_compile=config.jit_compile,
+        loop=loop_shape(config),
+    )
+    return model, loss, optimizer, trainer
+
+
 def _any_process(flag: bool) -> bool:
     """True on every host if `flag` is True on any (all stop together)."""
     import jax
@@ -142,24 +171,9 @@ def _run(config, flags_obj, stop, dist, chief) -> dict:
             "CIFAR-recipe datasets held in memory; ImageNet-size sets stay on "
             "the TensorFlow backend."
         )
-    train_images, train_labels, _ = config.data.arrays("train")
-    data = DeviceDataset(
-        train_images,
-        train_labels,
-        config.data.train_batch_size,
-        config.data.seed,
-        config.data.crop_padding,
-        distribution=dist,
-    )
-    model = config.build_model(info.num_classes, info.image_shape)
-    loss = config.build_loss(info)
-    optimizer = config.schedule.optimizer(data.steps_per_epoch)
-    trainer = JaxTrainer(
-        model,
-        loss,
-        optimizer,
-        jit_compile=config.jit_compile,
-        loop=loop_shape(config),
+    data = device_dataset(config, dist)
+    model, loss, optimizer, trainer = build_trainer(
+        config, info, data.steps_per_epoch
     )
     # Non-chief hosts save (and verify) their copy in a scratch folder.
     write_dir = config.model_dir if chief else tempfile.mkdtemp()
@@ -197,7 +211,7 @@ def _run(config, flags_obj, stop, dist, chief) -> dict:
         verbose=chief,
     )
     metrics = common.run_training(
-        config, loop, evaluate, epoch, len(train_labels)
+        config, loop, evaluate, epoch, len(data.labels)
     )
     metrics["backend"] = "jax"
     metrics["devices"] = 1 if dist is None else dist.device_mesh.devices.size
