@@ -77,13 +77,12 @@ class ModelDirBusyError(app.UsageError):
 def _machine() -> str:
     """Host name, boot and pid namespace: where a pid names one process."""
 
-    def read(read_fn):
-        with contextlib.suppress(OSError):
-            return read_fn().strip()
-        return ""
-
-    boot = read(lambda: open("/proc/sys/kernel/random/boot_id").read())
-    namespace = read(lambda: os.readlink("/proc/self/ns/pid"))
+    boot = namespace = ""  # not Linux: the host name alone
+    with contextlib.suppress(OSError):
+        with open("/proc/sys/kernel/random/boot_id") as f:
+            boot = f.read().strip()
+    with contextlib.suppress(OSError):
+        namespace = os.readlink("/proc/self/ns/pid")
     return f"{socket.gethostname()}/{boot}/{namespace}"
 
 
@@ -239,6 +238,21 @@ def acquire(
             raise ModelDirBusyError(
                 f"--model_dir={model_dir} is already in use by this process."
             )
+        _ACTIVE.add(key)
+    try:
+        generation = _take(model_dir, timeout, holder, clock, files)
+    except BaseException:
+        with _ACTIVE_GUARD:
+            _ACTIVE.discard(key)
+        raise
+    lease = Lease(files, model_dir, generation, holder, timeout, clock, on_lost)
+    if heartbeat:
+        lease.start()
+    return lease
+
+
+def _take(model_dir, timeout, holder, clock, files) -> int:
+    """Creates the next generation's lease; returns its generation."""
     for _ in range(_ATTEMPTS):
         found = generations(files, model_dir)
         top = found[-1] if found else 0
@@ -268,14 +282,7 @@ def acquire(
             logging.warning(
                 "Took over the lease of %s (%s).", model_dir, reason
             )
-        lease = Lease(
-            files, model_dir, generation, holder, timeout, clock, on_lost
-        )
-        with _ACTIVE_GUARD:
-            _ACTIVE.add(key)
-        if heartbeat:
-            lease.start()
-        return lease
+        return generation
     raise ModelDirBusyError(
         f"Could not take the lease of --model_dir={model_dir}: it changed "
         f"hands {_ATTEMPTS} times while trying. Try again."
@@ -376,13 +383,19 @@ class Lease:
             thread.join()
         with _ACTIVE_GUARD:
             _ACTIVE.discard(_active_key(self.holder, self.model_dir))
-        if self.lost is None and self.check() is None:
-            text = json.dumps(
-                lease_record(
-                    self.holder, self.generation, self.clock(), released=True
-                )
-            )
-            self.files.write(self.path, text)
+        now = self.clock()
+        text = json.dumps(
+            lease_record(self.holder, self.generation, now, released=True)
+        )
+        try:
+            if self.lost is None and self.check() is None:
+                self.files.write(self.path, text)
+        except Exception as e:  # noqa: BLE001 - never hide the run's outcome
+            logging.warning(
+                "Could not mark %s released (%s): it goes stale after "
+                "--lock_timeout.",
+                self.path, e,
+            )  # fmt: skip
 
 
 @contextlib.contextmanager
