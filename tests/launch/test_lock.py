@@ -271,6 +271,53 @@ class ProcessRaceTest(TestCase):
         self.assertEqual(outputs, ["refused"] * 3 + ["won"])
 
 
+_HOLDER = textwrap.dedent(
+    """
+    import sys, time
+
+    sys.modules["tensorflow"] = None  # quick to start; not needed here
+    from launch import lock
+
+    with lock.held(sys.argv[1], timeout=1.0):
+        print("held", flush=True)
+        time.sleep(60)  # a training that goes on writing
+    """
+)
+
+
+class LostLeaseTest(TestCase):
+    def test_run_whose_lease_is_taken_over_exits(self):
+        folder = self.get_temp_dir()
+        holder = subprocess.Popen(
+            [sys.executable, "-c", _HOLDER, folder],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=helpers.env(),
+            cwd=helpers.REPO,
+        )
+        try:
+            self.assertEqual(holder.stdout.readline().strip(), "held")
+            # A taker whose clock runs ahead: to it the lease looks stale.
+            lock.acquire(
+                folder,
+                1.0,
+                holder=_other(),
+                clock=lambda: time.time() + 10,
+                heartbeat=False,
+            )
+            returncode = holder.wait(timeout=30)
+        finally:
+            if holder.poll() is None:
+                holder.kill()
+            holder.wait()
+        stderr = holder.stderr.read()
+        holder.stdout.close()
+        holder.stderr.close()
+        self.assertEqual(returncode, lock.LOST_EXIT_CODE, stderr)
+        self.assertIn("was taken over (generation 2 taken by pid 4242", stderr)
+
+
 _NO_TENSORFLOW = textwrap.dedent(
     """
     import sys
