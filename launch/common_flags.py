@@ -191,6 +191,19 @@ def define_flags() -> None:
         "Also checkpoint every N steps (0: once per epoch only).",
     )
     flags.DEFINE_integer("keep_checkpoints", 3, "Checkpoints kept.")
+    flags.DEFINE_float(
+        "lock_timeout",
+        300.0,
+        "Seconds after which the model_dir lease of a run that stopped "
+        "refreshing it (every lock_timeout/4 s) is stale and may be taken "
+        "over from any host: how long a preempted job restarted elsewhere "
+        "waits. Too short, and a live run whose refreshes are late loses it.",
+    )
+    flags.register_validator(
+        "lock_timeout",
+        lambda v: math.isfinite(v) and v > 0,
+        message="--lock_timeout must be a finite number of seconds > 0.",
+    )
     flags.DEFINE_integer(
         "steps_per_loop",
         100,

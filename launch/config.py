@@ -72,7 +72,7 @@ class RunConfig:
         strategy, tpu, num_logical_cpus: distribution.
         jit_compile: XLA for the train step (resolved: True or False).
         jax_loop: the JAX backend's loop shape ("auto", "python", "scan").
-        deterministic, checkpoint_every_steps, keep_checkpoints,
+        deterministic, checkpoint_every_steps, keep_checkpoints, lock_timeout,
         steps_per_loop, eval_every_epochs: see the flags of the same
             names.
     """
@@ -96,6 +96,7 @@ class RunConfig:
     deterministic: bool = False
     checkpoint_every_steps: int = 0
     keep_checkpoints: int = 3
+    lock_timeout: float = 300.0
     steps_per_loop: int = 100
     eval_every_epochs: int = 1
     jax_loop: str = "auto"

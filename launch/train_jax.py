@@ -156,7 +156,10 @@ def run(config, flags_obj=None) -> dict:
     chief = jax.process_index() == 0
     if chief:
         outputs.make_dir(config.model_dir, "--model_dir")
-    with lock.held(config.model_dir, enabled=chief), StopSignal() as stop:
+    with (
+        lock.held(config.model_dir, chief, config.lock_timeout),
+        StopSignal() as stop,
+    ):
         if dist is None:
             return _run(config, flags_obj, stop, None, chief)
         with dist.scope():

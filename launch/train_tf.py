@@ -61,7 +61,10 @@ def run(config, strategy_override=None, flags_obj=None) -> dict:
     chief = distribute.is_chief(strategy)
     if chief:
         outputs.make_dir(config.model_dir, "--model_dir")
-    with lock.held(config.model_dir, enabled=chief), StopSignal() as stop:
+    with (
+        lock.held(config.model_dir, chief, config.lock_timeout),
+        StopSignal() as stop,
+    ):
         return _run(config, strategy, chief, flags_obj, stop)
 
 

@@ -3,7 +3,6 @@
 import contextlib
 import json
 import os
-import socket
 import subprocess
 import sys
 
@@ -89,15 +88,40 @@ def popen_module(module, args, log_path, extra_env=None):
     )
 
 
-@contextlib.contextmanager
-def lock_held_by_live_process(model_dir):
-    """`model_dir/.lock` naming a live process (a `sleep`); yields its pid."""
+def write_lease(model_dir, host=None, pid=None, age=0.0, generation=1):
+    """Writes the lease `<model_dir>/.lock.<generation>` of another process.
+
+    Args:
+        host: its host name; another host than this one gets another
+            machine id too (default: this machine).
+        pid: its pid (default: this process's).
+        age: seconds since it was refreshed.
+    """
+    import time
+
+    from launch import lease_files
     from launch import lock
 
+    me = lock.Holder.this_process()
+    holder = lock.Holder(
+        host=host or me.host,
+        pid=me.pid if pid is None else pid,
+        token="another process",
+        machine=me.machine if host in (None, me.host) else f"{host}/boot/ns",
+    )
+    path = lock.lease_path(model_dir, generation)
+    record = lock.lease_record(holder, generation, time.time() - age)
+    lease_files.for_path(model_dir).write(path, json.dumps(record))
+    return path
+
+
+@contextlib.contextmanager
+def lock_held_by_live_process(model_dir):
+    """A fresh lease of `model_dir` naming a live process (a `sleep`) of this
+    machine; yields its pid."""
     holder = subprocess.Popen(["sleep", "60"])
     try:
-        with open(os.path.join(model_dir, lock.LOCK_NAME), "w") as f:
-            json.dump({"host": socket.gethostname(), "pid": holder.pid}, f)
+        write_lease(model_dir, pid=holder.pid)
         yield holder.pid
     finally:
         holder.kill()

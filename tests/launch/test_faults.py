@@ -10,7 +10,6 @@ import json
 import os
 import re
 import signal
-import socket
 import subprocess
 import time
 from unittest import mock
@@ -194,23 +193,25 @@ class ModelDirTest(TestCase):
         with helpers.lock_held_by_live_process(model_dir) as pid:
             with self.assertRaisesRegex(
                 app.UsageError,
-                rf"in use by pid {pid} on host .*delete .*\.lock",
+                rf"in use by pid {pid} on host .*delete .*\.lock\.00000001",
             ):
                 self._run(model_dir)
-        self.assertEqual(os.listdir(model_dir), [lock.LOCK_NAME])
+        self.assertEqual(os.listdir(model_dir), [".lock.00000001"])
 
     def test_stale_lock_taken_over(self):
+        # A lease of this machine whose pid is gone: taken at once, although
+        # it was refreshed just now.
         model_dir = os.path.join(self.get_temp_dir(), "stale")
         os.makedirs(model_dir)
         dead = subprocess.Popen(["true"])
         dead.wait()
-        with open(os.path.join(model_dir, lock.LOCK_NAME), "w") as f:
-            json.dump({"host": socket.gethostname(), "pid": dead.pid}, f)
+        helpers.write_lease(model_dir, pid=dead.pid)
         metrics = self._run(model_dir)
         self.assertEqual(metrics["epoch"], 1)
-        self.assertFalse(
-            os.path.exists(os.path.join(model_dir, lock.LOCK_NAME))
-        )
+        (path,) = glob.glob(os.path.join(model_dir, lock.LEASE_PREFIX + "*"))
+        self.assertTrue(path.endswith(".lock.00000002"))
+        with open(path) as f:
+            self.assertTrue(json.load(f)["released"])
 
     def test_model_dir_is_a_file(self):
         path = os.path.join(self.get_temp_dir(), "a_file")

@@ -174,7 +174,7 @@ class TrainOnJaxTest(TestCase):
         self.assertIn(
             f"in use by pid {pid}", result.stderr.strip().splitlines()[-1]
         )
-        self.assertEqual(os.listdir(model_dir), [lock.LOCK_NAME])
+        self.assertEqual(os.listdir(model_dir), [lock.lease_path("", 1)])
 
     def test_two_processes_equal_one_process(self):
         # keras.distribution.initialize on 127.0.0.1: two CPU processes of
