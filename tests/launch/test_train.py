@@ -5,6 +5,7 @@ import os
 
 import numpy as np
 import tensorflow as tf
+from absl import app
 from absl import flags
 from absl.testing import flagsaver
 
@@ -24,6 +25,16 @@ FLAGS = flags.FLAGS
 
 def setUpModule():
     helpers.define_all_flags()
+
+
+def _stamps(directory):
+    """`{file: (mtime_ns, size)}` of the checkpoint files in `directory`."""
+    return {
+        name: (os.stat(path).st_mtime_ns, os.stat(path).st_size)
+        for name in os.listdir(directory)
+        if name.startswith("ckpt-")
+        for path in [os.path.join(directory, name)]
+    }
 
 
 class TrainRunTest(TestCase):
@@ -137,16 +148,47 @@ class TrainRunTest(TestCase):
     def test_rerun_resumes_instead_of_restarting(self):
         ckpt_dir = checkpoint_dir(self.model_dir)
         before = tf.train.latest_checkpoint(ckpt_dir)
+        stamps = _stamps(ckpt_dir)
+        log_dir = os.path.join(self.model_dir, "log")
+        old_logs = helpers.event_files(os.path.join(log_dir, "train"))
         with flagsaver.flagsaver(**self.overrides):
-            metrics = train.run(FLAGS)
+            with self.assertLogs("absl", level="INFO") as logs:
+                metrics = train.run(FLAGS)
+        # Resumed at the last step, and trained none again: no loss
+        # logged, no checkpoint rewritten.
+        self.assertTrue(
+            any(f"Resumed from {before} at step 18." in m for m in logs.output),
+            logs.output,
+        )
+        self.assertEqual(helpers.trained_steps(log_dir, old_logs), [])
+        self.assertEqual(_stamps(ckpt_dir), stamps)
         self.assertEqual(metrics["step"], 18)
-        self.assertEqual(tf.train.latest_checkpoint(ckpt_dir), before)
         self.assertEqual(metrics["test"]["raw"], self.metrics["test"]["raw"])
 
     def test_resume_refuses_changed_flags(self):
-        with flagsaver.flagsaver(**dict(self.overrides, seed=7)):
-            with self.assertRaisesRegex(Exception, "other flags.*seed"):
+        flags_json = os.path.join(self.model_dir, "flags.json")
+        with open(flags_json) as f:
+            written = f.read()
+        # The measured case: another --epochs would move the schedule
+        # under the restored step.
+        with flagsaver.flagsaver(**dict(self.overrides, epochs=4)):
+            with self.assertRaisesRegex(
+                app.UsageError,
+                "holds a run with other flags: --epochs 2 -> 4. Rerun with "
+                "the old values or use a new --model_dir. To train it "
+                "further on the same schedule, add --extend.",
+            ):
                 train.run(FLAGS)
+        with flagsaver.flagsaver(
+            **dict(self.overrides, seed=7, holdout_fraction=0.2)
+        ):
+            with self.assertRaisesRegex(
+                app.UsageError,
+                "--holdout_fraction 0.1 -> 0.2, --seed 0 -> 7",
+            ):
+                train.run(FLAGS)
+        with open(flags_json) as f:
+            self.assertEqual(f.read(), written)
 
     def test_evaluate_and_export(self):
         output = os.path.join(self.get_temp_dir(), "eval.json")
