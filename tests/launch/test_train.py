@@ -151,6 +151,8 @@ class TrainRunTest(TestCase):
         stamps = _stamps(ckpt_dir)
         log_dir = os.path.join(self.model_dir, "log")
         old_logs = helpers.event_files(os.path.join(log_dir, "train"))
+        with open(os.path.join(self.model_dir, "metrics.json")) as f:
+            speed = json.load(f)["images_per_second"]
         with flagsaver.flagsaver(**self.overrides):
             with self.assertLogs("absl", level="INFO") as logs:
                 metrics = train.run(FLAGS)
@@ -164,6 +166,16 @@ class TrainRunTest(TestCase):
         self.assertEqual(_stamps(ckpt_dir), stamps)
         self.assertEqual(metrics["step"], 18)
         self.assertEqual(metrics["test"]["raw"], self.metrics["test"]["raw"])
+        # The run's speed stays the one measured when it trained.
+        self.assertGreater(speed, 0.0)
+        self.assertEqual(metrics["images_per_second"], speed)
+        with open(os.path.join(self.model_dir, "metrics.json")) as f:
+            self.assertEqual(json.load(f)["images_per_second"], speed)
+        # Killed after its last checkpoint, before metrics.json: a rerun
+        # measured no speed.
+        os.remove(os.path.join(self.model_dir, "metrics.json"))
+        with flagsaver.flagsaver(**self.overrides):
+            self.assertIsNone(train.run(FLAGS)["images_per_second"])
 
     def test_resume_refuses_changed_flags(self):
         flags_json = os.path.join(self.model_dir, "flags.json")
