@@ -65,9 +65,9 @@ def restore_latest(store) -> str | None:
 def resume(config, store, runner, epoch, chief: bool, flags_obj=None):
     """A run's start on either backend: resume from `store`, write flags.
 
-    Refuses a model_dir whose checkpoints come from other defining flags,
-    restores the newest intact checkpoint, and (chief only) writes
-    flags.json / flags.txt.
+    Refuses a model_dir whose checkpoints come from flags that change the
+    result (`RunConfig.check_resume`), restores the newest intact
+    checkpoint, and (chief only) writes flags.json / flags.txt.
 
     Returns:
         `(restored checkpoint or None, save)`, where `save(step, epochs)`
