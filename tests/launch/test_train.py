@@ -230,6 +230,52 @@ class TrainRunTest(TestCase):
         )
 
 
+class ExtendTest(TestCase):
+    def test_extended_run_equals_a_run_trained_to_the_end(self):
+        def overrides(name, **changes):
+            model_dir = os.path.join(self.get_temp_dir(), name)
+            return dict(
+                helpers.SMOKE_FLAGS,
+                model_dir=model_dir,
+                tb_log_dir=os.path.join(model_dir, "log"),
+                deterministic=True,
+                eval_every_epochs=100,
+                **changes,
+            )
+
+        # The schedule (warm-up to epoch 1) does not depend on --epochs.
+        with flagsaver.flagsaver(**overrides("straight", epochs=3)):
+            train.run(FLAGS)
+        with flagsaver.flagsaver(**overrides("extended", epochs=2)):
+            train.run(FLAGS)
+        with flagsaver.flagsaver(
+            **overrides("extended", epochs=3, extend=True)
+        ):
+            metrics = train.run(FLAGS)
+        self.assertEqual(metrics["step"], 27)
+        straight, extended = (
+            tf.train.load_checkpoint(
+                tf.train.latest_checkpoint(
+                    checkpoint_dir(os.path.join(self.get_temp_dir(), name))
+                )
+            )
+            for name in ("straight", "extended")
+        )
+        names = [
+            n
+            for n in straight.get_variable_to_shape_map()
+            if "model" in n or "optimizer" in n
+        ]
+        self.assertNotEmpty(names)
+        for name in names:
+            np.testing.assert_allclose(
+                extended.get_tensor(name),
+                straight.get_tensor(name),
+                atol=1e-6,
+                err_msg=name,
+            )
+
+
 class DivergenceTest(TestCase):
     def test_nan_loss_stops_and_keeps_last_good_checkpoint(self):
         model_dir = os.path.join(self.get_temp_dir(), "nan")
