@@ -65,9 +65,9 @@ def restore_latest(store) -> str | None:
 def resume(config, store, runner, epoch, chief: bool, flags_obj=None):
     """A run's start on either backend: resume from `store`, write flags.
 
-    Refuses a model_dir whose checkpoints come from other defining flags,
-    restores the newest intact checkpoint, and (chief only) writes
-    flags.json / flags.txt.
+    Refuses a model_dir whose checkpoints come from flags that change the
+    result (`RunConfig.check_resume`), restores the newest intact
+    checkpoint, and (chief only) writes flags.json / flags.txt.
 
     Returns:
         `(restored checkpoint or None, save)`, where `save(step, epochs)`
@@ -176,6 +176,10 @@ def training_loop(config, runner, train_data, steps_per_epoch, save, **kwargs):
 def run_training(config, loop, evaluate, epoch, train_examples):
     """Runs `loop`, evaluates the final model; returns the metrics dict.
 
+    A rerun of a finished run trains no step: its figures of the training
+    (`reporting.run_facts`: images/s and the like) are then the previous
+    metrics.json's, not a speed measured over zero steps.
+
     Args:
         config: the `RunConfig`.
         loop: the `TrainingLoop` (see `training_loop`).
@@ -187,15 +191,33 @@ def run_training(config, loop, evaluate, epoch, train_examples):
 
     from launch import reporting
 
+    first_step = loop.runner.step
     step = loop.run()
     metrics = evaluate(None, step)
     epochs_done = int(keras.ops.convert_to_numpy(epoch))
-    metrics.update(
-        reporting.run_facts(
-            config, loop, loop.runner.step, epochs_done, train_examples
-        )
+    facts = reporting.run_facts(
+        config, loop, loop.runner.step, epochs_done, train_examples
     )
+    if loop.runner.step == first_step:
+        facts.update(_previous_facts(config.model_dir, facts))
+    metrics.update(facts)
     return metrics
+
+
+def _previous_facts(model_dir: str, facts: dict) -> dict:
+    """`facts`' keys as the run's metrics.json has them.
+
+    Without one (killed after its last checkpoint), images/s is unknown:
+    None.
+    """
+    from launch import config as config_lib
+
+    path = os.path.join(model_dir, "metrics.json")
+    try:
+        previous = config_lib.read_json(path)
+    except (FileNotFoundError, ValueError):
+        previous = {"images_per_second": None}
+    return {key: previous[key] for key in facts if key in previous}
 
 
 def verbose() -> bool:

@@ -108,6 +108,13 @@ def define_flags() -> None:
         "Training epochs (default: the official count for cifar10(-)lt / "
         "cifar100(-)lt, 2 for test, 200 for any other dataset).",
     )
+    flags.DEFINE_bool(
+        "extend",
+        False,
+        "Resume a run in --model_dir with a larger --epochs: allowed when "
+        "the learning rate up to its old end stays the same (the same "
+        "schedule flags, or more --lr_decay_epochs from the old end on).",
+    )
     flags.DEFINE_float(
         "base_learning_rate", 0.1, "Learning rate after warm-up."
     )

@@ -20,10 +20,8 @@ from la_keras import schedules
 from launch import common_flags
 from launch import outputs
 from launch import resolve
+from launch import resume_check
 from launch.data_config import DataConfig
-
-# Flags that must not change when a run resumes from its checkpoints.
-RESUME_KEYS = ("dataset", "model", "train_batch_size", "mode", "loss", "seed")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -73,7 +71,7 @@ class RunConfig:
         jit_compile: XLA for the train step (resolved: True or False).
         jax_loop: the JAX backend's loop shape ("auto", "python", "scan").
         deterministic, checkpoint_every_steps, keep_checkpoints, lock_timeout,
-        steps_per_loop, eval_every_epochs: see the flags of the same
+        steps_per_loop, eval_every_epochs, extend: see the flags of the same
             names.
     """
 
@@ -100,6 +98,7 @@ class RunConfig:
     steps_per_loop: int = 100
     eval_every_epochs: int = 1
     jax_loop: str = "auto"
+    extend: bool = False
 
     # -- building the run's parts -------------------------------------------
 
@@ -237,8 +236,7 @@ class RunConfig:
         """The config of the launch.train run in `model_dir`."""
         path = os.path.join(model_dir, "flags.json")
         try:
-            with open(path) as f:
-                flat = json.load(f)
+            flat = read_json(path)
         except FileNotFoundError:
             raise app.UsageError(
                 f"{path} not found: --model_dir must be the model_dir of a "
@@ -249,20 +247,51 @@ class RunConfig:
         return cls.from_dict(dict(flat, model_dir=model_dir))
 
     def check_resume(self, has_checkpoint: bool) -> None:
-        """Refuses to resume a run whose defining flags changed."""
+        """Refuses to resume a run that computed something else.
+
+        Every flag is compared with the run's flags.json except the
+        result-neutral ones (`launch.resume_check.RESULT_NEUTRAL`: paths,
+        logging and checkpoint cadence, compilation); `--extend` also lets
+        `--epochs` grow on the same schedule (`resume_check.extends`).
+
+        Raises:
+            app.UsageError: one line naming each changed flag, old -> new.
+        """
         path = os.path.join(self.model_dir, "flags.json")
-        if not has_checkpoint or not os.path.exists(path):
-            return
+        if not has_checkpoint or not _exists(path):
+            return  # a new run, or checkpoints whose flags.json was removed
         previous = RunConfig.read(self.model_dir).to_dict()
         current = self.to_dict()
-        changed = {
-            k: (previous.get(k), current[k])
-            for k in RESUME_KEYS
-            if previous.get(k) != current[k]
-        }
+        changed = resume_check.changed_fields(
+            previous, current, loss_uses_tau="tau" in self.loss_kwargs()
+        )
+        if self.extend and resume_check.extends(previous, current):
+            changed.pop("epochs", None)
+            changed.pop("schedule", None)
         if changed:
             raise app.UsageError(
-                f"--model_dir={self.model_dir} holds checkpoints of a run "
-                f"with other flags {changed} (previous, now). Use a new "
-                "--model_dir."
+                resume_check.refusal(
+                    self.model_dir, changed, previous, self.extend
+                )
             )
+
+
+def _exists(path: str) -> bool:
+    if "://" not in path:
+        return os.path.exists(path)
+    import tensorflow as tf
+
+    return tf.io.gfile.exists(path)
+
+
+def read_json(path: str):
+    """JSON of a local or remote (`gs://`) file; FileNotFoundError if none."""
+    if "://" not in path:
+        with open(path) as f:
+            return json.load(f)
+    import tensorflow as tf
+
+    if not tf.io.gfile.exists(path):
+        raise FileNotFoundError(path)
+    with tf.io.gfile.GFile(path) as f:
+        return json.load(f)

@@ -23,7 +23,7 @@ _PLAIN_FLAGS = (
     "deterministic", "checkpoint_every_steps", "keep_checkpoints",
     "steps_per_loop", "eval_every_epochs", "num_logical_cpus",
     "crop_padding", "shuffle_buffer", "expected_train_examples",
-    "expected_test_examples", "jax_loop", "lock_timeout",
+    "expected_test_examples", "jax_loop", "lock_timeout", "extend",
 )  # fmt: skip
 
 

@@ -126,3 +126,33 @@ def lock_held_by_live_process(model_dir):
     finally:
         holder.kill()
         holder.wait()
+
+
+def event_files(log_dir):
+    """The TensorBoard event files in `log_dir` (a set of paths)."""
+    if not os.path.isdir(log_dir):
+        return set()
+    return {
+        os.path.join(log_dir, name)
+        for name in os.listdir(log_dir)
+        if name.startswith("events.out.tfevents.")
+    }
+
+
+def trained_steps(log_dir, before=()):
+    """Steps whose training loss a run logged to `log_dir/train`.
+
+    The training loop writes "batch loss" at the end of each call of
+    `--steps_per_loop` steps, so these are the steps a run trained up to;
+    `before` (event files of earlier runs) are left out.
+    """
+    import tensorflow as tf
+
+    steps = []
+    for path in sorted(event_files(os.path.join(log_dir, "train"))):
+        if path in before:
+            continue
+        for event in tf.compat.v1.train.summary_iterator(path):
+            if any(v.tag == "batch loss" for v in event.summary.value):
+                steps.append(int(event.step))
+    return sorted(steps)

@@ -165,8 +165,8 @@ class DeferredReweightingInTrainTest(TestCase):
             with flagsaver.flagsaver(**dict(overrides, epochs=1)):
                 train.run(FLAGS)
             self.assertEqual(epochs_seen, [0])
-            # Resume for a second epoch in a fresh loss: DRW must switch on.
-            with flagsaver.flagsaver(**dict(overrides, epochs=2)):
+            # Extend to a second epoch in a fresh loss: DRW must switch on.
+            with flagsaver.flagsaver(**dict(overrides, epochs=2, extend=True)):
                 metrics = train.run(FLAGS)
         finally:
             LDAMLoss.on_epoch_begin = original

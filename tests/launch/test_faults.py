@@ -122,56 +122,88 @@ class PreemptionOnJaxTest(PreemptionTest):
 
 
 class DamagedCheckpointTest(TestCase):
-    """A rerun resumes from the newest checkpoint that restores."""
+    """A rerun resumes from the newest checkpoint that restores.
+
+    Each case trains 3 epochs (checkpoints 9, 18, 27: keep_checkpoints=3),
+    damages the newest and reruns the same command: the rerun must resume
+    at step 18 and train steps 19 to 27 only. A restart from step 0 would
+    end with the same checkpoint names, so the checks are the resumed step,
+    the steps the rerun logged and the untouched older checkpoints.
+    """
 
     @classmethod
     def setUpClass(cls):
         super().setUpClass()
         helpers.define_all_flags()
 
-    def _train(self, model_dir, epochs):
+    def _train(self, model_dir):
         with flagsaver.flagsaver(
             **dict(
                 helpers.SMOKE_FLAGS,
                 model_dir=model_dir,
                 tb_log_dir=os.path.join(model_dir, "log"),
-                epochs=epochs,
+                epochs=3,
+                keep_checkpoints=3,
                 eval_every_epochs=100,
             )
         ):
             return train.run(FLAGS)
 
-    def test_truncated_newest_is_skipped(self):
-        model_dir = os.path.join(self.get_temp_dir(), "truncated")
-        self._train(model_dir, 2)
-        self.assertEqual(_steps(model_dir), [9, 18])
-        _truncate_data(model_dir, 18)
-        with self.assertLogs(level="WARNING") as logs:
-            metrics = self._train(model_dir, 3)
-        self.assertTrue(any("ckpt-18" in line for line in logs.output))
+    def _rerun_resumes_at_18(self, model_dir):
+        """Reruns; checks it resumed at step 18 and retrained none before."""
+        ckpt_dir = checkpoint_dir(model_dir)
+        kept = {
+            name: os.stat(os.path.join(ckpt_dir, name)).st_mtime_ns
+            for name in os.listdir(ckpt_dir)
+            if re.match(r"ckpt-(9|18)\.", name)
+        }
+        log_dir = os.path.join(model_dir, "log")
+        old_logs = helpers.event_files(os.path.join(log_dir, "train"))
+        with self.assertLogs("absl", level="INFO") as logs:
+            metrics = self._train(model_dir)
+        self.assertTrue(
+            any(
+                re.search(r"Resumed from \S*ckpt-18 at step 18\.$", line)
+                for line in logs.output
+            ),
+            logs.output,
+        )
+        self.assertEqual(helpers.trained_steps(log_dir, old_logs), [27])
+        for name, mtime in kept.items():
+            self.assertEqual(
+                os.stat(os.path.join(ckpt_dir, name)).st_mtime_ns, mtime, name
+            )
+        self.assertEqual(_steps(model_dir), [9, 18, 27])
         self.assertEqual(metrics["step"], 27)
         self.assertEqual(metrics["epoch"], 3)
+        return logs
+
+    def test_truncated_newest_is_skipped(self):
+        model_dir = os.path.join(self.get_temp_dir(), "truncated")
+        self._train(model_dir)
+        self.assertEqual(_steps(model_dir), [9, 18, 27])
+        _truncate_data(model_dir, 27)
+        logs = self._rerun_resumes_at_18(model_dir)
+        self.assertTrue(
+            any("WARNING" in s and "ckpt-27" in s for s in logs.output),
+            logs.output,
+        )
 
     def test_missing_state_file_and_index(self):
         model_dir = os.path.join(self.get_temp_dir(), "no_state")
-        self._train(model_dir, 2)
+        self._train(model_dir)
         os.remove(os.path.join(checkpoint_dir(model_dir), "checkpoint"))
-        os.remove(os.path.join(checkpoint_dir(model_dir), "ckpt-18.index"))
-        metrics = self._train(model_dir, 3)
-        # Resumed from ckpt-9, not from step 0: one epoch would have left
-        # epoch 3 at step 27 too, so check the older checkpoint is kept.
-        self.assertEqual(metrics["step"], 27)
-        self.assertIn(9, _steps(model_dir))
-        self.assertIn(27, _steps(model_dir))
+        os.remove(os.path.join(checkpoint_dir(model_dir), "ckpt-27.index"))
+        self._rerun_resumes_at_18(model_dir)
 
     def test_all_damaged_refuses_without_deleting(self):
         model_dir = os.path.join(self.get_temp_dir(), "all_damaged")
-        self._train(model_dir, 2)
-        for step in (9, 18):
+        self._train(model_dir)
+        for step in (9, 18, 27):
             _truncate_data(model_dir, step)
         before = sorted(os.listdir(checkpoint_dir(model_dir)))
         with self.assertRaisesRegex(app.UsageError, "damaged.*Move them away"):
-            self._train(model_dir, 3)
+            self._train(model_dir)
         self.assertEqual(sorted(os.listdir(checkpoint_dir(model_dir))), before)
 
 

@@ -4,6 +4,7 @@ On both backends: TensorFlow checkpoints and the JAX backend's `.npz`.
 """
 
 import glob
+import json
 import os
 import re
 import signal
@@ -113,7 +114,7 @@ class KillAndResumeTest(TestCase):
             "launch.train", _args(killed_dir), extra_env=self.env
         )
         self.assertEqual(resumed.returncode, 0, resumed.stderr[-3000:])
-        self.assertIn("Resumed from", resumed.stderr)
+        self.assertIn(f" at step {killed_at}.", resumed.stderr)
         for model_dir in (killed_dir, reference_dir):
             steps = _checkpoint_steps(model_dir, self.suffix)
             self.assertEqual(steps[-1], TOTAL_STEPS)
@@ -126,6 +127,32 @@ class KillAndResumeTest(TestCase):
             np.testing.assert_allclose(
                 actual[name], value, atol=1e-6, err_msg=name
             )
+        self._rerun_keeps_the_figures(killed_dir)
+
+    def _rerun_keeps_the_figures(self, model_dir):
+        """A rerun of the finished run trains nothing and keeps images/s."""
+        metrics_path = os.path.join(model_dir, "metrics.json")
+        with open(metrics_path) as f:
+            speed = json.load(f)["images_per_second"]
+        stamps = {
+            path: os.stat(path).st_mtime_ns
+            for path in glob.glob(
+                os.path.join(checkpoint_dir(model_dir), "ckpt-*")
+            )
+        }
+        log_dir = os.path.join(model_dir, "log")
+        old_logs = helpers.event_files(os.path.join(log_dir, "train"))
+        rerun = helpers.run_module(
+            "launch.train", _args(model_dir), extra_env=self.env
+        )
+        self.assertEqual(rerun.returncode, 0, rerun.stderr[-3000:])
+        self.assertIn(f" at step {TOTAL_STEPS}.", rerun.stderr)
+        self.assertEqual(helpers.trained_steps(log_dir, old_logs), [])
+        for path, mtime in stamps.items():
+            self.assertEqual(os.stat(path).st_mtime_ns, mtime, path)
+        self.assertGreater(speed, 0.0)
+        with open(metrics_path) as f:
+            self.assertEqual(json.load(f)["images_per_second"], speed)
 
 
 class KillAndResumeOnJaxTest(KillAndResumeTest):

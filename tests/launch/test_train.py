@@ -5,6 +5,7 @@ import os
 
 import numpy as np
 import tensorflow as tf
+from absl import app
 from absl import flags
 from absl.testing import flagsaver
 
@@ -24,6 +25,16 @@ FLAGS = flags.FLAGS
 
 def setUpModule():
     helpers.define_all_flags()
+
+
+def _stamps(directory):
+    """`{file: (mtime_ns, size)}` of the checkpoint files in `directory`."""
+    return {
+        name: (os.stat(path).st_mtime_ns, os.stat(path).st_size)
+        for name in os.listdir(directory)
+        if name.startswith("ckpt-")
+        for path in [os.path.join(directory, name)]
+    }
 
 
 class TrainRunTest(TestCase):
@@ -137,16 +148,59 @@ class TrainRunTest(TestCase):
     def test_rerun_resumes_instead_of_restarting(self):
         ckpt_dir = checkpoint_dir(self.model_dir)
         before = tf.train.latest_checkpoint(ckpt_dir)
+        stamps = _stamps(ckpt_dir)
+        log_dir = os.path.join(self.model_dir, "log")
+        old_logs = helpers.event_files(os.path.join(log_dir, "train"))
+        with open(os.path.join(self.model_dir, "metrics.json")) as f:
+            speed = json.load(f)["images_per_second"]
         with flagsaver.flagsaver(**self.overrides):
-            metrics = train.run(FLAGS)
+            with self.assertLogs("absl", level="INFO") as logs:
+                metrics = train.run(FLAGS)
+        # Resumed at the last step, and trained none again: no loss
+        # logged, no checkpoint rewritten.
+        self.assertTrue(
+            any(f"Resumed from {before} at step 18." in m for m in logs.output),
+            logs.output,
+        )
+        self.assertEqual(helpers.trained_steps(log_dir, old_logs), [])
+        self.assertEqual(_stamps(ckpt_dir), stamps)
         self.assertEqual(metrics["step"], 18)
-        self.assertEqual(tf.train.latest_checkpoint(ckpt_dir), before)
         self.assertEqual(metrics["test"]["raw"], self.metrics["test"]["raw"])
+        # The run's speed stays the one measured when it trained.
+        self.assertGreater(speed, 0.0)
+        self.assertEqual(metrics["images_per_second"], speed)
+        with open(os.path.join(self.model_dir, "metrics.json")) as f:
+            self.assertEqual(json.load(f)["images_per_second"], speed)
+        # Killed after its last checkpoint, before metrics.json: a rerun
+        # measured no speed.
+        os.remove(os.path.join(self.model_dir, "metrics.json"))
+        with flagsaver.flagsaver(**self.overrides):
+            self.assertIsNone(train.run(FLAGS)["images_per_second"])
 
     def test_resume_refuses_changed_flags(self):
-        with flagsaver.flagsaver(**dict(self.overrides, seed=7)):
-            with self.assertRaisesRegex(Exception, "other flags.*seed"):
+        flags_json = os.path.join(self.model_dir, "flags.json")
+        with open(flags_json) as f:
+            written = f.read()
+        # The measured case: another --epochs would move the schedule
+        # under the restored step.
+        with flagsaver.flagsaver(**dict(self.overrides, epochs=4)):
+            with self.assertRaisesRegex(
+                app.UsageError,
+                "holds a run with other flags: --epochs 2 -> 4. Rerun with "
+                "the old values or use a new --model_dir. To train it "
+                "further on the same schedule, add --extend.",
+            ):
                 train.run(FLAGS)
+        with flagsaver.flagsaver(
+            **dict(self.overrides, seed=7, holdout_fraction=0.2)
+        ):
+            with self.assertRaisesRegex(
+                app.UsageError,
+                "--holdout_fraction 0.1 -> 0.2, --seed 0 -> 7",
+            ):
+                train.run(FLAGS)
+        with open(flags_json) as f:
+            self.assertEqual(f.read(), written)
 
     def test_evaluate_and_export(self):
         output = os.path.join(self.get_temp_dir(), "eval.json")
@@ -174,6 +228,52 @@ class TrainRunTest(TestCase):
             from_saved["test"]["raw"]["balanced_accuracy"],
             self.metrics["test"]["raw"]["balanced_accuracy"],
         )
+
+
+class ExtendTest(TestCase):
+    def test_extended_run_equals_a_run_trained_to_the_end(self):
+        def overrides(name, **changes):
+            model_dir = os.path.join(self.get_temp_dir(), name)
+            return dict(
+                helpers.SMOKE_FLAGS,
+                model_dir=model_dir,
+                tb_log_dir=os.path.join(model_dir, "log"),
+                deterministic=True,
+                eval_every_epochs=100,
+                **changes,
+            )
+
+        # The schedule (warm-up to epoch 1) does not depend on --epochs.
+        with flagsaver.flagsaver(**overrides("straight", epochs=3)):
+            train.run(FLAGS)
+        with flagsaver.flagsaver(**overrides("extended", epochs=2)):
+            train.run(FLAGS)
+        with flagsaver.flagsaver(
+            **overrides("extended", epochs=3, extend=True)
+        ):
+            metrics = train.run(FLAGS)
+        self.assertEqual(metrics["step"], 27)
+        straight, extended = (
+            tf.train.load_checkpoint(
+                tf.train.latest_checkpoint(
+                    checkpoint_dir(os.path.join(self.get_temp_dir(), name))
+                )
+            )
+            for name in ("straight", "extended")
+        )
+        names = [
+            n
+            for n in straight.get_variable_to_shape_map()
+            if "model" in n or "optimizer" in n
+        ]
+        self.assertNotEmpty(names)
+        for name in names:
+            np.testing.assert_allclose(
+                extended.get_tensor(name),
+                straight.get_tensor(name),
+                atol=1e-6,
+                err_msg=name,
+            )
 
 
 class DivergenceTest(TestCase):

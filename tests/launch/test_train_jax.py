@@ -44,8 +44,8 @@ class TrainOnJaxTest(TestCase):
             self.assertTrue(os.path.exists(os.path.join(model_dir, name)))
         self.assertTrue(os.path.exists(metrics["keras_model"]))
 
-        # A rerun with more epochs resumes from the last checkpoint.
-        second = _train(model_dir, epochs=3)
+        # A rerun extended to more epochs resumes from the last checkpoint.
+        second = _train(model_dir, epochs=3, extend=True)
         self.assertEqual(second.returncode, 0, second.stderr[-3000:])
         self.assertIn("ckpt-18.npz at step 18", second.stderr)
         with open(os.path.join(model_dir, "metrics.json")) as f:
@@ -55,7 +55,7 @@ class TrainOnJaxTest(TestCase):
         newest = os.path.join(model_dir, "checkpoints", "ckpt-27.npz")
         with open(newest, "r+b") as f:
             f.truncate(os.path.getsize(newest) // 2)
-        third = _train(model_dir, epochs=4)
+        third = _train(model_dir, epochs=4, extend=True)
         self.assertEqual(third.returncode, 0, third.stderr[-3000:])
         self.assertIn("Skipping damaged checkpoint", third.stderr)
         self.assertIn("ckpt-18.npz at step 18", third.stderr)
