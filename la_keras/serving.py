@@ -7,8 +7,13 @@ The `serving_default` signature takes a batch of uint8 images named
 `images`, of exactly the training data's `[batch, H, W, C]` (any `H, W` for
 "imagenet" preprocessing, which resizes), and returns `logits` (adjusted),
 `raw_logits` (the network's), `probabilities` (softmax of `logits`) and
-`classes` (argmax). The SavedModel also carries the `tau` variable and the
-`priors`.
+`classes` (argmax). The loaded SavedModel also has the `tau` variable, the
+`priors` and the same function as `serve`.
+
+The SavedModel runs in TensorFlow 2 (`tf.saved_model.load`) and in the
+session-based loaders of TF Serving and `saved_model_cli run`, which restore
+the variables through the SavedModel's saver: every variable the signature
+reads is in its object graph, exactly once.
 
 A request of another shape or dtype is refused by the signature with an
 error for the caller (`ValueError`/`TypeError` in Python, an
@@ -28,20 +33,34 @@ from la_keras.models import LogitAdjustedModel
 SIGNATURE = "serving_default"
 
 
-class _ServingModule(tf.Module):
-    """Preprocessing + a post-hoc `LogitAdjustedModel`, as one module."""
+class _Signature:
+    """The `serving_default` computation: check, preprocess, classify, adjust.
+
+    Args:
+        classifier: a post-hoc `LogitAdjustedModel` (`serving_classifier`).
+        preprocessing: "cifar" or "imagenet", see `preprocess_images`.
+        image_shape: `(H, W, C)` of the raw images.
+    """
 
     def __init__(self, classifier, preprocessing: str, image_shape):
-        super().__init__(name="la_keras_serving")
         self.classifier = classifier
         self.preprocessing = preprocessing
         self.image_shape = tuple(int(d) for d in image_shape)
-        # The layer's non-trainable tau weight, for `loaded.tau`.
-        (self.tau,) = [
-            w for w in classifier.adjustment.weights if w.name == "tau"
-        ]
-        self.priors = tf.Variable(
-            classifier.priors.astype(np.float32), trainable=False, name="priors"
+
+    def input_spec(self) -> tf.TensorSpec:
+        height, width, channels = self.image_shape
+        if self.preprocessing != "cifar":
+            height = width = None
+        shape = [None, height, width, channels]
+        return tf.TensorSpec(shape, tf.uint8, "images")
+
+    def __call__(self, images):
+        images = self._check(images)
+        # An empty batch skips the network (some CPU kernels reject it).
+        return tf.cond(
+            tf.shape(images)[0] > 0,
+            lambda: self._outputs(images),
+            self._empty_outputs,
         )
 
     def _check(self, images):
@@ -72,15 +91,6 @@ class _ServingModule(tf.Module):
         ]
         with tf.control_dependencies(checks):
             return tf.identity(images)
-
-    def serve(self, images):
-        images = self._check(images)
-        # An empty batch skips the network (some CPU kernels reject it).
-        return tf.cond(
-            tf.shape(images)[0] > 0,
-            lambda: self._outputs(images),
-            self._empty_outputs,
-        )
 
     def _empty_outputs(self):
         empty = tf.zeros([0, self.classifier.priors.shape[0]], tf.float32)
@@ -122,17 +132,34 @@ def serving_classifier(model, priors=None, tau: float = 0.0):
 
 
 def serving_module(model, image_shape, preprocessing, priors=None, tau=0.0):
-    """`(module, serve)`: the tf.Module and its signature function."""
+    """`(module, serve)`: the SavedModel's root object and its signature.
+
+    The module holds the `tf.Variable`s that `serve` reads, not the Keras
+    model: a Keras 3 variable saves itself as a copy of the `tf.Variable` it
+    wraps, and the graph of a signature reads the wrapped one. Saved through
+    the Keras model, the wrapped variables are left out of the saver's
+    restore, and a session-based loader (TF Serving, `saved_model_cli run`)
+    fails with "Could not find variable ...". Saved as the signature's own
+    variables (as `keras.export.ExportArchive` does), each is restored, and
+    written once.
+    """
     classifier = serving_classifier(model, priors, tau)
-    height, width, channels = (int(d) for d in image_shape)
-    if preprocessing == "cifar":
-        spec = tf.TensorSpec(
-            [None, height, width, channels], tf.uint8, "images"
-        )
-    else:
-        spec = tf.TensorSpec([None, None, None, channels], tf.uint8, "images")
-    module = _ServingModule(classifier, preprocessing, image_shape)
-    return module, tf.function(module.serve, input_signature=[spec])
+    signature = _Signature(classifier, preprocessing, image_shape)
+    serve = tf.function(
+        signature, input_signature=[signature.input_spec()], autograph=False
+    )
+    module = tf.Module(name="la_keras_serving")
+    module.graph_variables = list(serve.get_concrete_function().variables)
+    (tau_weight,) = [
+        w for w in classifier.adjustment.weights if w.name == "tau"
+    ]
+    # The variable the graph reads (one of graph_variables), for `loaded.tau`.
+    module.tau = tau_weight.value
+    module.priors = tf.Variable(
+        classifier.priors.astype(np.float32), trainable=False, name="priors"
+    )
+    module.serve = serve
+    return module, serve
 
 
 def export_saved_model(

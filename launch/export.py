@@ -4,9 +4,12 @@ Rebuilds the model of a `launch.train` run from its flags.json, restores the
 latest checkpoint (or --checkpoint; a JAX-backend run's `model.keras`) and
 writes a SavedModel whose
 `serving_default` signature takes uint8 `images` and returns `logits`,
-`probabilities` and `classes`, preprocessing included. Post-hoc runs bake
-in the adjustment with the tau chosen during training (metrics.json's
-`served_tau`) unless --tau is given:
+`raw_logits`, `probabilities` and `classes`, preprocessing included, as
+`la_keras.serving.export_saved_model`. Post-hoc runs bake in the adjustment
+with the tau chosen during training (metrics.json's `served_tau`) unless
+--tau is given; baseline runs serve raw logits unless --tau is given.
+Loss-mode runs always serve their raw logits (tau 0): the loss already
+adjusted them, and --tau is refused.
 
     python -m launch.export --model_dir=/tmp/run --export_dir=/tmp/run/serving
 """
@@ -37,7 +40,21 @@ def define_flags() -> None:
 
 
 def export_tau(config, flags_obj) -> float | None:
-    """--tau if given; else the run's served tau (posthoc) or None."""
+    """--tau if given; else the run's served tau (posthoc) or None.
+
+    Raises:
+        app.UsageError: --tau for a loss-mode run, whose logits the loss
+            already adjusted (a post-hoc tau would adjust them twice).
+    """
+    if config.mode == "loss":
+        if not flags_obj["tau"].using_default_value:
+            raise app.UsageError(
+                f"--tau={flags_obj.tau:g}: the run in {config.model_dir} was "
+                "trained with --mode=loss, whose logits are already "
+                "adjusted by the loss; leave --tau out to export them as "
+                "they are."
+            )
+        return None
     if not flags_obj["tau"].using_default_value:
         return float(flags_obj.tau)
     metrics_path = os.path.join(config.model_dir, "metrics.json")
@@ -50,6 +67,7 @@ def export_tau(config, flags_obj) -> float | None:
 def run(flags_obj) -> str:
     """Exports; returns the SavedModel directory."""
     config = RunConfig.read(flags_obj.model_dir)
+    tau = export_tau(config, flags_obj)
     keras_model = os.path.join(flags_obj.model_dir, outputs.KERAS_MODEL)
     if not flags_obj.checkpoint and os.path.exists(keras_model):
         # A run of the JAX backend: its model.keras holds the weights.
@@ -62,7 +80,6 @@ def run(flags_obj) -> str:
     export_dir = flags_obj.export_dir or os.path.join(
         flags_obj.model_dir, "export"
     )
-    tau = export_tau(config, flags_obj)
     # Written beside export_dir and swapped in: a kill leaves the previous
     # complete SavedModel or the new one.
     with outputs.atomic_dir(export_dir) as tmp:

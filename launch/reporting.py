@@ -2,7 +2,9 @@
 
 The post-hoc rows go through the library's `LogitAdjustment` layer
 (`la_keras.training.evaluation.adjust_logits`), the same maths as the
-served SavedModel and `LogitAdjustedModel`.
+served SavedModel and `LogitAdjustedModel`. A loss-mode run has no post-hoc
+rows: its loss already adjusted the logits, so its raw logits are the
+balanced-posterior estimate, and adjusting them again would adjust twice.
 """
 
 from __future__ import annotations
@@ -19,6 +21,10 @@ from la_keras.training.progress import hms  # noqa: F401 - re-exported
 from launch import outputs
 
 SHOTS = ("many", "medium", "few")
+LOSS_MODE_NOTE = (
+    "mode=loss: the raw logits are the balanced-posterior estimate (the "
+    "loss adjusted them); no post-hoc adjustment, which would adjust twice."
+)
 
 
 def _report(logits, labels, train_counts, priors=None, tau=None) -> dict:
@@ -42,17 +48,22 @@ def evaluate_logits(
 
     tau* is chosen on the holdout split only (never on test), by balanced
     accuracy over `config.tau_grid`; without a holdout it is absent and
-    `holdout_warning` says why.
+    `holdout_warning` says why. A loss-mode run gets the raw metrics only
+    (and the holdout's size): its logits are already adjusted.
 
     Args:
         config: the `RunConfig` (tau, tau_grid, mode, dataset).
     """
     logits, labels = test
-    result = {
-        "raw": _report(logits, labels, train_counts),
-        "adjusted": _report(logits, labels, train_counts, priors, config.tau),
-    }
+    result = {"raw": _report(logits, labels, train_counts)}
     metrics = {"test": result, "holdout": None}
+    if config.mode == "loss":
+        if holdout is not None:
+            metrics["holdout"] = {"num_examples": int(len(holdout[1]))}
+        return metrics
+    result["adjusted"] = _report(
+        logits, labels, train_counts, priors, config.tau
+    )
     if holdout is not None:
         sweep = evaluation.sweep_tau(*holdout, priors, config.tau_grid)
         tau_star = evaluation.select_tau(sweep)
@@ -94,7 +105,11 @@ def run_facts(config, loop, step: int, epoch: int, train_examples: int) -> dict:
 
 
 def served_tau(config, metrics: dict) -> float | None:
-    """The tau baked into the SavedModel: posthoc only, tau* when tuned."""
+    """The tau baked into the SavedModel: posthoc only, tau* when tuned.
+
+    None for baseline and loss-mode runs: their SavedModel serves the raw
+    logits (its `tau` variable is 0).
+    """
     if config.mode != "posthoc":
         return None
     if metrics.get("holdout"):
@@ -161,13 +176,13 @@ def plot_run(config, info, metrics: dict) -> str:
 def test_scalars(metrics: dict, mode: str) -> dict:
     """TensorBoard test/ scalars: official names plus balanced and shots."""
     raw = metrics["test"]["raw"]
-    adjusted = metrics["test"]["adjusted"]
     values = {"accuracy": raw["top1"]}
+    reports = [("", raw)]
     if mode == "posthoc":
+        adjusted = metrics["test"]["adjusted"]
         values["logit-adjusted accuracy"] = adjusted["top1"]
-    for prefix, report in (("", raw), ("logit-adjusted ", adjusted)):
-        if prefix and mode != "posthoc":
-            continue
+        reports.append(("logit-adjusted ", adjusted))
+    for prefix, report in reports:
         values[prefix + "balanced accuracy"] = report["balanced_accuracy"]
         for shot in SHOTS:
             values[f"{prefix}{shot} accuracy"] = report[shot]
@@ -243,6 +258,8 @@ def format_summary(metrics: dict) -> str:
         f"{metrics['step']}",
         *accuracy_table(metrics["test"]),
     ]
+    if metrics["mode"] == "loss":
+        lines.append(LOSS_MODE_NOTE)
     if metrics.get("holdout_warning"):
         lines.append(metrics["holdout_warning"])
     if metrics.get("export_dir"):

@@ -12,6 +12,7 @@ import tensorflow as tf
 from la_keras import serving
 from la_keras.adjustment import log_adjustment
 from la_keras.datasets import preprocess_images
+from tests import serving_session
 from tests.test_case import TestCase
 
 PRIORS = np.array([0.6, 0.3, 0.08, 0.02])
@@ -87,6 +88,31 @@ class ExportSavedModelTest(TestCase):
         # The adjustment changes some predictions for these priors.
         self.assertNotEqual(out["classes"], np.argmax(self.raw, -1).tolist())
 
+    def test_served_like_tf_serving(self):
+        """Restored into a session, as TF Serving and saved_model_cli do.
+
+        Before the export tracked the variables its signature reads, both
+        failed with "Could not find variable ... uninitialized".
+        """
+        export_dir = os.path.join(self.get_temp_dir(), "session")
+        serving.export_saved_model(
+            self.model, export_dir, (32, 32, 3), "cifar", priors=PRIORS, tau=1.0
+        )
+        expected = serving_session.expected_outputs(
+            self.model, self.images, "cifar", PRIORS, 1.0
+        )
+        bad = np.zeros([1, 28, 28, 3], np.uint8)
+        out = serving_session.run_in_session(export_dir, self.images, bad)
+        serving_session.assert_served(self, out["outputs"], expected)
+        self.assertIn("Cannot feed value of shape (1, 28, 28, 3)", out["bad"])
+        self.assertEqual(
+            {k: v.shape for k, v in out["empty"].items()},
+            {"logits": (0, 4), "raw_logits": (0, 4),
+             "probabilities": (0, 4), "classes": (0,)},
+        )  # fmt: skip
+        served = serving_session.run_saved_model_cli(export_dir, self.images)
+        serving_session.assert_served(self, served, expected)
+
     def test_raw_logits_and_variables(self):
         export_dir = os.path.join(self.get_temp_dir(), "raw")
         serving.export_saved_model(self.model, export_dir, (32, 32, 3), "cifar")
@@ -102,6 +128,19 @@ class ExportSavedModelTest(TestCase):
         self.assertAllClose(out["raw_logits"], self.raw, atol=1e-5)
         self.assertAllClose(loaded.priors.numpy(), np.full([4], 0.25))
         self.assertAllClose(float(loaded.tau.numpy()), 0.0)
+        # `serve` is the signature's function.
+        self.assertAllClose(
+            loaded.serve(tf.constant(self.images))["logits"], out["logits"]
+        )
+        session = serving_session.run_in_session(
+            export_dir, self.images, np.zeros([1, 32, 32, 4], np.uint8)
+        )
+        serving_session.assert_served(
+            self,
+            session["outputs"],
+            serving_session.expected_outputs(self.model, self.images, "cifar"),
+        )
+        self.assertIn("feed value of shape (1, 32, 32, 4)", session["bad"])
 
     def test_imagenet_preprocessing_accepts_any_size(self):
         model = keras.Sequential(
@@ -114,9 +153,20 @@ class ExportSavedModelTest(TestCase):
         export_dir = os.path.join(self.get_temp_dir(), "imagenet")
         serving.export_saved_model(model, export_dir, (224, 224, 3), "imagenet")
         loaded = tf.saved_model.load(export_dir)
-        images = tf.zeros([2, 100, 150, 3], tf.uint8)
-        out = loaded.signatures[serving.SIGNATURE](images=images)
+        images = np.random.default_rng(1).integers(
+            0, 256, (2, 100, 150, 3)
+        ).astype(np.uint8)
+        out = loaded.signatures[serving.SIGNATURE](images=tf.constant(images))
         self.assertEqual(out["logits"].shape, (2, 4))
+        session = serving_session.run_in_session(
+            export_dir, images, np.zeros([1, 0, 150, 3], np.uint8)
+        )
+        serving_session.assert_served(
+            self,
+            session["outputs"],
+            serving_session.expected_outputs(model, images, "imagenet"),
+        )
+        self.assertIn("[batch, any, any, 3]", session["bad"])
 
     def test_prior_mismatch(self):
         with self.assertRaisesRegex(ValueError, "4 outputs"):
@@ -185,6 +235,13 @@ class ServingInputTest(TestCase):
                 "must be uint8 of shape [batch, 32, 32, 3]", out[name]
             )
         self.assertIn("uint8", out["float32"])
+        # Where a server restores the model, a refusal too (by the
+        # session's check of the static shape).
+        session = serving_session.run_in_session(
+            export_dir, np.zeros([1, 32, 32, 3], np.uint8),
+            np.zeros([1, 64, 64, 3], np.uint8),
+        )  # fmt: skip
+        self.assertIn("feed value of shape (1, 64, 64, 3)", session["bad"])
         self.assertEqual(
             out["empty"],
             {

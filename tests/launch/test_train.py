@@ -17,6 +17,7 @@ from launch import evaluate
 from launch import export
 from launch import train
 from launch.config import RunConfig
+from tests import serving_session
 from tests.launch import helpers
 from tests.test_case import TestCase
 
@@ -144,6 +145,23 @@ class TrainRunTest(TestCase):
         )
         self.assertAllClose(served["logits"], adjusted, atol=1e-4)
         self.assertAllEqual(served["classes"], np.argmax(adjusted, -1))
+        self._check_in_session(os.path.join(self.model_dir, "export"))
+
+    def _check_in_session(self, export_dir):
+        """`export_dir` restored as TF Serving does, against the checkpoint."""
+        model, info, _ = common.restore_model(RunConfig.read(self.model_dir))
+        rng = np.random.default_rng(1)
+        images = rng.integers(0, 256, (8, 32, 32, 3)).astype(np.uint8)
+        session = serving_session.run_in_session(
+            export_dir, images, np.zeros([1, 28, 28, 3], np.uint8)
+        )
+        serving_session.assert_served(
+            self,
+            session["outputs"],
+            serving_session.expected_outputs(
+                model, images, "cifar", info.priors, self.metrics["served_tau"]
+            ),
+        )
 
     def test_rerun_resumes_instead_of_restarting(self):
         ckpt_dir = checkpoint_dir(self.model_dir)
@@ -219,6 +237,7 @@ class TrainRunTest(TestCase):
             model_dir=self.model_dir, export_dir=export_dir
         ):
             export.run(FLAGS)
+        self._check_in_session(export_dir)
         with flagsaver.flagsaver(
             saved_model=export_dir, dataset="test", test_batch_size=10
         ):

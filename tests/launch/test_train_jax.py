@@ -10,6 +10,8 @@ import pytest
 import tensorflow as tf
 
 from launch import lock
+from launch.config import RunConfig
+from tests import serving_session
 from tests.launch import helpers
 from tests.test_case import TestCase
 
@@ -77,6 +79,24 @@ class TrainOnJaxTest(TestCase):
             glob.glob(os.path.join(model_dir, "checkpoints", "*.npz")), 3
         )
         self.assertTrue(np.isfinite(out["logits"].numpy()).all())
+        # As TF Serving loads it, against the run's Keras model.
+        import keras
+
+        model = keras.saving.load_model(metrics["keras_model"]).model
+        _, info = RunConfig.read(model_dir).data.load("train")
+        images = np.random.default_rng(0).integers(0, 256, (4, 32, 32, 3))
+        images = images.astype(np.uint8)
+        session = serving_session.run_in_session(
+            os.path.join(model_dir, "export"), images,
+            np.zeros([1, 28, 28, 3], np.uint8),
+        )  # fmt: skip
+        serving_session.assert_served(
+            self,
+            session["outputs"],
+            serving_session.expected_outputs(
+                model, images, "cifar", info.priors, served_tau
+            ),
+        )
 
     def test_tensorflow_only_flag_is_refused(self):
         result = _train(

@@ -1,0 +1,138 @@
+"""Runs a serving SavedModel the way a server does: restored into a session.
+
+TF Serving's C++ loader and `saved_model_cli run` restore the variables
+through the SavedModel's saver into a TF1 session and run the signature as a
+graph; `tf.saved_model.load` (TF2) takes another path. Both helpers below run
+in a subprocess (graph mode, no GPU) and return numpy outputs.
+"""
+
+import os
+import subprocess
+import sys
+import tempfile
+
+import numpy as np
+
+from tests.launch import helpers
+
+_SESSION_SCRIPT = """
+import sys
+import numpy as np
+import tensorflow as tf
+
+tf.compat.v1.disable_eager_execution()
+export_dir, images_path, empty_path, bad_path, out_dir = sys.argv[1:]
+with tf.compat.v1.Session(graph=tf.Graph()) as session:
+    meta = tf.compat.v1.saved_model.loader.load(session, ["serve"], export_dir)
+    signature = meta.signature_def["serving_default"]
+    images = signature.inputs["images"].name
+    keys = sorted(signature.outputs)
+    fetches = [signature.outputs[k].name for k in keys]
+
+    def run(path):
+        return dict(zip(keys, session.run(fetches, {images: np.load(path)})))
+
+    np.savez(f"{out_dir}/outputs.npz", **run(images_path))
+    np.savez(f"{out_dir}/empty.npz", **run(empty_path))
+    try:
+        run(bad_path)
+        bad = "accepted"
+    except tf.errors.InvalidArgumentError as e:  # the signature's own check
+        bad = e.message
+    except ValueError as e:  # the client's check of the static shape
+        bad = str(e)
+with open(f"{out_dir}/bad.txt", "w") as f:
+    f.write(bad)
+"""
+
+
+def _run(args, timeout=180):
+    result = subprocess.run(
+        args, capture_output=True, text=True, timeout=timeout, env=helpers.env()
+    )
+    if result.returncode != 0:
+        raise AssertionError(
+            f"{' '.join(args[:3])} failed:\n{result.stderr[-3000:]}"
+        )
+    return result
+
+
+def run_in_session(export_dir, images, bad_images):
+    """`serving_default` of `export_dir` in a `tf.compat.v1.Session`.
+
+    Returns:
+        `{"outputs": {key: array}, "empty": {key: array} of an empty batch,
+        "bad": why `bad_images` was refused (or "accepted")}`: the
+        signature's check, or the session client's check of the input's
+        static shape.
+    """
+    with tempfile.TemporaryDirectory() as tmp:
+        paths = [os.path.join(tmp, f"{n}.npy") for n in ("x", "empty", "bad")]
+        empty = np.zeros((0, *images.shape[1:]), images.dtype)
+        for path, value in zip(paths, (images, empty, bad_images)):
+            np.save(path, value)
+        _run([sys.executable, "-c", _SESSION_SCRIPT, export_dir, *paths,
+              tmp])  # fmt: skip
+        out = {}
+        for key in ("outputs", "empty"):
+            with np.load(os.path.join(tmp, f"{key}.npz")) as arrays:
+                out[key] = dict(arrays)
+        with open(os.path.join(tmp, "bad.txt")) as f:
+            out["bad"] = f.read()
+    return out
+
+
+def run_saved_model_cli(export_dir, images):
+    """`saved_model_cli run` on `serving_default`; `{key: array}`."""
+    cli = os.path.join(os.path.dirname(sys.executable), "saved_model_cli")
+    with tempfile.TemporaryDirectory() as tmp:
+        images_path = os.path.join(tmp, "x.npy")
+        np.save(images_path, images)
+        out_dir = os.path.join(tmp, "out")
+        _run([cli, "run", "--dir", export_dir, "--tag_set", "serve",
+              "--signature_def", "serving_default", "--outdir", out_dir,
+              "--inputs", f"images={images_path}"])  # fmt: skip
+        return {
+            name[: -len(".npy")]: np.load(os.path.join(out_dir, name))
+            for name in os.listdir(out_dir)
+        }
+
+
+def expected_outputs(model, images, preprocessing, priors=None, tau=0.0):
+    """The served outputs of `model` on `images`, adjusted in float64."""
+    from la_keras.datasets import preprocess_images
+
+    inputs = preprocess_images(images, preprocessing, training=False)
+    raw = np.asarray(model(inputs, training=False), np.float64)
+    logits = raw
+    if priors is not None:
+        priors = np.asarray(priors, np.float64) / np.sum(priors)
+        logits = raw - np.log(priors**tau + 1e-12)
+    shifted = np.exp(logits - logits.max(axis=-1, keepdims=True))
+    return {
+        "raw_logits": raw,
+        "logits": logits,
+        "probabilities": shifted / shifted.sum(axis=-1, keepdims=True),
+        "classes": np.argmax(logits, axis=-1),
+    }
+
+
+def assert_served(test, served, expected, rtol=1e-4):
+    """`served` equals `expected` up to float32 rounding of the network.
+
+    Each float output is compared relative to its largest magnitude (logits
+    near zero carry the absolute error of the larger ones). Classes must be
+    equal where the top two expected logits are not within that error.
+    """
+    test.assertEqual(set(served), set(expected))
+    for key in ("raw_logits", "logits", "probabilities"):
+        scale = float(np.max(np.abs(expected[key]))) or 1.0
+        np.testing.assert_allclose(
+            served[key], expected[key], rtol=rtol, atol=rtol * scale,
+            err_msg=key,
+        )  # fmt: skip
+    logits = np.sort(expected["logits"], axis=-1)
+    clear = logits[:, -1] - logits[:, -2] > rtol * np.max(np.abs(logits))
+    np.testing.assert_array_equal(
+        np.asarray(served["classes"])[clear], expected["classes"][clear]
+    )
