@@ -95,6 +95,15 @@ def define_flags() -> None:
         "official_resnet32",
         f"A model of la_keras.models.registry: {model_registry.describe()}.",
     )
+    flags.DEFINE_enum(
+        "classifier",
+        "auto",
+        ["auto", "dense", "normed"],
+        "The model's head: dense (linear logits) or normed (a cosine "
+        "classifier, la_keras.layers.NormedDense). auto: normed with "
+        "--loss=ldam / ldam_drw (Cao et al. train LDAM's s=30 on cosines), "
+        "dense otherwise.",
+    )
     flags.DEFINE_string(
         "loss",
         None,
@@ -265,8 +274,8 @@ def _define_loss_flags() -> None:
         "ldam_s",
         None,
         "--loss=ldam / ldam_drw: logit scale s (default 30, Cao et al.'s "
-        "value for a normalised classifier; the ResNets here have plain "
-        "logits, and launch.reproduce uses s=1).",
+        "value for the cosine classifier that --classifier=auto gives the "
+        "LDAM losses; with --classifier=dense pick a small s, e.g. 1).",
     )
     flags.DEFINE_integer(
         "drw_start_epoch",

@@ -61,6 +61,8 @@ class RunConfig:
         data: the `DataConfig`.
         schedule: the `ScheduleConfig`.
         model: a name of `la_keras.models.registry`.
+        classifier: its head, "dense" or "normed" (resolved from
+            --classifier; a flags.json without it is from a dense head).
         weight_decay: L2 factor inside the model.
         mode: "baseline", "posthoc" or "loss".
         loss: a name of `la_keras.losses.names()`.
@@ -78,6 +80,7 @@ class RunConfig:
     data: DataConfig
     schedule: ScheduleConfig
     model: str = "official_resnet32"
+    classifier: str = "dense"
     weight_decay: float = 1e-4
     mode: str = "posthoc"
     loss: str = "crossentropy"
@@ -107,7 +110,11 @@ class RunConfig:
 
         try:
             return registry.build(
-                self.model, num_classes, image_shape, self.weight_decay
+                self.model,
+                num_classes,
+                image_shape,
+                self.weight_decay,
+                self.classifier,
             )
         except ValueError as e:
             raise app.UsageError(f"--model={self.model}: {e}") from e

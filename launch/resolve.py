@@ -39,6 +39,7 @@ def resolve_flags(flags_obj) -> dict:
             "plain cross-entropy.",
             flat["mode"], flat["loss"], flat["mode"],
         )  # fmt: skip
+    flat["classifier"] = resolve_classifier(flags_obj.classifier, flat["loss"])
     if flat["holdout_fraction"] is None:
         flat["holdout_fraction"] = 0.0
     flat["tau_grid"] = [float(t) for t in flags_obj.tau_grid]
@@ -47,6 +48,19 @@ def resolve_flags(flags_obj) -> dict:
     if not flat["export_dir"]:
         flat["export_dir"] = os.path.join(flat["model_dir"], "export")
     return flat
+
+
+# The losses whose scale assumes cosine logits (Cao et al.'s LDAM code
+# switches its NormedLinear head on with them).
+COSINE_LOSSES = ("ldam", "ldam_drw")
+
+
+def resolve_classifier(classifier: str, loss: str) -> str:
+    """--classifier, auto resolved: "normed" for the LDAM losses, else
+    "dense"."""
+    if classifier != "auto":
+        return classifier
+    return "normed" if loss in COSINE_LOSSES else "dense"
 
 
 def _resolve_schedule(flags_obj) -> dict:

@@ -1,3 +1,4 @@
 """Layers for long-tail classification."""
 
 from la_keras.layers.logit_adjustment import LogitAdjustment
+from la_keras.layers.normed_dense import NormedDense

@@ -19,6 +19,9 @@ from __future__ import annotations
 import keras
 from keras import layers
 
+from la_keras.layers.normed_dense import NormedDense
+from la_keras.models.heads import check_classifier
+
 BATCH_NORM_MOMENTUM = 0.9
 BATCH_NORM_EPSILON = 1e-5
 WEIGHT_DECAY = 1e-4
@@ -77,8 +80,12 @@ def _official_block(
     return layers.Activation("relu")(y)
 
 
-def _classifier(x, num_classes, weight_decay, name):
+def _classifier(x, num_classes, weight_decay, name, classifier):
     x = layers.GlobalAveragePooling2D(name="reduce_mean")(x)
+    if check_classifier(classifier) == "normed":
+        return NormedDense(
+            num_classes, kernel_regularizer=_l2(weight_decay), name=name
+        )(x)
     return layers.Dense(
         num_classes,
         kernel_initializer=keras.initializers.RandomNormal(stddev=0.01),
@@ -106,6 +113,7 @@ def official_resnet32(
     input_shape: tuple[int, int, int] = (32, 32, 3),
     weight_decay: float = WEIGHT_DECAY,
     name: str = "resnet",
+    classifier: str = "dense",
 ) -> keras.Model:
     """The official release's CIFAR ResNet-32 (logits output).
 
@@ -115,6 +123,8 @@ def official_resnet32(
         weight_decay: L2 factor on all kernels and the dense bias (the
             official 1e-4); 0 disables it.
         name: model name.
+        classifier: the head, "dense" (the official one) or "normed" (a
+            cosine classifier, `NormedDense`, as LDAM uses).
 
     Returns:
         A functional `keras.Model` mapping float images to logits.
@@ -137,7 +147,7 @@ def official_resnet32(
                 weight_decay=weight_decay,
             )
     x = _batch_norm("final_bn")(x)
-    outputs = _classifier(x, num_classes, weight_decay, "fc10")
+    outputs = _classifier(x, num_classes, weight_decay, "fc10", classifier)
     return keras.Model(inputs, outputs, name=name)
 
 
@@ -163,6 +173,7 @@ def cifar_resnet(
     input_shape: tuple[int, int, int] = (32, 32, 3),
     weight_decay: float = WEIGHT_DECAY,
     name: str | None = None,
+    classifier: str = "dense",
 ) -> keras.Model:
     """Classic CIFAR ResNet of He et al. (2016) with basic blocks.
 
@@ -177,6 +188,7 @@ def cifar_resnet(
         input_shape: `(H, W, C)` of the preprocessed images.
         weight_decay: L2 factor on all kernels and the dense bias.
         name: model name, default `resnet<depth>`.
+        classifier: the head, "dense" or "normed" (cosine, `NormedDense`).
 
     References:
         - [He et al., 2016](https://arxiv.org/abs/1512.03385)
@@ -201,7 +213,7 @@ def cifar_resnet(
                 name=f"stage{stage + 1}_block{i + 1}",
                 weight_decay=weight_decay,
             )
-    outputs = _classifier(x, num_classes, weight_decay, "logits")
+    outputs = _classifier(x, num_classes, weight_decay, "logits", classifier)
     return keras.Model(inputs, outputs, name=name or f"resnet{depth}")
 
 
@@ -210,9 +222,12 @@ def resnet32(
     input_shape: tuple[int, int, int] = (32, 32, 3),
     weight_decay: float = WEIGHT_DECAY,
     name: str = "resnet32",
+    classifier: str = "dense",
 ) -> keras.Model:
     """Classic CIFAR ResNet-32 (He et al., 2016): `cifar_resnet(32, ...)`.
 
     31 convolutions in 3 stages x 5 basic blocks plus a dense layer.
     """
-    return cifar_resnet(32, num_classes, input_shape, weight_decay, name)
+    return cifar_resnet(
+        32, num_classes, input_shape, weight_decay, name, classifier
+    )

@@ -2,7 +2,8 @@
 
 Adding a backbone to la_keras (and to `launch.train --model`) is one
 `register` call here. Every builder has the signature
-`builder(num_classes, input_shape, weight_decay) -> keras.Model` (logits).
+`builder(num_classes, input_shape, weight_decay, classifier) -> keras.Model`
+(logits; `classifier` is a head of `la_keras.models.heads.CLASSIFIERS`).
 The classic CIFAR ResNets of any depth `6n+2` are one family entry,
 `resnet<depth>`.
 """
@@ -17,6 +18,7 @@ import keras
 
 from la_keras.models.cifar_resnet import cifar_resnet
 from la_keras.models.cifar_resnet import official_resnet32
+from la_keras.models.heads import check_classifier
 from la_keras.models.resnet50 import resnet50
 
 
@@ -26,7 +28,8 @@ class ModelSpec:
 
     Args:
         name: the registered name (for a family, its pattern's example).
-        builder: `builder(num_classes, input_shape, weight_decay)`.
+        builder: `builder(num_classes, input_shape, weight_decay,
+            classifier)`.
         image_sizes: the `(H, W)` sizes the model accepts, or None for any
             (the ResNets here end in global average pooling).
         description: one line for `--help` and error messages.
@@ -91,16 +94,23 @@ def get(name: str) -> ModelSpec:
         )
     return ModelSpec(
         name,
-        lambda c, s, w: cifar_resnet(depth, c, s, w),
+        lambda c, s, w, h: cifar_resnet(depth, c, s, w, classifier=h),
         None,
         f"classic CIFAR ResNet-{depth}",
     )
 
 
 def build(
-    name: str, num_classes: int, input_shape, weight_decay: float
+    name: str,
+    num_classes: int,
+    input_shape,
+    weight_decay: float,
+    classifier: str = "dense",
 ) -> keras.Model:
     """Builds model `name` for `num_classes` classes and `input_shape` images.
+
+    `classifier` picks the head: "dense" (linear logits) or "normed" (the
+    cosine classifier `NormedDense` of LDAM).
 
     Raises:
         ValueError: unknown name, or an image size the model does not
@@ -117,13 +127,15 @@ def build(
             f"images, but the dataset's are {shape[0]}x{shape[1]}. Choose a model "
             f"for this image size ({describe()})."
         )
-    return spec.builder(num_classes, shape, weight_decay)
+    return spec.builder(
+        num_classes, shape, weight_decay, check_classifier(classifier)
+    )
 
 
 register(
     ModelSpec(
         "official_resnet32",
-        official_resnet32,
+        lambda c, s, w, h: official_resnet32(c, s, w, classifier=h),
         None,
         "the official release's ResNet-32 (CIFAR)",
     )
@@ -132,9 +144,16 @@ for _depth in (8, 20, 32, 56):
     register(
         ModelSpec(
             f"resnet{_depth}",
-            lambda c, s, w, d=_depth: cifar_resnet(d, c, s, w),
+            lambda c, s, w, h, d=_depth: cifar_resnet(d, c, s, w, classifier=h),
             None,
             f"classic CIFAR ResNet-{_depth} (basic blocks)",
         )
     )
-register(ModelSpec("resnet50", resnet50, None, "ResNet-50 (ImageNet-size)"))
+register(
+    ModelSpec(
+        "resnet50",
+        lambda c, s, w, h: resnet50(c, s, w, classifier=h),
+        None,
+        "ResNet-50 (ImageNet-size)",
+    )
+)

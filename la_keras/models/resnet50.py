@@ -5,6 +5,9 @@ from __future__ import annotations
 import keras
 from keras import layers
 
+from la_keras.layers.normed_dense import NormedDense
+from la_keras.models.heads import check_classifier
+
 WEIGHT_DECAY = 5e-4
 
 
@@ -13,6 +16,7 @@ def resnet50(
     input_shape: tuple[int, int, int] = (224, 224, 3),
     weight_decay: float = WEIGHT_DECAY,
     name: str = "resnet50",
+    classifier: str = "dense",
 ) -> keras.Model:
     """ResNet-50 (`keras.applications`, random init) with a logits head.
 
@@ -27,6 +31,7 @@ def resnet50(
         input_shape: `(H, W, C)` of the preprocessed images.
         weight_decay: L2 factor on the kernels.
         name: model name.
+        classifier: the head, "dense" or "normed" (cosine, `NormedDense`).
     """
     if int(num_classes) < 1:
         raise ValueError(
@@ -38,15 +43,18 @@ def resnet50(
         weights=None, include_top=False, input_tensor=inputs
     )
     x = layers.GlobalAveragePooling2D(name="avg_pool")(backbone.output)
-    outputs = layers.Dense(
-        num_classes,
-        kernel_initializer=keras.initializers.RandomNormal(stddev=0.01),
-        name="logits",
-    )(x)
+    if check_classifier(classifier) == "normed":
+        outputs = NormedDense(num_classes, name="logits")(x)
+    else:
+        outputs = layers.Dense(
+            num_classes,
+            kernel_initializer=keras.initializers.RandomNormal(stddev=0.01),
+            name="logits",
+        )(x)
     model = keras.Model(inputs, outputs, name=name)
     if weight_decay:
         for layer in model.layers:
-            if isinstance(layer, (layers.Conv2D, layers.Dense)):
+            if isinstance(layer, (layers.Conv2D, layers.Dense, NormedDense)):
                 # The built kernel carries the penalty (`model.losses`); the
                 # layer attribute keeps it in `get_config`.
                 layer.kernel_regularizer = keras.regularizers.L2(weight_decay)

@@ -49,10 +49,10 @@ def define_flags() -> None:
     )
     flags.DEFINE_float(
         "ldam_scale",
-        1.0,
-        "The --ldam_s of the LDAM run: its logit scale. Cao et al.'s s=30 "
-        "assumes a cosine classifier; on the ResNet's raw logits it "
-        "diverges, so s=1 is the default here.",
+        None,
+        "The --ldam_s of the LDAM run: its logit scale. Default: the loss's "
+        "own, Cao et al.'s s=30, on the cosine classifier that "
+        "--loss=ldam selects (--classifier=auto).",
     )
     flags.DEFINE_bool(
         "report_only",

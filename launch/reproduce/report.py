@@ -198,6 +198,8 @@ def _rows_and_data(flags_obj, runs: dict) -> list[str]:
         config = done[0]["config"]
         flags_text = facts.flags_text(config, spec.run_flags(flags_obj, name))
         loss = losses.describe().get(config["loss"], config["loss"])
+        if config.get("classifier") == "normed":
+            loss += " on a cosine classifier (NormedDense)"
         lines.append(
             f"{head} `{flags_text}`. Loss: {loss}; hyperparameters not "
             f"given keep la_keras's defaults. {_data_text(done)}"

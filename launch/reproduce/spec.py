@@ -146,7 +146,7 @@ def flagfile_value(path: str, name: str) -> str | None:
 def run_flags(flags_obj, run: str) -> list[str]:
     """The flags that make `run` what it is (not the budget or paths)."""
     args = list(RUNS[run])
-    if run == "ldam":
+    if run == "ldam" and flags_obj.ldam_scale is not None:
         args.append(f"--ldam_s={flags_obj.ldam_scale}")
     return args
 

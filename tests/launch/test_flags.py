@@ -235,3 +235,33 @@ class QuietOutputTest(TestCase):
         self.assertIn("test resnet8 mode=posthoc", result.stdout)
         self.assertRegex(result.stdout, r"raw logits\s+[0-9.]+\s+[0-9.]+")
         self.assertIn(f"SavedModel: {model_dir}/export", result.stdout)
+
+
+class ClassifierFlagTest(TestCase):
+    def test_auto_is_normed_for_ldam_only(self):
+        from la_keras.layers import NormedDense
+
+        cases = (
+            (dict(mode="loss", loss="ldam"), "normed"),
+            (dict(mode="loss", loss="ldam_drw"), "normed"),
+            (dict(mode="loss", loss="logit_adjusted"), "dense"),
+            (dict(mode="posthoc"), "dense"),
+            (dict(mode="loss", loss="ldam", classifier="dense"), "dense"),
+            (dict(mode="posthoc", classifier="normed"), "normed"),
+        )
+        for overrides, expected in cases:
+            with flagsaver.flagsaver(**dict(helpers.SMOKE_FLAGS, **overrides)):
+                config = RunConfig.from_flags(FLAGS)
+            self.assertEqual(config.classifier, expected, overrides)
+            self.assertEqual(config.to_dict()["classifier"], expected)
+            head = config.build_model(10, (32, 32, 3)).layers[-1]
+            self.assertEqual(isinstance(head, NormedDense), expected == "normed")
+
+    def test_flags_json_without_classifier_is_a_dense_run(self):
+        # Runs written before --classifier existed had a dense head.
+        with flagsaver.flagsaver(
+            **dict(helpers.SMOKE_FLAGS, mode="loss", loss="ldam")
+        ):
+            flat = RunConfig.from_flags(FLAGS).to_dict()
+        del flat["classifier"]
+        self.assertEqual(RunConfig.from_dict(flat).classifier, "dense")

@@ -47,6 +47,10 @@ class ReproduceFlagsTest(TestCase):
         self.assertIn("--seed=2", args)
         self.assertIn("--holdout_fraction=0", args)
         self.assertEqual(args[-1], "--epochs=3")  # overrides come last
+        # By default the LDAM run keeps the loss's s=30 (cosine classifier).
+        with flagsaver.flagsaver(budget="short"):
+            args = reproduce.train_args(FLAGS, "cifar10_lt", 2, "ldam", "/r")
+        self.assertFalse([a for a in args if a.startswith("--ldam_s")])
 
     def test_unknown_method(self):
         with flagsaver.flagsaver(methods=["erm", "mixup"]):
@@ -193,7 +197,12 @@ class ReproduceEndToEndTest(TestCase):
                     os.path.join(out, "test", "seed0", run, "metrics.json")
                 )
             )
-        self.assertIn("--loss=ldam --ldam_s=1.0", result.stderr)
+        self.assertIn("--loss=ldam --holdout_fraction=0", result.stderr)
+        with open(os.path.join(out, "test", "seed0", "ldam", "flags.json")) as f:
+            ldam_flags = json.load(f)
+        # Cao et al.'s s=30 on the cosine classifier, as their code trains.
+        self.assertEqual(ldam_flags["classifier"], "normed")
+        self.assertIsNone(ldam_flags["ldam_s"])
 
     def test_failed_run_is_isolated(self):
         out = os.path.join(self.get_temp_dir(), "reproduce_fail")

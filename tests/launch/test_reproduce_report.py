@@ -49,6 +49,7 @@ def _config(run, seed=0):
         tau=1.0,
         tau_grid=[0.0, 0.5, 1.0, 1.5],
         ldam_s=1.0 if run == "ldam" else None,
+        classifier="normed" if run == "ldam" else "dense",
         model="resnet20",
         epochs=7,
         train_batch_size=16,
@@ -216,7 +217,10 @@ class ReportFromRunsTest(TestCase):
             text,
         )
         self.assertIn(
-            "`--mode=loss --loss=ldam --holdout_fraction=0 --ldam_s=1`", text
+            "`--mode=loss --loss=ldam --holdout_fraction=0`. Loss: "
+            "LDAM margin loss, Cao et al. 2019 (takes max_m, s) on a cosine "
+            "classifier (NormedDense);",
+            text,
         )
         # Sizes from metrics.json (train_examples, holdout.num_examples).
         self.assertIn(
