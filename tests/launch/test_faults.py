@@ -70,8 +70,14 @@ class PreemptionTest(TestCase):
     def test_sigterm_checkpoints_mid_epoch_and_rerun_continues(self):
         model_dir = os.path.join(self.get_temp_dir(), "preempted")
         # 9 steps an epoch, 1 step per loop call: SIGTERM is seen at once.
+        # A checkpoint every 4 steps shows when the run is inside the second
+        # epoch (ckpt-12), on a machine of any speed or load.
         args = helpers.smoke_args(
-            model_dir, epochs=6, steps_per_loop=1, eval_every_epochs=100
+            model_dir,
+            epochs=6,
+            steps_per_loop=1,
+            eval_every_epochs=100,
+            checkpoint_every_steps=4,
         )
         log_path = os.path.join(self.get_temp_dir(), "preempted.log")
         process = helpers.popen_module(
@@ -80,11 +86,10 @@ class PreemptionTest(TestCase):
         try:
             deadline = time.time() + 240
             while time.time() < deadline and process.poll() is None:
-                if _steps(model_dir, self.suffix):  # the first epoch is done
-                    break
+                if any(s > 9 for s in _steps(model_dir, self.suffix)):
+                    break  # inside the second epoch
                 time.sleep(0.05)
             self.assertIsNone(process.poll(), "the run ended too early")
-            time.sleep(0.5)  # well inside the second epoch
             process.send_signal(signal.SIGTERM)
             returncode = process.wait(timeout=120)
         finally:
