@@ -13,6 +13,7 @@ import pytest
 
 from tests.launch import helpers
 from tests.losses.test_ldam import reference_loss
+from tests.numerics import assert_float32_close
 from tests.test_case import TestCase
 
 pytest.importorskip("jax")
@@ -125,12 +126,11 @@ for loop_shape in ("python", "scan"):
     loop = TrainingLoop(trainer, data.epoch, data.steps_per_epoch, 2,
                         lambda step, epoch: "x", max_chunk_steps=2)
     step = loop.run()
-    out[loop_shape] = [np.asarray(v.value) for v in model.variables]
+    np.savez(sys.argv[1] + loop_shape + ".npz",
+             *[np.asarray(v.value) for v in model.variables])
     out[loop_shape + "_step"] = step
     out[loop_shape + "_accuracy"] = float(trainer.train_accuracy.result())
-diff = max(float(np.max(np.abs(a - b)))
-           for a, b in zip(out["python"], out["scan"]))
-print(json.dumps({"diff": diff, "steps": [out["python_step"], out["scan_step"]],
+print(json.dumps({"steps": [out["python_step"], out["scan_step"]],
                   "accuracy": [out["python_accuracy"], out["scan_accuracy"]]}))
 """
 
@@ -156,7 +156,6 @@ for epoch in range(40):
         shifts.add((int(rows[0]) - 8, int(cols[0])))
 print(json.dumps(sorted(map(str, shifts))))
 """
-
 
 # Deferred re-weighting through a step runner, learning rate 0: the step's
 # loss before and after `on_epoch_begin` switches the class weights. The
@@ -232,9 +231,7 @@ class JaxTrainerTest(TestCase):
         jax_vars = np.load(os.path.join(tmp, "jax.npz"))
         self.assertEqual(len(tf_vars.files), len(jax_vars.files))
         for name in tf_vars.files:
-            np.testing.assert_allclose(
-                jax_vars[name], tf_vars[name], rtol=1e-4, atol=1e-5
-            )
+            assert_float32_close(jax_vars[name], tf_vars[name], name)
 
     def test_training_loop_runs_the_jax_step(self):
         out = _run(_JAX_LOOP)
@@ -260,11 +257,18 @@ class JaxTrainerTest(TestCase):
         self.assertEqual(set(shifts), expected)
 
     def test_scanned_loop_equals_python_loop(self):
-        # The same batches (made inside the scan) and the same steps.
-        out = _run(_JAX_SCAN)
+        # The same batches (made inside the scan) and the same steps, up to
+        # float32 rounding: the two loops are compiled differently.
+        prefix = os.path.join(self.get_temp_dir(), "weights_")
+        out = _run(_JAX_SCAN, prefix)
         self.assertEqual(out["steps"], [10, 10])
-        self.assertLess(out["diff"], 1e-5)
-        self.assertAllClose(out["accuracy"][0], out["accuracy"][1])
+        self.assertEqual(out["accuracy"][0], out["accuracy"][1])
+        with np.load(prefix + "python.npz") as python, np.load(
+            prefix + "scan.npz"
+        ) as scan:
+            self.assertEqual(python.files, scan.files)
+            for name in python.files:
+                assert_float32_close(scan[name], python[name], name)
 
     def _check_drw_step_loss(self, backend, loop="python"):
         out = _run(_DRW, loop, backend=backend)
