@@ -198,8 +198,9 @@ def define_flags() -> None:
     flags.DEFINE_bool(
         "deterministic",
         False,
-        "tf.config.experimental.enable_op_determinism(): bitwise-repeatable "
-        "runs and resumes (slower input pipeline).",
+        "Bitwise-repeatable runs and resumes: "
+        "tf.config.experimental.enable_op_determinism() on TensorFlow (slower "
+        "input pipeline), XLA's deterministic GPU ops on JAX.",
     )
     flags.DEFINE_integer(
         "checkpoint_every_steps",

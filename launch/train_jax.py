@@ -16,6 +16,8 @@ numpy, TensorBoard summaries are written by `la_keras.training.event_file`.
 `keras.distribution.initialize` and the KERAS_DISTRIBUTION_* variables,
 only process 0 writing into --model_dir); `--jax_loop` picks a Python loop
 over the jitted step (CPU) or one `lax.scan` per call (GPU, TPU).
+`--deterministic` adds XLA's deterministic GPU ops to XLA_FLAGS before JAX
+starts its devices (`enable_determinism`).
 """
 
 from __future__ import annotations
@@ -52,6 +54,33 @@ def _check_flags(config) -> None:
         )
     if config.num_logical_cpus > 1:
         raise app.UsageError("--num_logical_cpus needs the TensorFlow backend.")
+
+
+DETERMINISTIC_XLA_FLAG = "--xla_gpu_deterministic_ops=true"
+
+
+def enable_determinism() -> None:
+    """--deterministic on JAX: bitwise-repeatable steps on every device.
+
+    XLA on CPU and TPU runs a compiled program the same way every time; on
+    GPU, `--xla_gpu_deterministic_ops=true` (added to XLA_FLAGS, whose other
+    flags are kept) replaces atomics in reductions and scatters and keeps
+    autotuning to deterministic kernels. XLA reads XLA_FLAGS once, when JAX
+    starts its backends, so this must come first: once they are started,
+    a flag missing from XLA_FLAGS is refused (one line).
+    """
+    from jax._src import xla_bridge
+
+    current = os.environ.get("XLA_FLAGS", "")
+    if DETERMINISTIC_XLA_FLAG in current.split():
+        return
+    if xla_bridge.backends_are_initialized():
+        raise app.UsageError(
+            "--deterministic on JAX needs XLA_FLAGS to hold "
+            f"{DETERMINISTIC_XLA_FLAG} before JAX starts its devices: this "
+            "process started them already; set it in the environment."
+        )
+    os.environ["XLA_FLAGS"] = f"{current} {DETERMINISTIC_XLA_FLAG}".strip()
 
 
 def distribution(config):
@@ -151,6 +180,8 @@ def run(config, flags_obj=None) -> dict:
     import jax
 
     _check_flags(config)
+    if config.deterministic:
+        enable_determinism()
     dist = distribution(config)  # before anything starts JAX's devices
     keras.utils.set_random_seed(config.data.seed)
     chief = jax.process_index() == 0

@@ -8,6 +8,11 @@ step-runner interface of `TrainingLoop` (`step`, `train_steps`,
 `train_accuracy`, `learning_rate`), so the epoch loop, its checkpoint
 cadence, NaN stop and hooks are the same on both backends.
 
+Everything the step reads that can change between steps is an input of
+the compiled step, never a constant captured by its trace: the model's,
+the optimizer's and the metric's variables, and the variables the loss
+holds (LDAM's per-class weights, which deferred re-weighting changes in
+`on_epoch_begin`), which the loss reads inside a `keras.StatelessScope`.
 The state lives in JAX arrays between steps and is written back to the
 Keras variables after every `train_steps` call, so checkpoints, evaluation
 and `model.save` see the trained weights.
@@ -22,6 +27,26 @@ import keras
 import numpy as np
 
 LOOPS = ("python", "scan")
+
+
+def held_variables(obj) -> list:
+    """The `keras.Variable`s that `obj` holds, in a fixed order.
+
+    Those of its `variables` if it has them (a layer), else those among its
+    attributes, in lists, tuples and dicts too: how a Keras `Loss`, which
+    does not track variables, keeps state (`LDAMLoss`'s class weights).
+    """
+    found = getattr(obj, "variables", None)
+    if found is None:
+        found = keras.tree.flatten(
+            [value for _, value in sorted(vars(obj).items())]
+        )
+    variables, seen = [], set()
+    for value in found:
+        if isinstance(value, keras.Variable) and id(value) not in seen:
+            seen.add(id(value))
+            variables.append(value)
+    return variables
 
 
 class JaxTrainer:
@@ -65,6 +90,7 @@ class JaxTrainer:
             name="train_accuracy"
         )
         optimizer.build(model.trainable_variables)
+        self._loss_variables = held_variables(loss)
         self._step = jax.jit(self._step_fn) if jit_compile else self._step_fn
         self._scan = jax.jit(self._scan_fn, static_argnums=(4, 5))
         self._predictor = JaxPredictor(model, jit_compile=jit_compile)
@@ -85,6 +111,7 @@ class JaxTrainer:
             [v.value for v in self.model.non_trainable_variables],
             [v.value for v in self.optimizer.variables],
             [v.value for v in self.train_accuracy.variables],
+            [v.value for v in self._loss_variables],
         )
 
     def _assign(self, state) -> None:
@@ -93,12 +120,13 @@ class JaxTrainer:
             self.model.non_trainable_variables,
             self.optimizer.variables,
             self.train_accuracy.variables,
+            self._loss_variables,
         )
         for variables, values in zip(owners, state, strict=True):
             for variable, value in zip(variables, values, strict=True):
                 variable.assign(value)
 
-    def _loss_fn(self, trainable, non_trainable, images, labels):
+    def _loss_fn(self, trainable, non_trainable, loss_vars, images, labels):
         logits, non_trainable, losses = self.model.stateless_call(
             trainable,
             non_trainable,
@@ -106,16 +134,25 @@ class JaxTrainer:
             training=True,
             return_losses=True,
         )
-        loss = self.loss(labels, logits)
+        # The loss reads (and may update) its variables as step inputs.
+        mapping = list(zip(self._loss_variables, loss_vars, strict=True))
+        with keras.StatelessScope(state_mapping=mapping) as scope:
+            loss = self.loss(labels, logits)
+        loss_vars = [
+            scope.get_current_value(variable)
+            for variable in self._loss_variables
+        ]
         if losses:
             loss = loss + sum(losses)
-        return loss, (logits, non_trainable)
+        return loss, (logits, non_trainable, loss_vars)
 
     def _step_fn(self, state, images, labels):
-        trainable, non_trainable, optimizer_vars, metric_vars = state
+        trainable, non_trainable, optimizer_vars, metric_vars, loss_vars = (
+            state
+        )
         grad_fn = jax.value_and_grad(self._loss_fn, has_aux=True)
-        (loss, (logits, non_trainable)), grads = grad_fn(
-            trainable, non_trainable, images, labels
+        (loss, (logits, non_trainable, loss_vars)), grads = grad_fn(
+            trainable, non_trainable, loss_vars, images, labels
         )
         trainable, optimizer_vars = self.optimizer.stateless_apply(
             optimizer_vars, grads, trainable
@@ -123,7 +160,8 @@ class JaxTrainer:
         metric_vars = self.train_accuracy.stateless_update_state(
             metric_vars, labels, logits
         )
-        return (trainable, non_trainable, optimizer_vars, metric_vars), loss
+        state = (trainable, non_trainable, optimizer_vars, metric_vars)
+        return (*state, loss_vars), loss
 
     def train_steps(self, iterator, num_steps: int) -> float:
         """Runs `num_steps` steps on `(images, labels)` batches of `iterator`.

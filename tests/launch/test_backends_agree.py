@@ -5,8 +5,9 @@ recipe (ResNet-8, 5 epochs, loss mode), once per backend. The two runs
 cannot agree weight for weight: the backends draw different initial
 weights, data orders and crops from the same seed. They must agree in
 balanced test accuracy within `TOLERANCE`, and both must have learned.
-One step on each backend from the same weights and batch is compared
-exactly in `tests/training/test_jax_trainer.py`.
+One step on each backend from the same weights and batch is compared to
+float32 rounding (`tests/numerics.py`) in
+`tests/training/test_jax_trainer.py`.
 
     python -m pytest -m slow tests/launch/test_backends_agree.py
 """

@@ -13,11 +13,43 @@ from launch import lock
 from launch.config import RunConfig
 from tests import serving_session
 from tests.launch import helpers
+from tests.numerics import assert_float32_close
 from tests.test_case import TestCase
 
 pytest.importorskip("jax")
 
 _JAX = {"KERAS_BACKEND": "jax", "JAX_PLATFORMS": "cpu"}
+
+# launch.train, with the sharding that XLA gives the train step's input
+# batch (inside the compiled step, at each compilation) written to the JSON
+# file named by the first argument.
+_TRAIN_RECORDING_PLACEMENT = """
+import json, sys
+import jax
+from la_keras.training import jax_trainer
+from launch import common, common_flags, train
+seen = []
+step_fn = jax_trainer.JaxTrainer._step_fn
+
+def recording_step_fn(self, state, images, labels):
+    def record(sharding):
+        seen.append({
+            "batch": list(images.shape),
+            "devices": len(sharding.device_set),
+            "shard": list(sharding.shard_shape(images.shape)),
+        })
+    jax.debug.inspect_array_sharding(images, callback=record)
+    return step_fn(self, state, images, labels)
+
+jax_trainer.JaxTrainer._step_fn = recording_step_fn
+common_flags.define_flags()
+path, sys.argv = sys.argv[1], ["launch.train", *sys.argv[2:]]
+try:
+    common.app_run(train.main)
+finally:
+    with open(path, "w") as f:
+        json.dump(seen, f)
+"""
 
 
 def _train(model_dir, **overrides):
@@ -122,12 +154,33 @@ class TrainOnJaxTest(TestCase):
         runs = {}
         for strategy in ("auto", "one_device"):
             model_dir = os.path.join(self.get_temp_dir(), strategy)
-            result = helpers.run_module(
-                "launch.train",
-                helpers.smoke_args(model_dir, epochs=1, strategy=strategy),
+            placement = os.path.join(self.get_temp_dir(), f"{strategy}.json")
+            result = helpers.run_python(
+                [
+                    "-c",
+                    _TRAIN_RECORDING_PLACEMENT,
+                    placement,
+                    *helpers.smoke_args(
+                        model_dir, epochs=1, strategy=strategy
+                    ),
+                ],
                 extra_env=env,
             )
             self.assertEqual(result.returncode, 0, result.stderr[-3000:])
+            # Inside the step, each device holds its shard of the batch of 4.
+            devices = 2 if strategy == "auto" else 1
+            with open(placement) as f:
+                compilations = json.load(f)
+            self.assertNotEmpty(compilations)
+            for seen in compilations:
+                self.assertEqual(
+                    seen,
+                    {
+                        "batch": [4, 32, 32, 3],
+                        "devices": devices,
+                        "shard": [4 // devices, 32, 32, 3],
+                    },
+                )
             with open(os.path.join(model_dir, "metrics.json")) as f:
                 metrics = json.load(f)
             with np.load(
@@ -139,9 +192,7 @@ class TrainOnJaxTest(TestCase):
         self.assertEqual(two["step"], one["step"])
         self.assertEqual(sorted(two_vars), sorted(one_vars))
         for name, value in one_vars.items():
-            np.testing.assert_allclose(
-                two_vars[name], value, atol=1e-5, err_msg=name
-            )
+            assert_float32_close(two_vars[name], value, name)
         self.assertAllClose(
             two["test"]["raw"]["per_class_accuracy"],
             one["test"]["raw"]["per_class_accuracy"],
@@ -248,6 +299,4 @@ class TrainOnJaxTest(TestCase):
         with np.load(paths[0]) as two, np.load(paths[1]) as single:
             self.assertEqual(sorted(two.files), sorted(single.files))
             for name in single.files:
-                np.testing.assert_allclose(
-                    two[name], single[name], atol=1e-5, err_msg=name
-                )
+                assert_float32_close(two[name], single[name], name)

@@ -12,6 +12,8 @@ import numpy as np
 import pytest
 
 from tests.launch import helpers
+from tests.losses.test_ldam import reference_loss
+from tests.numerics import assert_float32_close
 from tests.test_case import TestCase
 
 pytest.importorskip("jax")
@@ -124,12 +126,11 @@ for loop_shape in ("python", "scan"):
     loop = TrainingLoop(trainer, data.epoch, data.steps_per_epoch, 2,
                         lambda step, epoch: "x", max_chunk_steps=2)
     step = loop.run()
-    out[loop_shape] = [np.asarray(v.value) for v in model.variables]
+    np.savez(sys.argv[1] + loop_shape + ".npz",
+             *[np.asarray(v.value) for v in model.variables])
     out[loop_shape + "_step"] = step
     out[loop_shape + "_accuracy"] = float(trainer.train_accuracy.result())
-diff = max(float(np.max(np.abs(a - b)))
-           for a, b in zip(out["python"], out["scan"]))
-print(json.dumps({"diff": diff, "steps": [out["python_step"], out["scan_step"]],
+print(json.dumps({"steps": [out["python_step"], out["scan_step"]],
                   "accuracy": [out["python_accuracy"], out["scan_accuracy"]]}))
 """
 
@@ -156,6 +157,55 @@ for epoch in range(40):
 print(json.dumps(sorted(map(str, shifts))))
 """
 
+# Deferred re-weighting through a step runner, learning rate 0: the step's
+# loss before and after `on_epoch_begin` switches the class weights. The
+# same uint8 batch on both backends (TensorFlow gets it normalised as the
+# JAX DeviceDataset makes it); the model is linear (no batch norm, no
+# regularization), so the step's loss is the LDAM loss of its logits.
+_DRW = """
+import json, sys
+import numpy as np
+import keras
+from la_keras.losses import LDAMLoss
+COUNTS = [50, 20, 8, 3]
+images = np.random.default_rng(0).integers(0, 256, (16, 4, 4, 1), np.uint8)
+labels = (np.arange(16) % 4).astype("int32")
+
+def build():
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential(
+        [keras.Input((4, 4, 1)), keras.layers.Flatten(), keras.layers.Dense(4)]
+    )
+    loss = LDAMLoss(COUNTS, s=5.0, drw_start_epoch=1, drw_beta=0.9)
+    return model, loss, keras.optimizers.SGD(0.0)
+
+if keras.backend.backend() == "tensorflow":
+    import tensorflow as tf
+    from la_keras.training import Trainer
+    strategy = tf.distribute.OneDeviceStrategy("/cpu:0")
+    with strategy.scope():
+        model, loss, sgd = build()
+    trainer = Trainer(strategy, model, loss, sgd)
+    x = images.astype("float32") / 255.0 - 0.5
+    ds = tf.data.Dataset.from_tensors((x, labels)).repeat()
+    batches = lambda: iter(strategy.experimental_distribute_dataset(ds))
+else:
+    from la_keras.training.jax_data import DeviceDataset
+    from la_keras.training.jax_trainer import JaxTrainer
+    data = DeviceDataset(images, labels, batch_size=16, crop_padding=0)
+    model, loss, sgd = build()
+    trainer = JaxTrainer(model, loss, sgd, loop=sys.argv[1])
+    x, labels = (np.asarray(a) for a in next(data.epoch(0)))
+    batches = lambda: data.epoch(0)  # the same (flipped) batch every time
+out = {"labels": labels.tolist(), "losses": [], "weights": []}
+for epoch in (0, 1, 2):
+    out["weights"].append(loss.on_epoch_begin(epoch).tolist())
+    out["losses"].append(trainer.train_steps(batches(), 1))
+out["logits"] = np.asarray(model(x), np.float64).tolist()
+print(json.dumps(out))
+"""
+
+
 
 def _run(script, *args, backend="jax"):
     result = helpers.run_python(
@@ -181,9 +231,7 @@ class JaxTrainerTest(TestCase):
         jax_vars = np.load(os.path.join(tmp, "jax.npz"))
         self.assertEqual(len(tf_vars.files), len(jax_vars.files))
         for name in tf_vars.files:
-            np.testing.assert_allclose(
-                jax_vars[name], tf_vars[name], rtol=1e-4, atol=1e-5
-            )
+            assert_float32_close(jax_vars[name], tf_vars[name], name)
 
     def test_training_loop_runs_the_jax_step(self):
         out = _run(_JAX_LOOP)
@@ -209,11 +257,47 @@ class JaxTrainerTest(TestCase):
         self.assertEqual(set(shifts), expected)
 
     def test_scanned_loop_equals_python_loop(self):
-        # The same batches (made inside the scan) and the same steps.
-        out = _run(_JAX_SCAN)
+        # The same batches (made inside the scan) and the same steps, up to
+        # float32 rounding: the two loops are compiled differently.
+        prefix = os.path.join(self.get_temp_dir(), "weights_")
+        out = _run(_JAX_SCAN, prefix)
         self.assertEqual(out["steps"], [10, 10])
-        self.assertLess(out["diff"], 1e-5)
-        self.assertAllClose(out["accuracy"][0], out["accuracy"][1])
+        self.assertEqual(out["accuracy"][0], out["accuracy"][1])
+        with np.load(prefix + "python.npz") as python, np.load(
+            prefix + "scan.npz"
+        ) as scan:
+            self.assertEqual(python.files, scan.files)
+            for name in python.files:
+                assert_float32_close(scan[name], python[name], name)
+
+    def _check_drw_step_loss(self, backend, loop="python"):
+        out = _run(_DRW, loop, backend=backend)
+        counts = np.array([50, 20, 8, 3], np.float64)
+        labels, logits = np.array(out["labels"]), np.array(out["logits"])
+        # The official DRW weights (Cao et al.'s cifar_train.py), beta 0.9.
+        balanced = (1.0 - 0.9) / (1.0 - np.power(0.9, counts))
+        balanced = balanced / balanced.sum() * len(counts)
+        before = reference_loss(labels, logits, counts, s=5.0).mean()
+        after = reference_loss(
+            labels, logits, counts, s=5.0, weight=balanced
+        ).mean()
+        # Far apart, next to the tolerance.
+        self.assertGreater(abs(after - before), 1e-2 * before)
+        self.assertAllClose(out["weights"][0], np.ones(4))
+        self.assertAllClose(out["weights"][1], balanced, rtol=1e-6)
+        # Before the switch, after it, and in the epoch after.
+        np.testing.assert_allclose(
+            out["losses"], [before, after, after], rtol=1e-5
+        )
+
+    def test_drw_reaches_the_tensorflow_step(self):
+        self._check_drw_step_loss("tensorflow")
+
+    def test_drw_reaches_the_jitted_jax_step(self):
+        self._check_drw_step_loss("jax", "python")
+
+    def test_drw_reaches_the_scanned_jax_step(self):
+        self._check_drw_step_loss("jax", "scan")
 
     def test_unknown_loop_shape_is_refused(self):
         script = (
