@@ -40,9 +40,9 @@ class Progress:
 
     On a terminal, one Keras `Progbar` redrawn in place. On any other
     stream (a file, a pipe, a log collector) plain lines without control
-    characters, `step S/T  loss L  R images/s  ETA H:MM:SS`: one when the
-    training starts, then at most one every `line_interval` seconds, and
-    one at the end.
+    characters, `step S/T - loss: L - images/s: R - ETA: H:MM:SS` (the
+    fields of the bar): one when the training starts, then at most one
+    every `line_interval` seconds, and one at the end.
 
     Args:
         total_steps: the run's last step.
@@ -119,15 +119,15 @@ class Progress:
     def _line(self, step: int) -> None:
         parts = [f"step {step}/{self.total_steps}"]
         if self._loss is not None:
-            parts.append(f"loss {self._loss:.4f}")
+            parts.append(f"loss: {self._loss:.4f}")
         rate = self.images_per_second(step)
         if rate > 0:
-            parts.append(f"{rate:.1f} images/s")
+            parts.append(f"images/s: {rate:.1f}")
             remaining = self.total_steps - step
             if remaining > 0:
                 eta = remaining * self.batch_size / rate
-                parts.append(f"ETA {hms(eta)}")
-        self._lines.write("  ".join(parts) + "\n")
+                parts.append(f"ETA: {hms(eta)}")
+        self._lines.write(" - ".join(parts) + "\n")
         self._lines.flush()
         self._line_step, self._line_time = step, time.time()
 

@@ -43,18 +43,19 @@ class PlainLinesTest(TestCase):
         self.assertGreaterEqual(len(lines), 500 / 30)
         self.assertEqual(lines[0], "step 0/1000")
         self.assertEqual(
-            lines[-1], "step 1000/1000  loss 0.0020  16.0 images/s"
+            lines[-1], "step 1000/1000 - loss: 0.0020 - images/s: 16.0"
         )
         # One in the middle: 8 images per 0.5 s step, and the time left.
         self.assertEqual(
-            lines[1], "step 60/1000  loss 0.0333  16.0 images/s  ETA 0:07:50"
+            lines[1],
+            "step 60/1000 - loss: 0.0333 - images/s: 16.0 - ETA: 0:07:50",
         )
 
     def test_a_fast_run_writes_two_lines(self):
         out = self._train(io.StringIO(), 50, 0.01, 30.0)
         self.assertEqual(out.splitlines()[0], "step 0/50")
         self.assertEqual(len(out.splitlines()), 2)
-        self.assertTrue(out.splitlines()[1].startswith("step 50/50  loss"))
+        self.assertTrue(out.splitlines()[1].startswith("step 50/50 - loss:"))
 
     def test_a_terminal_gets_the_keras_bar(self):
         class Terminal(io.StringIO):

@@ -1,7 +1,8 @@
-"""The entry points' default output sent to a file: plain and quiet."""
+"""The entry points' default output: no library deprecation notices.
 
-import os
-import re
+(`tests/launch/test_flags.py::QuietOutputTest` checks a whole launch.train
+run's output in a pipe: plain progress lines, no control characters.)
+"""
 
 from tests.launch import helpers
 from tests.test_case import TestCase
@@ -29,7 +30,7 @@ common.app_run(main)
 """
 
 
-class QuietOutputTest(TestCase):
+class LibraryDeprecationsTest(TestCase):
     def test_library_deprecations_are_hidden_by_default(self):
         result = helpers.run_python(["-c", _APP])
         out = result.stdout + result.stderr
@@ -42,25 +43,3 @@ class QuietOutputTest(TestCase):
         out = result.stdout + result.stderr
         self.assertIn("`FeatureConnector.dtype` is deprecated", out)
         self.assertIn("`old_api` is deprecated", out)
-
-    def test_train_output_to_a_file(self):
-        model_dir = os.path.join(self.get_temp_dir(), "run")
-        values = dict(
-            helpers.SMOKE_FLAGS,
-            epochs=1,
-            model_dir=model_dir,
-            tb_log_dir=os.path.join(model_dir, "log"),
-        )
-        args = [f"--{name}={value}" for name, value in values.items()]
-        result = helpers.run_module("launch.train", args)
-        out = result.stdout + result.stderr
-        self.assertEqual(result.returncode, 0, out[-3000:])
-        for control in ("\x1b", "\r", "\b"):
-            self.assertNotIn(control, out)
-        self.assertNotIn("deprecated", out)
-        progress = re.findall(r"^step (\d+)/(\d+)", result.stdout, re.M)
-        # The first and the last line; a short run has no others.
-        self.assertEqual(progress[0], ("0", "9"))
-        self.assertEqual(progress[-1], ("9", "9"))
-        self.assertLessEqual(len(progress), 3)
-        self.assertIn("SavedModel:", result.stdout)
