@@ -1,16 +1,57 @@
 """Tests for `TrainingLoop`: what it saves, when it stops."""
 
+import json
 import os
 
 import keras
 import numpy as np
+import pytest
 import tensorflow as tf
 
 from la_keras.training import TrainingDivergedError
 from la_keras.training import TrainingLoop
 from la_keras.training import TrainingPreempted
 from la_keras.training.loop import weights_finite
+from tests.launch import helpers
 from tests.test_case import TestCase
+
+# The same as test_tensorflow_trainer_with_a_huge_learning_rate with the
+# JAX step runner, in a `KERAS_BACKEND=jax` process.
+_JAX_DIVERGES = """
+import json
+import numpy as np
+import keras
+assert keras.backend.backend() == "jax"
+from la_keras.training import TrainingDivergedError, TrainingLoop
+from la_keras.training.jax_trainer import JaxTrainer
+model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3)])
+schedule = keras.optimizers.schedules.PiecewiseConstantDecay([0], [0.0, 1e38])
+trainer = JaxTrainer(
+    model,
+    keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+    keras.optimizers.SGD(schedule),
+)
+rng = np.random.default_rng(0)
+batch = (rng.normal(0, 100, (8, 4)).astype("float32"), rng.integers(0, 3, 8))
+saved, losses = [], []
+def train_data(epoch, skip):
+    while True:
+        yield batch
+def save(step, epoch):
+    saved.append(step)
+    return f"ckpt-{step}.npz"
+steps = trainer.train_steps
+trainer.train_steps = lambda it, n: losses.append(steps(it, n)) or losses[-1]
+loop = TrainingLoop(trainer, train_data, 4, 1, save, checkpoint_every_steps=1)
+try:
+    loop.run()
+    error = None
+except TrainingDivergedError as e:
+    error = str(e)
+kernel = np.asarray(model.trainable_variables[0].value)
+print(json.dumps({"error": error, "saved": saved, "losses": losses,
+                  "kernel_finite": bool(np.all(np.isfinite(kernel)))}))
+"""
 
 
 class _Model:
@@ -174,6 +215,22 @@ class NonFiniteWeightsTest(TestCase):
             value = np.asarray(reader.get_tensor(name))
             if np.issubdtype(value.dtype, np.floating):
                 self.assertTrue(np.all(np.isfinite(value)), name)
+
+
+    def test_jax_trainer_with_a_huge_learning_rate(self):
+        pytest.importorskip("jax")
+        result = helpers.run_python(
+            ["-c", _JAX_DIVERGES],
+            extra_env={"KERAS_BACKEND": "jax", "JAX_PLATFORMS": "cpu"},
+        )
+        self.assertEqual(result.returncode, 0, result.stderr[-3000:])
+        out = json.loads(result.stdout.strip().splitlines()[-1])
+        self.assertRegex(
+            out["error"], r"by step 2.*last good checkpoint \(ckpt-1\.npz\)"
+        )
+        self.assertEqual(out["saved"], [1])
+        self.assertTrue(all(np.isfinite(out["losses"])), out["losses"])
+        self.assertFalse(out["kernel_finite"])
 
 
 class StopRequestTest(TestCase):
