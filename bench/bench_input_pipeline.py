@@ -20,6 +20,15 @@ The first epoch of la_keras reads and decodes the TFDS files into the cache;
 steady-state epochs are timed separately. The last line compares the
 pipeline with what training consumes (`--train_images_per_sec`, the official
 ResNet-32 tf.function rate on this CPU): the target is 10x.
+
+Training builds each epoch's shuffle and augmentation anew (their seeds
+follow the epoch, for resuming: `launch.train_tf.train_data`). The first
+table times epoch 2 of that, as `TrainingLoop` takes it (`steps_per_epoch`
+batches from a `OneDeviceStrategy` iterator), before and after the fix of
+issue 17 item 8: before, every epoch made a new in-memory cache, which
+starts empty, so every epoch read and decoded the source again (emulated
+with `DatasetBuilder.reset_cache()` before each epoch); after, the epochs
+share the cache that the first one filled.
 """
 
 import os
@@ -107,19 +116,53 @@ def _time_epochs(dataset, epochs):
     return images / (time.perf_counter() - start)
 
 
+def _training_epochs(builder, epochs, new_cache_each_epoch):
+    """Images/s of each epoch as training takes them (`train_data`)."""
+    import tensorflow as tf
+
+    from launch import train_tf
+
+    strategy = tf.distribute.OneDeviceStrategy("/cpu:0")
+    epoch_data = train_tf.train_data(strategy, builder, seed=0)
+
+    def one_epoch(epoch):
+        # As `TrainingLoop._run_epoch`: the iterator lives for its epoch.
+        if new_cache_each_epoch:
+            builder.reset_cache()
+        iterator = epoch_data(epoch, 0)
+        for _ in range(builder.steps_per_epoch):
+            images, _ = next(iterator)
+        images.numpy()
+
+    rates = []
+    for epoch in range(epochs):
+        start = time.perf_counter()
+        one_epoch(epoch)
+        seconds = time.perf_counter() - start
+        images = builder.steps_per_epoch * builder.global_batch_size
+        rates.append(images / seconds)
+    return rates
+
+
 def run(flags_obj):
     from la_keras import datasets
     from la_keras.datasets import official
 
     data_dir = _data_dir()
-    builder = datasets.DatasetBuilder(
-        "cifar10_lt",
-        "train",
-        flags_obj.batch_size,
-        training=True,
-        data_dir=data_dir,
-        crop_padding=flags_obj.crop_padding,
-    )
+
+    def make_builder():
+        return datasets.DatasetBuilder(
+            "cifar10_lt",
+            "train",
+            flags_obj.batch_size,
+            training=True,
+            data_dir=data_dir,
+            crop_padding=flags_obj.crop_padding,
+        )
+
+    before = _training_epochs(make_builder(), 3, new_cache_each_epoch=True)
+    after = _training_epochs(make_builder(), 3, new_cache_each_epoch=False)
+    builder = make_builder()
     ours = builder.build()
     start = time.perf_counter()
     first = sum(int(x.shape[0]) for x, _ in ours)
@@ -143,6 +186,17 @@ def run(flags_obj):
     print(
         f"data_dir: {data_dir}  images/epoch: {builder.num_examples}  "
         f"crop_padding: {flags_obj.crop_padding}"
+    )
+    print("training epochs (launch.train_tf.train_data), images/s:")
+    print(f"{'':34}{'epoch 1':>10}{'epoch 2':>10}{'epoch 3':>10}")
+    for name, rates in (
+        ("before (a new cache every epoch)", before),
+        ("after (one cache for the run)", after),
+    ):
+        print(f"{name:34}" + "".join(f"{r:10.0f}" for r in rates))
+    print(
+        f"epoch 2, after / before: {after[1] / before[1]:.1f}x "
+        f"({before[1]:.0f} -> {after[1]:.0f} images/s)"
     )
     print(
         f"la_keras first epoch (read + decode + cache): {first_rate:9.0f} images/s"

@@ -272,13 +272,17 @@ def _fail(name: str, message: str) -> None:
 def app_run(main) -> None:
     """`absl.app.run(main)` with warnings-only logging by default.
 
-    The run prints its progress bar and report; `--verbosity=0` brings back
-    the INFO logs of la_keras, TensorFlow and absl.
+    The run prints its progress and report; `--verbosity=0` brings back
+    the INFO logs of la_keras, TensorFlow and absl, and the libraries'
+    deprecation notices (hidden by default: `launch.quiet`).
     """
 
     def quiet_main(argv):
         if not flags.FLAGS["verbosity"].present:
+            from launch import quiet
+
             logging.set_verbosity(logging.WARNING)
+            quiet.hide_library_deprecations()
             if sys.modules.get("tensorflow") is not None:
                 sys.modules["tensorflow"].get_logger().setLevel("ERROR")
         return main(argv)

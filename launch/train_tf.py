@@ -32,10 +32,18 @@ from launch import reporting
 
 
 def train_data(strategy, builder, seed):
-    """`epoch_data(epoch, skip)` of the `TrainingLoop`: one distributed epoch."""
+    """`epoch_data(epoch, skip)` of the `TrainingLoop`: one distributed epoch.
+
+    Each epoch's shuffle and augmentation are built anew with TensorFlow's
+    global seed set to `epoch_seed(seed, epoch)`, so that the data order
+    (and, with `--deterministic`, which fixes the order of the parallel
+    augmentation's random draws, the crops) is a function of (seed, epoch)
+    only and a run resumed in a new process sees the batches of an
+    uninterrupted one. They all read the same source, decoded and cached
+    in memory by the first epoch (`DatasetBuilder.source`).
+    """
 
     def epoch_data(epoch, skip):
-        # Data order and augmentation are a function of (seed, epoch) only.
         tf.random.set_seed(epoch_seed(seed, epoch))
         dataset = strategy.distribute_datasets_from_function(
             lambda ctx: builder.dataset_fn(ctx).skip(skip)

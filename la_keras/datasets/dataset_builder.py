@@ -63,8 +63,9 @@ class DatasetBuilder:
     shards the examples per input pipeline and batches per replica.
 
     CIFAR-style pipeline (`info.preprocessing == "cifar"`): decoded uint8
-    images are cached in memory, shuffled each epoch (training), then
-    batched and preprocessed a batch at a time with `preprocess_images`
+    images are cached in memory once for all epochs (the first complete
+    pass fills the cache; see `source`), shuffled each epoch (training),
+    then batched and preprocessed a batch at a time with `preprocess_images`
     (normalize; for training pad `crop_padding` pixels a side, random crop,
     random flip), and prefetched. ImageNet-style: each image is cropped to
     224x224 on its own (sizes differ), then batched.
@@ -155,6 +156,7 @@ class DatasetBuilder:
             self.training if drop_remainder is None else bool(drop_remainder)
         )
         self.num_examples = int(self.info.num_examples[split])
+        self._sources = {}
         if self.drop_remainder:
             self.steps_per_epoch = self.num_examples // self.global_batch_size
         else:
@@ -184,6 +186,13 @@ class DatasetBuilder:
     def dataset_fn(self, input_context=None):
         """The batched, preprocessed dataset for one input pipeline.
 
+        Every call builds a new shuffle, augmentation and batching (whose
+        random draws follow TensorFlow's global seed at the call, as
+        `launch.train_tf` sets it per epoch) over the same source: the
+        examples of this input pipeline, cached in memory for the CIFAR
+        recipe (see `source`), so that only the first epoch reads and
+        decodes the data.
+
         Args:
             input_context: a `tf.distribute.InputContext`, or None for the
                 whole dataset batched at the global batch size.
@@ -192,7 +201,7 @@ class DatasetBuilder:
             A `tf.data.Dataset` of `(float32 images [B, H, W, C],
             int64 labels [B])`.
         """
-        dataset = self._dataset
+        dataset = self.source(input_context)
         batch_size = self.global_batch_size
         num_examples = self.num_examples
         if input_context is not None:
@@ -201,7 +210,6 @@ class DatasetBuilder:
             )
             shards = input_context.num_input_pipelines
             if shards > 1:
-                dataset = dataset.shard(shards, input_context.input_pipeline_id)
                 num_examples = math.ceil(num_examples / shards)
         training = self.training
         buffer = self.shuffle_buffer
@@ -224,8 +232,6 @@ class DatasetBuilder:
         def preprocess_image(image, label):
             return augment(image[None])[0], label
 
-        if self.info.preprocessing == "cifar":
-            dataset = dataset.cache()
         if training:
             dataset = dataset.shuffle(
                 buffer, seed=self.seed, reshuffle_each_iteration=True
@@ -239,6 +245,39 @@ class DatasetBuilder:
             dataset = dataset.map(preprocess_image, num_parallel_calls=AUTOTUNE)
             dataset = self._batch(dataset, batch_size)
         return dataset.prefetch(AUTOTUNE)
+
+    def source(self, input_context=None):
+        """The examples of one input pipeline, before shuffle and batching.
+
+        Sharded per input pipeline and, for the CIFAR recipe, cached in
+        memory. Made once per input pipeline and returned by every later
+        call (in eager mode), so that the cache, which belongs to the
+        dataset object and is filled by its first complete pass, serves
+        every epoch: a new `cache()` each epoch would start empty and read
+        and decode the source again.
+
+        Args:
+            input_context: a `tf.distribute.InputContext`, or None.
+        """
+        shards, index = 1, 0
+        if input_context is not None:
+            shards = input_context.num_input_pipelines
+            index = input_context.input_pipeline_id
+        key = (shards, index)
+        if tf.executing_eagerly() and key in self._sources:
+            return self._sources[key]
+        dataset = self._dataset
+        if shards > 1:
+            dataset = dataset.shard(shards, index)
+        if self.info.preprocessing == "cifar":
+            dataset = dataset.cache()
+        if tf.executing_eagerly():
+            self._sources[key] = dataset
+        return dataset
+
+    def reset_cache(self) -> None:
+        """Forgets the cached sources: the next pass reads the data again."""
+        self._sources.clear()
 
     def _batch(self, dataset, batch_size):
         return dataset.batch(

@@ -16,13 +16,17 @@ verifies them and names the file when anything is missing or damaged.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import functools
 import hashlib
 import io
 import json
+import lzma
 import os
+import struct
 import zipfile
+import zlib
 
 import numpy as np
 
@@ -112,11 +116,57 @@ def write(path: str, splits: dict, info, source: dict) -> str:
     return path
 
 
-def _damaged(path: str, what: str) -> ValueError:
-    return ValueError(
+class DamagedFileError(ValueError):
+    """A prepared file that cannot be read back as it was written."""
+
+
+def _damaged(path: str, what: str) -> DamagedFileError:
+    what = " ".join(str(what).split())
+    return DamagedFileError(
         f"Prepared dataset {path} is damaged: {what}. Write it again with "
         "`python -m launch.prepare`."
     )
+
+
+# What a damaged archive raises while it is opened, decompressed or parsed:
+# a flipped byte can land in the zip headers (BadZipFile, KeyError for a
+# member name, NotImplementedError for a compression method, RuntimeError for
+# a set encryption flag, struct.error, OSError for a seek outside the file),
+# the LZMA streams (LZMAError, EOFError) or a member's content (ValueError
+# from json or the .npy header).
+_READ_ERRORS = (
+    zipfile.BadZipFile,
+    zipfile.LargeZipFile,
+    lzma.LZMAError,
+    zlib.error,
+    struct.error,
+    EOFError,
+    KeyError,
+    NotImplementedError,
+    RuntimeError,
+    ValueError,
+    OSError,
+)
+
+
+@contextlib.contextmanager
+def _archive(path: str, what: str = ""):
+    """Opens a prepared file; a read or parse error names the file.
+
+    Args:
+        path: the file.
+        what: what is being read, for the message (e.g. "metadata.json").
+    """
+    try:
+        with zipfile.ZipFile(path) as archive:
+            yield archive
+    except (DamagedFileError, FileNotFoundError, PermissionError):
+        raise
+    except _READ_ERRORS as e:
+        detail = f"{type(e).__name__}: {e}"
+        if what:
+            detail = f"{what} unreadable ({detail})"
+        raise _damaged(path, detail) from e
 
 
 def read_metadata(path: str) -> dict:
@@ -126,12 +176,9 @@ def read_metadata(path: str) -> dict:
             f"Prepared dataset {path} not found: write it with "
             "`python -m launch.prepare --dataset=NAME --output=PATH`."
         )
-    try:
-        with zipfile.ZipFile(path) as archive:
-            metadata = json.loads(archive.read(_METADATA))
-    except (zipfile.BadZipFile, KeyError, ValueError, EOFError) as e:
-        raise _damaged(path, f"no readable {_METADATA} ({e})") from e
-    if metadata.get("format") != FORMAT:
+    with _archive(path, _METADATA) as archive:
+        metadata = json.loads(archive.read(_METADATA))
+    if not isinstance(metadata, dict) or metadata.get("format") != FORMAT:
         raise _damaged(path, "not a la_keras prepared dataset")
     if metadata.get("format_version") != FORMAT_VERSION:
         raise ValueError(
@@ -143,25 +190,29 @@ def read_metadata(path: str) -> dict:
 
 
 def read(path: str) -> PreparedData:
-    """Reads and verifies a prepared file (numpy and the standard library)."""
+    """Reads and verifies a prepared file (numpy and the standard library).
+
+    Raises:
+        FileNotFoundError: no such file.
+        DamagedFileError: (a `ValueError`) the file cannot be read back as
+            it was written: truncated, a flipped byte, a checksum that
+            differs; the message names the file.
+    """
     metadata = read_metadata(path)
     splits = {}
-    try:
-        with zipfile.ZipFile(path) as archive:
-            for split in metadata["num_examples"]:
-                pair = []
-                for kind in ("images", "labels"):
-                    key = f"{split}_{kind}"
-                    array = np.load(
-                        io.BytesIO(archive.read(f"{key}.npy")),
-                        allow_pickle=False,
-                    )
-                    if _sha256(array) != metadata["sha256"][key]:
-                        raise _damaged(path, f"checksum of {key} differs")
-                    pair.append(array)
-                splits[split] = tuple(pair)
-    except (zipfile.BadZipFile, KeyError, EOFError, OSError) as e:
-        raise _damaged(path, str(e)) from e
+    with _archive(path) as archive:
+        for split in metadata["num_examples"]:
+            pair = []
+            for kind in ("images", "labels"):
+                key = f"{split}_{kind}"
+                array = np.load(
+                    io.BytesIO(archive.read(f"{key}.npy")),
+                    allow_pickle=False,
+                )
+                if _sha256(array) != metadata["sha256"][key]:
+                    raise _damaged(path, f"checksum of {key} differs")
+                pair.append(array)
+            splits[split] = tuple(pair)
     return PreparedData(path=path, splits=splits, metadata=metadata)
 
 

@@ -10,7 +10,9 @@ step itself is a *step runner*: any object with
 - `train_steps(iterator, num_steps) -> float`: runs `num_steps` steps and
   returns the sum of their losses (NaN or inf if training diverged);
 - `train_accuracy`: a Keras metric of the steps since its last reset;
-- `learning_rate` (float): the current learning rate.
+- `learning_rate` (float): the current learning rate;
+- `model`: the Keras model it trains; its trainable weights are checked to
+  be finite before every checkpoint (see `weights_finite`).
 
 `la_keras.training.Trainer` is the `tf.distribute` step runner,
 `la_keras.training.JaxTrainer` the JAX one.
@@ -33,7 +35,7 @@ from la_keras.training.progress import hms
 
 
 class TrainingDivergedError(RuntimeError):
-    """The training loss became NaN or infinite."""
+    """The training loss or the weights became NaN or infinite."""
 
 
 class NoUsableCheckpointError(RuntimeError):
@@ -55,6 +57,27 @@ class TrainingPreempted(RuntimeError):  # noqa: N818 - a signal, not a bug
         )
         self.step = step
         self.checkpoint = checkpoint
+
+
+def weights_finite(model) -> bool:
+    """True when every floating-point trainable weight of `model` is finite.
+
+    One reduction per variable on the variable's own device (the replicas
+    of a `tf.distribute` variable are equal after every step) and one
+    boolean back to the host: cheap next to writing a checkpoint. Works on
+    every Keras backend.
+    """
+    import keras
+
+    ops = keras.ops
+    checks = [
+        ops.all(ops.isfinite(variable))
+        for variable in model.trainable_variables
+        if keras.backend.is_float_dtype(variable.dtype)
+    ]
+    if not checks:
+        return True
+    return bool(ops.convert_to_numpy(ops.all(ops.stack(checks))))
 
 
 def epoch_seed(seed: int, epoch: int) -> int:
@@ -127,6 +150,7 @@ class TrainingLoop:
         self.progress = progress
         self.summaries = summaries
         self.last_checkpoint = None
+        self._last_saved_step = None
 
     @property
     def total_steps(self) -> int:
@@ -142,14 +166,30 @@ class TrainingLoop:
         return chunk
 
     def _save(self, step: int, epoch: int) -> None:
+        """Saves a checkpoint of `step`, unless the weights are not finite.
+
+        A step can return a finite loss and leave NaN or inf weights (the
+        loss is computed before the update): such a state is never saved,
+        so that the last checkpoint stays a good one.
+        """
+        if not weights_finite(self.runner.model):
+            raise TrainingDivergedError(
+                f"The weights became NaN or inf by step {step}, while the "
+                "training loss was still finite; stopped without saving "
+                "them. The last good "
+                f"checkpoint ({self.last_checkpoint or 'none'}) is kept. "
+                "Lower --base_learning_rate or check the data."
+            )
         self.last_checkpoint = self.save(step, epoch)
+        self._last_saved_step = step
 
     def run(self) -> int:
         """Trains from the runner's current step to the end; returns it.
 
         Raises:
-            TrainingDivergedError: the loss became NaN or infinite; the last
-                good checkpoint is kept.
+            TrainingDivergedError: the loss or the weights became NaN or
+                infinite; nothing is saved after that, the last good
+                checkpoint is kept.
             TrainingPreempted: `stop_requested()` became true; a checkpoint
                 of the current step was saved first.
         """
@@ -203,10 +243,7 @@ class TrainingLoop:
         return step
 
     def _stop(self, step: int, epoch: int, saved: bool = False) -> None:
-        if not saved and (
-            self.last_checkpoint is None
-            or not self.last_checkpoint.endswith(f"-{step}")
-        ):
+        if not saved and self._last_saved_step != step:
             self._save(step, epoch)
         raise TrainingPreempted(step, self.last_checkpoint)
 

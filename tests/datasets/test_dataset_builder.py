@@ -142,3 +142,74 @@ class DatasetBuilderTest(TestCase):
             "test", "train", 64, True, drop_remainder=False
         )
         self.assertEqual(builder.steps_per_epoch, 1)
+
+
+class EpochCacheTest(TestCase):
+    """Training's epochs (`launch.train_tf.train_data`) share one cache."""
+
+    def _builder(self, reads=None):
+        builder = DatasetBuilder("test", "train", 8, training=True, seed=3)
+        if reads is not None:
+
+            def count(image, label):
+                reads.assign_add(1)
+                return image, label
+
+            builder._dataset = builder._dataset.map(count)
+        return builder
+
+    def _epochs(self, builder, epochs, skip=0, reset=False):
+        """The batches of `epochs` as the training loop takes them."""
+        from launch import train_tf
+
+        strategy = tf.distribute.OneDeviceStrategy("/cpu:0")
+        epoch_data = train_tf.train_data(strategy, builder, seed=3)
+        out = []
+        for epoch in epochs:
+            if reset:
+                builder.reset_cache()
+            iterator = epoch_data(epoch, skip if epoch == epochs[0] else 0)
+            steps = builder.steps_per_epoch
+            steps -= skip if epoch == epochs[0] else 0
+            batches = [next(iterator) for _ in range(steps)]
+            out.append([(x.numpy(), y.numpy()) for x, y in batches])
+        return out
+
+    def test_source_read_once_for_all_epochs(self):
+        reads = tf.Variable(0, dtype=tf.int64)
+        builder = self._builder(reads)
+        self._epochs(builder, [0, 1, 2])
+        self.assertEqual(int(reads.numpy()), builder.num_examples)
+        # As before: a new cache every epoch reads the source every epoch.
+        reads.assign(0)
+        self._epochs(self._builder(reads), [0, 1, 2], reset=True)
+        self.assertEqual(int(reads.numpy()), 3 * builder.num_examples)
+
+    def test_batches_are_those_of_a_fresh_pipeline_per_epoch(self):
+        # As `--deterministic` runs: the parallel augmentation draws its
+        # random numbers in a fixed order. (TensorFlow has no public way
+        # back: its own config module's.)
+        from tensorflow.python.framework import config as tf_config
+
+        if not tf_config.is_op_determinism_enabled():
+            tf_config.enable_op_determinism()
+            self.addCleanup(tf_config.disable_op_determinism)
+        cached = self._epochs(self._builder(), [0, 1, 2])
+        fresh = self._epochs(self._builder(), [0, 1, 2], reset=True)
+        # A run resumed mid-epoch in a new process: a new builder, 2
+        # batches of epoch 1 skipped.
+        resumed = self._epochs(self._builder(), [1, 2], skip=2)
+        self.assertNotEqual(
+            [y.tolist() for _, y in cached[0]],
+            [y.tolist() for _, y in cached[1]],
+        )
+        for got, want in zip(
+            [cached, resumed], [fresh, [fresh[1][2:], fresh[2]]], strict=True
+        ):
+            for got_epoch, want_epoch in zip(got, want, strict=True):
+                self.assertLen(got_epoch, len(want_epoch))
+                for (x, y), (want_x, want_y) in zip(
+                    got_epoch, want_epoch, strict=True
+                ):
+                    np.testing.assert_array_equal(x, want_x)
+                    np.testing.assert_array_equal(y, want_y)

@@ -10,6 +10,7 @@ from absl.testing import flagsaver
 
 from la_keras import datasets
 from la_keras.datasets import prepared
+from la_keras.datasets.info import DatasetInfo
 from launch import prepare
 from launch import train
 from tests.launch import helpers
@@ -86,6 +87,65 @@ class PreparedTest(TestCase):
             prepared.read(truncated)
         with self.assertRaisesRegex(FileNotFoundError, "launch.prepare"):
             prepared.read(os.path.join(self.get_temp_dir(), "none"))
+
+    def test_single_byte_flips_name_the_file(self):
+        # A small file, so that the flips also land in the zip headers, the
+        # LZMA streams and the .npy headers, not only in the image bytes.
+        rng = np.random.default_rng(0)
+        splits = {
+            "train": (
+                rng.integers(0, 256, (12, 4, 4, 3)),
+                rng.integers(0, 3, 12),
+            ),
+            "test": (
+                rng.integers(0, 256, (5, 4, 4, 3)),
+                rng.integers(0, 3, 5),
+            ),
+        }
+        info = DatasetInfo(
+            name="small",
+            num_classes=3,
+            class_names=["a", "b", "c"],
+            train_counts=np.array([4, 4, 4]),
+            priors=np.array([1 / 3] * 3),
+            image_shape=(4, 4, 3),
+            num_examples={"train": 12, "test": 5},
+            preprocessing="cifar",
+        )
+        original = os.path.join(self.get_temp_dir(), "small.prepared")
+        prepared.write(original, splits, info, {"dataset": "small"})
+        with open(original, "rb") as f:
+            data = f.read()
+        # Evenly spaced over the file, and denser over its zip directory.
+        offsets = np.unique(
+            np.concatenate(
+                [
+                    np.linspace(0, len(data) - 1, 80),
+                    np.linspace(len(data) - 400, len(data) - 1, 40),
+                ]
+            ).astype(int)
+        )
+        flipped = os.path.join(self.get_temp_dir(), "flipped.prepared")
+        outcomes = {"identical": 0, "damaged": 0}
+        for offset in offsets:
+            damaged = bytearray(data)
+            damaged[offset] ^= 0xFF
+            with open(flipped, "wb") as f:
+                f.write(damaged)
+            try:
+                got = prepared.read(flipped)
+            except ValueError as e:
+                message = str(e)
+                self.assertIn(f"{flipped} is damaged", message, offset)
+                self.assertNotIn("\n", message, offset)
+                outcomes["damaged"] += 1
+                continue
+            for split, (images, labels) in splits.items():
+                np.testing.assert_array_equal(got.splits[split][0], images)
+                np.testing.assert_array_equal(got.splits[split][1], labels)
+            outcomes["identical"] += 1
+        # Most flips break the file; a few land in fields nothing reads.
+        self.assertGreater(outcomes["damaged"], len(offsets) // 2, outcomes)
 
     def test_checksum_mismatch(self):
         data = prepared.read(self.path)

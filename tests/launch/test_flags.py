@@ -1,5 +1,6 @@
 """Bad flags get one clear line, not a traceback; quiet default output."""
 
+import re
 import subprocess
 import sys
 from unittest import mock
@@ -228,7 +229,17 @@ class QuietOutputTest(TestCase):
         for noise in ("oneDNN", "cuInit", "cuda", "I0000", "E0000", "INFO"):
             self.assertNotIn(noise, result.stderr)
             self.assertNotIn(noise, result.stdout)
-        # One progress bar (Keras Progbar) and the report with the table.
+        # Progress and the report with the table. The output is a pipe, not
+        # a terminal: plain progress lines (the first and the last, for a
+        # run this short), no redraws or colour codes, and no library's
+        # deprecation notices.
+        for control in ("\x1b", "\r", "\b"):
+            self.assertNotIn(control, result.stdout + result.stderr)
+        self.assertNotIn("deprecated", result.stdout + result.stderr)
+        progress = re.findall(r"^step \d+/18\b.*$", result.stdout, re.M)
+        self.assertEqual(progress[0], "step 0/18")
+        self.assertTrue(progress[-1].startswith("step 18/18 - loss: "))
+        self.assertLessEqual(len(progress), 3)
         self.assertIn("18/18", result.stdout)
         self.assertIn("loss:", result.stdout)
         self.assertIn("images/s:", result.stdout)
