@@ -156,8 +156,9 @@ class UsageErrorTest(TestCase):
                 with self.assertLogs(level="WARNING") as logs:
                     config = RunConfig.from_flags(FLAGS)
             self.assertEqual(config.loss, loss)
-            self.assertIn(f"--mode=posthoc trains with --loss={loss}",
-                          logs.output[0])  # fmt: skip
+            self.assertIn(
+                f"--mode=posthoc trains with --loss={loss}", logs.output[0]
+            )
 
 
 class CommandLineTest(TestCase):
