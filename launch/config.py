@@ -145,7 +145,7 @@ class RunConfig:
 
         counts = info.train_counts
         if (
-            self.loss in ("logit_adjusted", "balanced_softmax")
+            self.loss in resolve.PRIOR_LOSSES
             or counts is None
         ):
             counts = info.priors

@@ -5,7 +5,10 @@ flags.json says how to rebuild the data and model) or loads a SavedModel
 (`--saved_model`, with the dataset flags given here), then reports top-1,
 balanced and many/medium/few-shot accuracy for the raw logits and the
 post-hoc adjusted ones, sweeps tau over `--tau_grid` and picks tau* on the
-holdout split (never on test; the test sweep is reported for analysis):
+holdout split (never on test; the test sweep is reported for analysis).
+A `--mode=loss` run is evaluated as launch.train reports it in metrics.json:
+raw figures only, since its loss already adjusted the logits (`--tau` and
+`--tau_grid` are refused for it); so is a SavedModel given `--mode=loss`:
 
     python -m launch.evaluate --model_dir=/tmp/cifar10_lt_posthoc
     python -m launch.evaluate --saved_model=/tmp/run/export --dataset=test
@@ -15,7 +18,9 @@ With `KERAS_BACKEND=jax` it evaluates the `.npz` checkpoints of a JAX run
 
 `--weight_norm_taus=0,0.5,1,1.5,2` also reports tau-normalisation of the
 classifier (Kang et al. 2020, `la_keras.models.weight_norm`) at tau=1 and at
-the tau* of the holdout, under "weight_norm" in the report.
+the tau* of the holdout, under "weight_norm" in the report. For a loss-mode
+run it is reported as a diagnostic (`weight_norm["diagnostic"]` says so):
+it rebalances a classifier that the loss already balanced.
 """
 
 from __future__ import annotations
@@ -48,7 +53,9 @@ def define_flags() -> None:
         "saved_model",
         None,
         "Evaluate this SavedModel (launch.train / launch.export) instead of a "
-        "checkpoint; the dataset comes from --dataset and friends.",
+        "checkpoint; the dataset comes from --dataset and friends. Add "
+        "--mode=loss for one exported from a loss-mode run (raw figures "
+        "only).",
     )
     flags.DEFINE_string(
         "checkpoint", None, "Checkpoint path (default: latest in --model_dir)."
@@ -156,6 +163,8 @@ def weight_norm_report(config, model, info, taus) -> dict:
     out["tuned"] = (
         None if out["tau_star"] is None else report("test", out["tau_star"])
     )
+    if config.mode == "loss":
+        out["diagnostic"] = reporting.WEIGHT_NORM_LOSS_NOTE
     for name in ("tau_1", "tuned"):
         if out[name] is not None:
             logging.info(
@@ -167,12 +176,33 @@ def weight_norm_report(config, model, info, taus) -> dict:
     return out
 
 
+def _evaluation_mode(mode: str) -> str:
+    """loss stays loss (never adjusted again); baseline is analysed post hoc."""
+    return "loss" if mode == "loss" else "posthoc"
+
+
+def _refuse_post_hoc_flags(flags_obj, what: str) -> None:
+    """--tau / --tau_grid given for loss-mode logits: one-line UsageError."""
+    for name in ("tau", "tau_grid"):
+        if not flags_obj[name].using_default_value:
+            value = flags_obj[name].value
+            if isinstance(value, list):
+                value = ",".join(value)
+            raise app.UsageError(
+                f"--{name}={value}: {what} --mode=loss, whose logits are "
+                "already adjusted by the loss and are evaluated raw; leave "
+                f"--{name} out."
+            )
+
+
 def run_config(flags_obj) -> RunConfig:
     """The config to evaluate with: the run's, or the flags' (SavedModel).
 
     With --model_dir, the run's flags.json; the flags in `_OVERRIDABLE`
     override it when given. A --dataset other than the run's is refused:
-    the checkpoint's classes are those of the run's dataset.
+    the checkpoint's classes are those of the run's dataset. A loss-mode
+    run (or a SavedModel given --mode=loss) keeps its mode, and --tau /
+    --tau_grid are refused for it; the others are evaluated post hoc.
     """
     if flags_obj.saved_model:
         if keras.backend.backend() != "tensorflow":
@@ -180,8 +210,17 @@ def run_config(flags_obj) -> RunConfig:
                 "--saved_model needs the TensorFlow backend; on "
                 f"{keras.backend.backend()} evaluate a run with --model_dir."
             )
-        return RunConfig.from_flags(flags_obj).replace(mode="posthoc")
+        config = RunConfig.from_flags(flags_obj)
+        if config.mode == "loss":
+            _refuse_post_hoc_flags(
+                flags_obj, f"{flags_obj.saved_model} is evaluated with"
+            )
+        return config.replace(mode=_evaluation_mode(config.mode))
     config = RunConfig.read(flags_obj.model_dir)
+    if config.mode == "loss":
+        _refuse_post_hoc_flags(
+            flags_obj, f"the run in {flags_obj.model_dir} was trained with"
+        )
     dataset_flag = flags_obj["dataset"]
     if (
         not dataset_flag.using_default_value
@@ -201,7 +240,7 @@ def run_config(flags_obj) -> RunConfig:
     }
     if "tau_grid" in changes:
         changes["tau_grid"] = tuple(float(t) for t in changes["tau_grid"])
-    return config.replace(mode="posthoc", **changes)
+    return config.replace(mode=_evaluation_mode(config.mode), **changes)
 
 
 def output_path(flags_obj) -> str | None:
@@ -224,32 +263,10 @@ def run(flags_obj) -> dict:
         logging.info("Restored %s.", source)
         logits = _predict_splits(config, model)
     output = output_path(flags_obj)
-    report = reporting.evaluate_logits(
-        config,
-        info.train_counts,
-        info.priors,
-        logits["test"],
-        logits.get("holdout"),
-    )
-    report["test_tau_sweep"] = evaluation.sweep_tau(
-        *logits["test"], info.priors, config.tau_grid
-    )
-    report["note"] = (
-        "tau* is chosen on the holdout split; test_tau_sweep is for analysis "
-        "only and must not be used to choose tau."
-    )
-    report["source"] = source
-    report["dataset"] = config.data.dataset
+    report = reporting.evaluation_report(config, info, logits, source)
     if wn_taus:
         report["weight_norm"] = weight_norm_report(config, model, info, wn_taus)
     reporting.log_metrics(report)
-    for row in report["test_tau_sweep"]:
-        logging.info(
-            "tau %-5g test top1 %.4f balanced %.4f",
-            row["tau"],
-            row["top1"],
-            row["balanced_accuracy"],
-        )
     if output:
         outputs.write_json(output, report)
         logging.info("Wrote %s.", output)

@@ -25,6 +25,15 @@ LOSS_MODE_NOTE = (
     "mode=loss: the raw logits are the balanced-posterior estimate (the "
     "loss adjusted them); no post-hoc adjustment, which would adjust twice."
 )
+TEST_SWEEP_NOTE = (
+    "tau* is chosen on the holdout split; test_tau_sweep is for analysis "
+    "only and must not be used to choose tau."
+)
+WEIGHT_NORM_LOSS_NOTE = (
+    "diagnostic only: tau-normalisation rebalances the classifier of a "
+    "mode=loss run, whose loss already balanced its logits; the run's "
+    "figures are the raw ones."
+)
 
 
 def _report(logits, labels, train_counts, priors=None, tau=None) -> dict:
@@ -87,6 +96,40 @@ def evaluate_logits(
             f"only. To tune it, {where}."
         )
     return metrics
+
+
+def evaluation_report(config, info, logits: dict, source: str) -> dict:
+    """The report of launch.evaluate: metrics.json's figures for the mode.
+
+    The test (and holdout) figures are `evaluate_logits`', as launch.train
+    writes them to metrics.json; a post-hoc evaluation adds the tau sweep
+    on test (for analysis only), a loss-mode one gets raw figures only and
+    the note that says why.
+
+    Args:
+        config: the `RunConfig` evaluated with (its mode decides).
+        info: the `DatasetInfo` (train counts and priors).
+        logits: `{split: (logits, labels)}`, "test" and maybe "holdout".
+        source: the checkpoint or SavedModel evaluated.
+    """
+    report = evaluate_logits(
+        config, info.train_counts, info.priors, logits["test"],
+        logits.get("holdout"),
+    )  # fmt: skip
+    if config.mode == "loss":
+        report["note"] = LOSS_MODE_NOTE
+    else:
+        report["test_tau_sweep"] = evaluation.sweep_tau(
+            *logits["test"], info.priors, config.tau_grid
+        )
+        report["note"] = TEST_SWEEP_NOTE
+    report.update(
+        source=source,
+        dataset=config.data.dataset,
+        mode=config.mode,
+        loss=config.loss,
+    )
+    return report
 
 
 def run_facts(config, loop, step: int, epoch: int, train_examples: int) -> dict:
@@ -224,6 +267,13 @@ def log_metrics(metrics: dict) -> None:
         )
     if metrics.get("holdout_warning"):
         logging.info("%s", metrics["holdout_warning"])
+    for row in metrics.get("test_tau_sweep") or ():
+        logging.info(
+            "tau %-5g test top1 %.4f balanced %.4f",
+            row["tau"],
+            row["top1"],
+            row["balanced_accuracy"],
+        )
 
 
 def accuracy_table(test: dict) -> list[str]:
@@ -273,10 +323,16 @@ def format_evaluation(report: dict, output: str | None) -> str:
     """The report of launch.evaluate: what was evaluated, the table, where."""
     lines = [f"{report['dataset']}: {report['source']}"]
     lines += accuracy_table(report["test"])
+    if report.get("mode") == "loss":
+        lines.append(LOSS_MODE_NOTE)
     if report.get("holdout_warning"):
         lines.append(report["holdout_warning"])
-    if output:
+    if (report.get("weight_norm") or {}).get("diagnostic"):
+        lines.append(f"weight_norm: {report['weight_norm']['diagnostic']}")
+    if output and "test_tau_sweep" in report:
         lines.append(f"Report (with the tau sweeps): {output}")
+    elif output:
+        lines.append(f"Report: {output}")
     return "\n".join(lines)
 
 

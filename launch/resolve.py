@@ -26,6 +26,11 @@ _PLAIN_FLAGS = (
     "expected_test_examples", "jax_loop", "lock_timeout", "extend",
 )  # fmt: skip
 
+# Losses that add tau * log(prior) (or log(counts)) to the logits in
+# training: their logits are already adjusted, so only --mode=loss fits them
+# (focal, class_balanced, ldam, equalized re-weight or add margins instead).
+PRIOR_LOSSES = ("logit_adjusted", "balanced_softmax")
+
 
 def resolve_flags(flags_obj) -> dict:
     """The flat config of `flags_obj`, defaults that depend on others resolved."""
@@ -33,6 +38,12 @@ def resolve_flags(flags_obj) -> dict:
     flat.update({k: getattr(flags_obj, k) for k in common_flags.LOSS_FLAGS})
     if flat["loss"] is None:
         flat["loss"] = default_loss(flat["mode"])
+    elif flat["mode"] != "loss" and flat["loss"] in PRIOR_LOSSES:
+        raise app.UsageError(
+            f"--loss={flat['loss']} already adjusts the logits by the class "
+            f"priors, and --mode={flat['mode']} would adjust them again after "
+            "training (post-hoc rows, served tau); use --mode=loss."
+        )
     elif flat["mode"] != "loss" and flat["loss"] != "crossentropy":
         logging.warning(
             "--mode=%s trains with --loss=%s; the official %s mode trains with "

@@ -1,9 +1,9 @@
-"""What a loss-mode run reports and serves, and launch.export's refusal.
+"""What a loss-mode run reports, evaluates and serves; the tau refusals.
 
-A loss-mode run's logits were adjusted by its loss: they are reported and
-served raw (tau 0), and a post-hoc tau is refused, since it would adjust
-them twice. Each SavedModel here is also run the way TF Serving loads it
-(`tests/serving_session.py`).
+A loss-mode run's logits were adjusted by its loss: they are reported,
+evaluated (launch.evaluate) and served raw (tau 0), and a post-hoc tau is
+refused, since it would adjust them twice. Each SavedModel here is also
+run the way TF Serving loads it (`tests/serving_session.py`).
 """
 
 import json
@@ -16,6 +16,7 @@ from absl import flags
 from absl.testing import flagsaver
 
 from launch import common
+from launch import evaluate
 from launch import export
 from launch import reporting
 from launch import train
@@ -150,3 +151,60 @@ class LossModeRunTest(TestCase):
             "the loss; leave --tau out to export them as they are.",
         )
         self.assertFalse(os.path.exists(export_dir))
+
+    def test_evaluate_reports_raw_figures_only(self):
+        output = os.path.join(self.get_temp_dir(), "eval.json")
+        with flagsaver.flagsaver(
+            model_dir=self.model_dir, output=output,
+            weight_norm_taus=["0", "1"],
+        ):  # fmt: skip
+            report = evaluate.run(FLAGS)
+        # The shape of metrics.json for loss mode: raw figures, no tau.
+        self.assertEqual(report["test"], self.metrics["test"])
+        self.assertEqual(report["mode"], "loss")
+        self.assertEqual(report["holdout"], {"num_examples": 10})
+        self.assertNotIn("test_tau_sweep", report)
+        self.assertNotIn("holdout_warning", report)
+        self.assertEqual(report["note"], reporting.LOSS_MODE_NOTE)
+        with open(output) as f:
+            self.assertEqual(json.load(f)["test"].keys(), {"raw"})
+        # Tau-normalisation is reported, labelled as a diagnostic.
+        self.assertEqual(
+            report["weight_norm"]["diagnostic"],
+            reporting.WEIGHT_NORM_LOSS_NOTE,
+        )
+        printed = reporting.format_evaluation(report, output)
+        self.assertIn(reporting.LOSS_MODE_NOTE, printed)
+        self.assertNotIn(
+            "post-hoc", printed.replace(reporting.LOSS_MODE_NOTE, "")
+        )
+        self.assertIn(reporting.WEIGHT_NORM_LOSS_NOTE, printed)
+        self.assertEqual(printed.splitlines()[-1], f"Report: {output}")
+
+    def test_evaluate_refuses_tau(self):
+        for name, value, text in (
+            ("tau", 0.5, "0.5"),
+            ("tau_grid", ["0", "1"], "0,1"),
+        ):
+            with flagsaver.flagsaver(model_dir=self.model_dir, **{name: value}):
+                with self.assertRaises(app.UsageError) as raised:
+                    evaluate.run(FLAGS)
+            self.assertEqual(
+                str(raised.exception),
+                f"--{name}={text}: the run in {self.model_dir} was trained "
+                "with --mode=loss, whose logits are already adjusted by the "
+                f"loss and are evaluated raw; leave --{name} out.",
+            )
+
+    def test_evaluate_saved_model_in_loss_mode(self):
+        with flagsaver.flagsaver(
+            saved_model=self.metrics["export_dir"], dataset="test",
+            test_batch_size=10, holdout_fraction=0.1, mode="loss",
+        ):  # fmt: skip
+            report = evaluate.run(FLAGS)
+        self.assertEqual(set(report["test"]), {"raw"})
+        self.assertNotIn("test_tau_sweep", report)
+        self.assertAllClose(
+            report["test"]["raw"]["per_class_accuracy"],
+            self.metrics["test"]["raw"]["per_class_accuracy"],
+        )

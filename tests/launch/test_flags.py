@@ -128,6 +128,39 @@ class UsageErrorTest(TestCase):
         with self.assertRaisesRegex(app.UsageError, "--dataset=cifar10-lt"):
             train_tf.build_datasets(config, num_replicas=1)
 
+    def test_prior_loss_outside_loss_mode_is_refused(self):
+        # logit_adjusted and balanced_softmax add log(priors) in training: a
+        # post-hoc adjustment (or its rows) on top would adjust twice.
+        for mode in ("posthoc", "baseline"):
+            for loss in ("logit_adjusted", "balanced_softmax"):
+                with flagsaver.flagsaver(
+                    **helpers.SMOKE_FLAGS, mode=mode, loss=loss
+                ):
+                    with self.assertRaises(app.UsageError) as raised:
+                        RunConfig.from_flags(FLAGS)
+                self.assertEqual(
+                    str(raised.exception),
+                    f"--loss={loss} already adjusts the logits by the class "
+                    f"priors, and --mode={mode} would adjust them again "
+                    "after training (post-hoc rows, served tau); use "
+                    "--mode=loss.",
+                )
+        with flagsaver.flagsaver(
+            **helpers.SMOKE_FLAGS, mode="loss", loss="balanced_softmax"
+        ):
+            self.assertEqual(RunConfig.from_flags(FLAGS).mode, "loss")
+        # Losses that are no prior adjustment keep the warning only.
+        for loss in ("focal", "class_balanced", "ldam"):
+            with flagsaver.flagsaver(
+                **helpers.SMOKE_FLAGS, mode="posthoc", loss=loss
+            ):
+                with self.assertLogs(level="WARNING") as logs:
+                    config = RunConfig.from_flags(FLAGS)
+            self.assertEqual(config.loss, loss)
+            self.assertIn(
+                f"--mode=posthoc trains with --loss={loss}", logs.output[0]
+            )
+
 
 class CommandLineTest(TestCase):
     """The real command: one error line on stderr, no traceback."""
