@@ -144,10 +144,7 @@ class RunConfig:
         from la_keras import losses as losses_lib
 
         counts = info.train_counts
-        if (
-            self.loss in resolve.PRIOR_LOSSES
-            or counts is None
-        ):
+        if self.loss in resolve.PRIOR_LOSSES or counts is None:
             counts = info.priors
         try:
             return losses_lib.build(self.loss, counts, **self.loss_kwargs())

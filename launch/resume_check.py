@@ -129,8 +129,7 @@ def schedule_flags(schedule) -> str:
             "--lr_decay_epochs=" + ",".join(_number(e) for _, e in decays)
         )
         flags.append(
-            "--lr_decay_multipliers="
-            + ",".join(_number(m) for m, _ in decays)
+            "--lr_decay_multipliers=" + ",".join(_number(m) for m, _ in decays)
         )
     return " ".join(flags)
 

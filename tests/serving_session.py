@@ -69,7 +69,7 @@ def run_in_session(export_dir, images, bad_images):
     with tempfile.TemporaryDirectory() as tmp:
         paths = [os.path.join(tmp, f"{n}.npy") for n in ("x", "empty", "bad")]
         empty = np.zeros((0, *images.shape[1:]), images.dtype)
-        for path, value in zip(paths, (images, empty, bad_images)):
+        for path, value in zip(paths, (images, empty, bad_images), strict=True):
             np.save(path, value)
         _run([sys.executable, "-c", _SESSION_SCRIPT, export_dir, *paths,
               tmp])  # fmt: skip

@@ -153,9 +153,11 @@ class ExportSavedModelTest(TestCase):
         export_dir = os.path.join(self.get_temp_dir(), "imagenet")
         serving.export_saved_model(model, export_dir, (224, 224, 3), "imagenet")
         loaded = tf.saved_model.load(export_dir)
-        images = np.random.default_rng(1).integers(
-            0, 256, (2, 100, 150, 3)
-        ).astype(np.uint8)
+        images = (
+            np.random.default_rng(1)
+            .integers(0, 256, (2, 100, 150, 3))
+            .astype(np.uint8)
+        )
         out = loaded.signatures[serving.SIGNATURE](images=tf.constant(images))
         self.assertEqual(out["logits"].shape, (2, 4))
         session = serving_session.run_in_session(

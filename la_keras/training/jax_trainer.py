@@ -147,9 +147,7 @@ class JaxTrainer:
         return loss, (logits, non_trainable, loss_vars)
 
     def _step_fn(self, state, images, labels):
-        trainable, non_trainable, optimizer_vars, metric_vars, loss_vars = (
-            state
-        )
+        trainable, non_trainable, optimizer_vars, metric_vars, loss_vars = state
         grad_fn = jax.value_and_grad(self._loss_fn, has_aux=True)
         (loss, (logits, non_trainable, loss_vars)), grads = grad_fn(
             trainable, non_trainable, loss_vars, images, labels

@@ -299,7 +299,9 @@ class ClassifierFlagTest(TestCase):
             self.assertEqual(config.classifier, expected, overrides)
             self.assertEqual(config.to_dict()["classifier"], expected)
             head = config.build_model(10, (32, 32, 3)).layers[-1]
-            self.assertEqual(isinstance(head, NormedDense), expected == "normed")
+            self.assertEqual(
+                isinstance(head, NormedDense), expected == "normed"
+            )
 
     def test_flags_json_without_classifier_is_a_dense_run(self):
         # Runs written before --classifier existed had a dense head.

@@ -198,7 +198,9 @@ class ReproduceEndToEndTest(TestCase):
                 )
             )
         self.assertIn("--loss=ldam --holdout_fraction=0", result.stderr)
-        with open(os.path.join(out, "test", "seed0", "ldam", "flags.json")) as f:
+        with open(
+            os.path.join(out, "test", "seed0", "ldam", "flags.json")
+        ) as f:
             ldam_flags = json.load(f)
         # Cao et al.'s s=30 on the cosine classifier, as their code trains.
         self.assertEqual(ldam_flags["classifier"], "normed")

@@ -160,9 +160,7 @@ class TrainOnJaxTest(TestCase):
                     "-c",
                     _TRAIN_RECORDING_PLACEMENT,
                     placement,
-                    *helpers.smoke_args(
-                        model_dir, epochs=1, strategy=strategy
-                    ),
+                    *helpers.smoke_args(model_dir, epochs=1, strategy=strategy),
                 ],
                 extra_env=env,
             )

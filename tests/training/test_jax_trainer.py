@@ -206,7 +206,6 @@ print(json.dumps(out))
 """
 
 
-
 def _run(script, *args, backend="jax"):
     result = helpers.run_python(
         ["-c", script, *args],
@@ -263,9 +262,10 @@ class JaxTrainerTest(TestCase):
         out = _run(_JAX_SCAN, prefix)
         self.assertEqual(out["steps"], [10, 10])
         self.assertEqual(out["accuracy"][0], out["accuracy"][1])
-        with np.load(prefix + "python.npz") as python, np.load(
-            prefix + "scan.npz"
-        ) as scan:
+        with (
+            np.load(prefix + "python.npz") as python,
+            np.load(prefix + "scan.npz") as scan,
+        ):
             self.assertEqual(python.files, scan.files)
             for name in python.files:
                 assert_float32_close(scan[name], python[name], name)

@@ -160,9 +160,7 @@ class NonFiniteWeightsTest(TestCase):
 
         strategy = tf.distribute.OneDeviceStrategy("/cpu:0")
         with strategy.scope():
-            model = keras.Sequential(
-                [keras.Input((4,)), keras.layers.Dense(3)]
-            )
+            model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3)])
             schedule = keras.optimizers.schedules.PiecewiseConstantDecay(
                 [0], [0.0, 1e38]
             )
@@ -215,7 +213,6 @@ class NonFiniteWeightsTest(TestCase):
             value = np.asarray(reader.get_tensor(name))
             if np.issubdtype(value.dtype, np.floating):
                 self.assertTrue(np.all(np.isfinite(value)), name)
-
 
     def test_jax_trainer_with_a_huge_learning_rate(self):
         pytest.importorskip("jax")
