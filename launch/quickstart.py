@@ -55,17 +55,26 @@ DEFAULTS = dict(
 
 
 def configs(flags_obj) -> dict[str, RunConfig]:
-    """The `RunConfig` of each mode: the flags over `DEFAULTS`."""
+    """The `RunConfig` of each mode: the flags over `DEFAULTS`.
+
+    `--loss` (default: the logit-adjusted loss) is the loss-mode run's; the
+    baseline is always plain cross-entropy on a dense head (ERM).
+    """
     for name, value in DEFAULTS.items():
         if flags_obj[name].using_default_value:
             flags_obj[name].value = value
-    base = RunConfig.from_flags(flags_obj)
+    flags_obj["mode"].value = "loss"  # the loss run's; --loss resolved in it
+    trained = RunConfig.from_flags(flags_obj)
+    baseline = trained.replace(
+        mode="baseline",
+        loss=default_loss("baseline"),
+        loss_options={},
+        classifier="dense",
+    )
     out = {}
-    for mode in _MODES:
+    for mode, config in zip(_MODES, (trained, baseline), strict=True):
         model_dir = os.path.join(flags_obj.quickstart_dir, mode)
-        out[mode] = base.replace(
-            mode=mode,
-            loss=flags_obj.loss or default_loss(mode),
+        out[mode] = config.replace(
             model_dir=model_dir,
             tb_log_dir=os.path.join(model_dir, "log"),
             export_dir=os.path.join(model_dir, "export"),

@@ -71,3 +71,33 @@ class FormatTableTest(TestCase):
         self.assertTrue(
             quickstart.format_table(results).startswith("test accuracy")
         )
+
+
+class QuickstartConfigsTest(TestCase):
+    def test_loss_flag_is_the_loss_runs_and_the_baseline_is_erm(self):
+        from absl import flags
+        from absl.testing import flagsaver
+
+        from launch import quickstart
+        from tests.launch import helpers
+
+        helpers.define_all_flags()
+        quickstart.define_flags()
+        flags.FLAGS.mark_as_parsed()
+        for loss, options, classifier in (
+            (None, {}, "dense"),
+            ("logit_adjusted", {}, "dense"),
+            ("ldam_drw", {"drw_start_epoch": 3}, "normed"),
+        ):
+            with flagsaver.flagsaver(loss=loss, **options):
+                configs = quickstart.configs(flags.FLAGS)
+            trained, baseline = configs["loss"], configs["baseline"]
+            self.assertEqual(trained.mode, "loss")
+            self.assertEqual(trained.loss, loss or "logit_adjusted")
+            self.assertEqual(trained.loss_options, options)
+            self.assertEqual(trained.classifier, classifier)
+            self.assertEqual(
+                (baseline.mode, baseline.loss, baseline.loss_options),
+                ("baseline", "crossentropy", {}),
+            )
+            self.assertEqual(baseline.classifier, "dense")
