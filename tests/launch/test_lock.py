@@ -366,8 +366,18 @@ class RescheduledRunTest(TestCase):
         helpers.define_all_flags()
 
     def test_run_restarted_on_another_host_resumes(self):
+        from absl import logging as absl_logging
+
         from la_keras.training.checkpoints import checkpoint_dir
         from launch import train
+
+        # The resumed run's INFO lines are read below, whatever verbosity
+        # an earlier test of the suite left (launch's quiet default is
+        # WARNING).
+        self.addCleanup(
+            absl_logging.set_verbosity, absl_logging.get_verbosity()
+        )
+        absl_logging.set_verbosity(absl_logging.INFO)
 
         model_dir = os.path.join(self.get_temp_dir(), "rescheduled")
         values = dict(epochs=2, lock_timeout=3.0, eval_every_epochs=100)
