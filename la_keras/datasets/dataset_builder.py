@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import tensorflow as tf
 
+from la_keras.datasets import folder
 from la_keras.datasets import official
 from la_keras.datasets.arguments import is_int_at_least
 from la_keras.datasets.preprocessing import CIFAR_CROP_PADDING
@@ -17,10 +19,24 @@ from la_keras.datasets.registry import load
 # memory; their pipeline shuffles within a buffer of this many images (TFDS
 # writes its shards in a hashed, class-mixed order).
 IMAGENET_SHUFFLE_BUFFER = 4096
+# A folder dataset's decoded images are cached in memory up to this size
+# (e.g. 20,000 CIFAR-size images take 60 MB); larger sets stream from disk.
+FOLDER_CACHE_BYTES = 2 * 2**30
 AUTOTUNE = tf.data.AUTOTUNE
 
 
-def default_shuffle_buffer(name: str, preprocessing: str) -> int | None:
+def caches_in_memory(name: str, info, split: str) -> bool:
+    """Whether a split's decoded images are cached in memory for all epochs:
+    the CIFAR-recipe sets, and folder sets of at most `FOLDER_CACHE_BYTES`."""
+    if name.startswith(folder.PREFIX):
+        pixels = int(np.prod(info.image_shape))
+        return info.num_examples[split] * pixels <= FOLDER_CACHE_BYTES
+    return info.preprocessing == "cifar"
+
+
+def default_shuffle_buffer(
+    name: str, preprocessing: str, cached: bool | None = None
+) -> int | None:
     """The training shuffle buffer of a dataset; None is the whole split.
 
     * `cifar10-lt`, `cifar100-lt` (the official TFRecords):
@@ -32,9 +48,14 @@ def default_shuffle_buffer(name: str, preprocessing: str) -> int | None:
       first of that class in the file, near the start of the split: a buffer
       smaller than the split would not mix them uniformly into the epoch.
     * ImageNet-recipe sets: `IMAGENET_SHUFFLE_BUFFER` (4,096) images.
+    * Folder sets: the whole split when it is cached in memory (`cached`),
+      else `IMAGENET_SHUFFLE_BUFFER` over files that come in an order with
+      the classes interleaved (`folder.Folder.split`).
     """
     if name in official.NUM_CLASSES:
         return official.SHUFFLE_BUFFER
+    if name.startswith(folder.PREFIX):
+        return None if cached else IMAGENET_SHUFFLE_BUFFER
     if preprocessing == "cifar":
         return None
     return IMAGENET_SHUFFLE_BUFFER
@@ -68,7 +89,10 @@ class DatasetBuilder:
     then batched and preprocessed a batch at a time with `preprocess_images`
     (normalize; for training pad `crop_padding` pixels a side, random crop,
     random flip), and prefetched. ImageNet-style: each image is cropped to
-    224x224 on its own (sizes differ), then batched.
+    224x224 on its own (sizes differ), then batched. A `folder:<path>`
+    dataset streams its files (read and decoded in parallel), is cached in
+    memory when it fits (`caches_in_memory`), and is batched before either
+    recipe (its images share one size).
 
     Training shuffles within a buffer of `shuffle_buffer` examples, drawn
     anew each epoch; by default (see `default_shuffle_buffer`) 10,000 for
@@ -92,6 +116,8 @@ class DatasetBuilder:
         shuffle_buffer: examples held by the training shuffle of each input
             pipeline, an integer >= 1, or None for the dataset's default.
             Stored resolved; None there means the whole split.
+        **folder_options: `image_size`, `skip_bad_images`, `augment`,
+            `index_cache` of a `folder:<path>` dataset, as for `load`.
 
     Example:
 
@@ -119,6 +145,7 @@ class DatasetBuilder:
         crop_padding=CIFAR_CROP_PADDING,
         shuffle_buffer=None,
         expected_examples=None,
+        **folder_options,
     ):
         if not is_int_at_least(global_batch_size, 1):
             raise ValueError(
@@ -138,13 +165,15 @@ class DatasetBuilder:
             holdout_fraction=holdout_fraction,
             seed=seed,
             expected_examples=expected_examples,
+            **folder_options,
         )
+        self.cached = caches_in_memory(name, self.info, split)
         self.crop_padding = check_crop_padding(
             crop_padding, self.info.preprocessing
         )
         if shuffle_buffer is None:
             shuffle_buffer = default_shuffle_buffer(
-                name, self.info.preprocessing
+                name, self.info.preprocessing, self.cached
             )
         self.shuffle_buffer = shuffle_buffer
         self.name = name
@@ -222,6 +251,7 @@ class DatasetBuilder:
                 self.info.preprocessing,
                 training,
                 crop_padding=self.crop_padding,
+                image_size=self.info.image_shape[:2],
             )
 
         # Named functions, not lambdas: AutoGraph cannot find the source of
@@ -236,7 +266,7 @@ class DatasetBuilder:
             dataset = dataset.shuffle(
                 buffer, seed=self.seed, reshuffle_each_iteration=True
             )
-        if self.info.preprocessing == "cifar":
+        if self.fixed_size:
             # Whole batches at once: `preprocess_images` is vectorized.
             dataset = self._batch(dataset, batch_size)
             dataset = dataset.map(preprocess_batch, num_parallel_calls=AUTOTUNE)
@@ -269,11 +299,19 @@ class DatasetBuilder:
         dataset = self._dataset
         if shards > 1:
             dataset = dataset.shard(shards, index)
-        if self.info.preprocessing == "cifar":
+        if self.cached:
             dataset = dataset.cache()
         if tf.executing_eagerly():
             self._sources[key] = dataset
         return dataset
+
+    @property
+    def fixed_size(self) -> bool:
+        """Whether every raw image has the same size (batched before the
+        preprocessing): the CIFAR-recipe and folder datasets."""
+        return self.info.preprocessing == "cifar" or self.name.startswith(
+            folder.PREFIX
+        )
 
     def reset_cache(self) -> None:
         """Forgets the cached sources: the next pass reads the data again."""

@@ -27,7 +27,13 @@ class DatasetInfo:
             (`"train"`, `"test"` and, when there is one, `"holdout"`).
         preprocessing: `"cifar"` (`x / 255 - 0.5`, pad-and-crop) or
             `"imagenet"` (random resized crop / resize-and-center-crop to 224,
-            ImageNet mean and std).
+            ImageNet mean and std), at `image_shape`'s size.
+        resize: `(H, W)` every raw image is resized to before
+            preprocessing (a folder dataset given `image_size`; the served
+            model resizes its inputs the same way), or None: images are
+            used at their own size.
+        skipped_images: paths of the unreadable files left out
+            (`skip_bad_images=True` of a folder dataset).
     """
 
     name: str
@@ -38,6 +44,8 @@ class DatasetInfo:
     image_shape: tuple
     num_examples: dict
     preprocessing: str
+    resize: tuple | None = None
+    skipped_images: tuple = ()
 
     def __post_init__(self):
         counts = np.asarray(self.train_counts, dtype=np.int64)
@@ -63,3 +71,8 @@ class DatasetInfo:
         object.__setattr__(self, "image_shape", tuple(self.image_shape))
         object.__setattr__(self, "class_names", list(self.class_names))
         object.__setattr__(self, "num_examples", dict(self.num_examples))
+        if self.resize is not None:
+            object.__setattr__(
+                self, "resize", tuple(int(v) for v in self.resize)
+            )
+        object.__setattr__(self, "skipped_images", tuple(self.skipped_images))

@@ -49,7 +49,12 @@ def check_crop_padding(crop_padding, preprocessing="cifar") -> int:
 
 
 def preprocess_images(
-    images, preprocessing, training=False, *, crop_padding=CIFAR_CROP_PADDING
+    images,
+    preprocessing,
+    training=False,
+    *,
+    crop_padding=CIFAR_CROP_PADDING,
+    image_size=None,
 ):
     """Preprocesses a batch of uint8 images into float32 model inputs.
 
@@ -64,9 +69,10 @@ def preprocess_images(
     distribution, other random draws). Works for any size and channel count
     (e.g. 28x28x1 MNIST).
 
-    `"imagenet"`: for training, a random resized crop to 224x224 (area in
-    [0.08, 1], aspect ratio in [3/4, 4/3]) and a random flip; for evaluation,
-    a resize of the shorter side to 256 and a 224x224 center crop. Then
+    `"imagenet"`: for training, a random resized crop to `image_size`
+    (224x224 by default; area in [0.08, 1], aspect ratio in [3/4, 4/3]) and
+    a random flip; for evaluation, a resize of the shorter side to
+    256/224 of it (256 for 224) and a center crop of `image_size`. Then
     `(x / 255 - mean) / std` with the ImageNet mean and std. Grayscale inputs
     are repeated to three channels.
 
@@ -78,6 +84,8 @@ def preprocess_images(
             crop of the `"cifar"` training recipe, an integer >= 0. 2 is the
             official release's; 4 is the LDAM / BBN convention. The
             `"imagenet"` recipe takes only the default.
+        image_size: `(H, W)` of the `"imagenet"` recipe's output (default
+            224x224); the `"cifar"` recipe keeps the input's size.
 
     Returns:
         A float32 tensor `[batch, H', W', C']`.
@@ -104,7 +112,8 @@ def preprocess_images(
     images = tf.cast(images, tf.float32)
     if preprocessing == "cifar":
         return _cifar(images, training, pad)
-    return _imagenet(images, training)
+    size = (IMAGENET_SIZE, IMAGENET_SIZE) if image_size is None else image_size
+    return _imagenet(images, training, tuple(int(v) for v in size))
 
 
 def _cifar(images, training, pad):
@@ -127,21 +136,21 @@ def _cifar(images, training, pad):
     return cropped
 
 
-def _imagenet(images, training):
+def _imagenet(images, training, size):
     if images.shape[-1] == 1:
         images = tf.image.grayscale_to_rgb(images)
     if training:
-        images = _random_resized_crop(images)
+        images = _random_resized_crop(images, size)
         flip = tf.random.uniform([tf.shape(images)[0], 1, 1, 1]) < 0.5
         images = tf.where(flip, tf.reverse(images, axis=[2]), images)
     else:
-        images = _resize_and_center_crop(images)
+        images = _resize_and_center_crop(images, size)
     mean = tf.constant(IMAGENET_MEAN, tf.float32) * 255.0
     std = tf.constant(IMAGENET_STD, tf.float32) * 255.0
     return (images - mean) / std
 
 
-def _random_resized_crop(images):
+def _random_resized_crop(images, size):
     shape = tf.shape(images)
     batch = shape[0]
     height = tf.cast(shape[1], tf.float32)
@@ -171,25 +180,56 @@ def _random_resized_crop(images):
         images,
         boxes,
         tf.range(batch),
-        [IMAGENET_SIZE, IMAGENET_SIZE],
+        list(size),
     )
 
 
-def _resize_and_center_crop(images):
+def _resize_and_center_crop(images, size):
+    out_h, out_w = size
     shape = tf.shape(images)
     height = tf.cast(shape[1], tf.float32)
     width = tf.cast(shape[2], tf.float32)
-    scale = IMAGENET_RESIZE / tf.minimum(height, width)
-    new_h = tf.maximum(
-        tf.cast(tf.round(height * scale), tf.int32), IMAGENET_SIZE
-    )
-    new_w = tf.maximum(
-        tf.cast(tf.round(width * scale), tf.int32), IMAGENET_SIZE
-    )
+    # The shorter side to 256/224 of the crop's shorter side (256 for 224).
+    scale = IMAGENET_RESIZE / IMAGENET_SIZE * min(out_h, out_w)
+    scale = scale / tf.minimum(height, width)
+    new_h = tf.maximum(tf.cast(tf.round(height * scale), tf.int32), out_h)
+    new_w = tf.maximum(tf.cast(tf.round(width * scale), tf.int32), out_w)
     images = tf.image.resize(images, [new_h, new_w], method="bilinear")
-    top = (new_h - IMAGENET_SIZE) // 2
-    left = (new_w - IMAGENET_SIZE) // 2
-    images = images[
-        :, top : top + IMAGENET_SIZE, left : left + IMAGENET_SIZE, :
-    ]
-    return tf.ensure_shape(images, [None, IMAGENET_SIZE, IMAGENET_SIZE, None])
+    top = (new_h - out_h) // 2
+    left = (new_w - out_w) // 2
+    images = images[:, top : top + out_h, left : left + out_w, :]
+    return tf.ensure_shape(images, [None, out_h, out_w, None])
+
+
+# ITU-R 601-2 luma, as Pillow's RGB -> L.
+_LUMA = (0.299, 0.587, 0.114)
+
+
+def decode_image(contents, channels: int, resize=None):
+    """A PNG, JPEG, BMP or GIF (first frame) file as uint8 `[H, W, channels]`.
+
+    Decoded as RGB (gray repeated, alpha dropped), then reduced to luma for
+    `channels=1` (rounded: a gray image comes back unchanged), then resized
+    to `resize` (`resize_images`) if given.
+    """
+    image = tf.io.decode_image(contents, channels=3, expand_animations=False)
+    if channels == 1:
+        luma = tf.tensordot(tf.cast(image, tf.float32), _LUMA, axes=[[2], [0]])
+        image = tf.cast(tf.clip_by_value(tf.round(luma), 0, 255), tf.uint8)
+        image = image[:, :, None]
+    if resize is not None:
+        image = resize_images(image[None], resize)[0]
+    return image
+
+
+def resize_images(images, size):
+    """uint8 `[B, H, W, C]` resized to `size` (bilinear, antialiased), uint8.
+
+    The resize of a folder dataset's `image_size`, in its input pipeline and
+    in the served model.
+    """
+    resized = tf.image.resize(
+        tf.cast(images, tf.float32), list(size), method="bilinear",
+        antialias=True,
+    )  # fmt: skip
+    return tf.cast(tf.clip_by_value(tf.round(resized), 0, 255), tf.uint8)

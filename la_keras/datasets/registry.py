@@ -10,6 +10,8 @@
 | `inaturalist2018` | TFDS `i_naturalist2018`                  | TFDS `validation` | slice of train         |
 | `cifar10-lt`, `cifar100-lt` | the official TFRecord files    | `<base>_test.tfrecord` | slice of train    |
 | `test`            | synthetic, no files                      | 2 images a class  | slice of train         |
+| `prepared:<path>` | a file of `launch.prepare`               | the file's        | the file's             |
+| `folder:<path>`   | `<path>/train/<class>/<images>`          | `<path>/test/` (or `val/`) | slice of train |
 
 The holdout, for choosing tau and never the test split: with
 `holdout_fraction > 0`, a class-stratified slice of the (long-tailed) train
@@ -25,6 +27,7 @@ import numbers
 import numpy as np
 
 from la_keras import priors as priors_lib
+from la_keras.datasets import folder
 from la_keras.datasets import official
 from la_keras.datasets import prepared
 from la_keras.datasets import selection
@@ -34,8 +37,15 @@ from la_keras.datasets.info import DatasetInfo
 
 SPLITS = ("train", "test", "holdout")
 TFDS_PREFIX = "tfds:"
-DEFAULT_RATIO = 100.0
-DEFAULT_PROFILE = "exp"
+# Names that take a path or a TFDS name after their prefix.
+PATTERNS = ("tfds:<name>", "prepared:<path>", "folder:<path>")
+_PREFIXES = (TFDS_PREFIX, prepared.PREFIX, folder.PREFIX)
+# The keywords of `load` that only folder datasets take, and their defaults.
+FOLDER_OPTIONS = dict(
+    image_size=None, skip_bad_images=False, augment="auto", index_cache=None
+)
+DEFAULT_RATIO = selection.DEFAULT_RATIO
+DEFAULT_PROFILE = selection.DEFAULT_PROFILE
 _PROFILED = {
     "cifar10_lt": "cifar10",
     "cifar100_lt": "cifar100",
@@ -52,13 +62,14 @@ _NATURAL = {
 
 
 def names() -> list[str]:
-    """Names accepted by `load`.
+    """Names accepted by `load`, then the patterns of `PATTERNS`.
 
-    Besides these, `load` accepts `"tfds:<name>"` for any TFDS image
-    classification dataset (an Image and a ClassLabel feature), made
-    long-tailed with `ratio` and `profile`, e.g. `"tfds:fashion_mnist"`.
+    `"tfds:<name>"` is any TFDS image classification dataset (an Image and a
+    ClassLabel feature), made long-tailed with `ratio` and `profile`, e.g.
+    `"tfds:fashion_mnist"`; `"prepared:<path>"` a file of `launch.prepare`;
+    `"folder:<path>"` a folder of images per class (`folder.py`).
     """
-    return [*_PROFILED, *_NATURAL, *official.NUM_CLASSES, "test"]
+    return [*_PROFILED, *_NATURAL, *official.NUM_CLASSES, "test", *PATTERNS]
 
 
 def _source(name, data_dir, expected_examples):
@@ -85,19 +96,19 @@ def _source(name, data_dir, expected_examples):
 
 
 def _check_args(name, split, ratio, profile, seed):
-    known = name in names() or (
-        isinstance(name, str)
-        and any(
+    known = isinstance(name, str) and (
+        name in names()[: -len(PATTERNS)]
+        or any(
             name.startswith(prefix) and len(name) > len(prefix)
-            for prefix in (TFDS_PREFIX, prepared.PREFIX)
+            for prefix in _PREFIXES
         )
     )
     if not known:
         raise ValueError(
-            f"Invalid value for argument `name`. Expected one of {names()}, "
-            f"'tfds:<name>' for a TFDS image classification dataset, or "
-            f"'prepared:<path>' for a file of `launch.prepare`. "
-            f"Received: name={name!r}"
+            f"Invalid value for argument `name`. Expected one of {names()}: "
+            "tfds:<name> for a TFDS image classification dataset, "
+            "prepared:<path> for a file of `launch.prepare`, folder:<path> "
+            f"for a folder of images per class. Received: name={name!r}"
         )
     if split not in SPLITS:
         raise ValueError(
@@ -141,11 +152,13 @@ def load(
     holdout_fraction=0.0,
     seed=0,
     expected_examples=None,
+    **folder_options,
 ):
     """Loads one split of a long-tailed dataset.
 
     Args:
-        name: one of `names()`, or `"tfds:<name>"`.
+        name: one of `names()`: a name, `"tfds:<name>"`, `"prepared:<path>"`
+            or `"folder:<path>"`.
         split: `"train"`, `"test"` or `"holdout"`.
         data_dir: TFDS data_dir (None: `TFDS_DATA_DIR` or TFDS's default), or
             the folder of the official TFRecords for `cifar10-lt` /
@@ -163,6 +176,12 @@ def load(
             `cifar100-lt`) only: None to require the official record counts
             (train 12,406 / 10,847, test 10,000), or a dict from `"train"`
             and/or `"test"` to the record count of a file of another size.
+        **folder_options: for `"folder:<path>"` only (see `folder.py`):
+            `image_size` (None, or H or (H, W) to resize every image to),
+            `skip_bad_images` (False refuses unreadable files, naming them;
+            True leaves them out, listed in `info.skipped_images`),
+            `augment` ("auto", "cifar" or "imagenet": the recipe) and
+            `index_cache` (a JSON file for the checked file index).
 
     Returns:
         `(dataset, info)`: an unbatched, unshuffled `tf.data.Dataset` of
@@ -182,6 +201,32 @@ def load(
     (10, 46)
     """
     _check_args(name, split, ratio, profile, seed)
+    unknown = sorted(set(folder_options) - set(FOLDER_OPTIONS))
+    if unknown:
+        raise TypeError(f"load() got unexpected keyword arguments {unknown}")
+    if name.startswith(folder.PREFIX):
+        if expected_examples is not None:
+            raise ValueError(
+                "Invalid value for argument `expected_examples`: only the "
+                f"official TFRecord datasets take it. Received: "
+                f"expected_examples={expected_examples!r}"
+            )
+        return folder.load(
+            name,
+            split,
+            ratio=ratio,
+            profile=profile,
+            holdout_fraction=holdout_fraction,
+            seed=seed,
+            **folder_options,
+        )
+    given = {k: v for k, v in folder_options.items() if v != FOLDER_OPTIONS[k]}
+    if given:
+        raise ValueError(
+            f"Invalid arguments {sorted(given)} for dataset {name!r}: only "
+            "folder:<path> datasets take image_size, skip_bad_images, "
+            f"augment and index_cache. Received: {given}"
+        )
     holdout_fraction = selection.check_holdout_fraction(holdout_fraction)
     source = _source(name, data_dir, expected_examples)
     if name.startswith(prepared.PREFIX) and holdout_fraction > 0.0:

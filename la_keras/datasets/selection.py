@@ -25,6 +25,9 @@ import numpy as np
 from la_keras import priors as priors_lib
 
 PROFILES = ("exp", "step")
+# `load`'s defaults: the long-tail profile of the datasets made long-tailed.
+DEFAULT_RATIO = 100.0
+DEFAULT_PROFILE = "exp"
 
 
 def check_holdout_fraction(holdout_fraction: float) -> float:
