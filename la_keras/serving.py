@@ -7,8 +7,11 @@ The `serving_default` signature takes a batch of uint8 images named
 `images`, of exactly the training data's `[batch, H, W, C]` (any `H, W` for
 "imagenet" preprocessing, which resizes), and returns `logits` (adjusted),
 `raw_logits` (the network's), `probabilities` (softmax of `logits`) and
-`classes` (argmax). The loaded SavedModel also has the `tau` variable, the
-`priors` and the same function as `serve`.
+`classes` (argmax), and, when the class names are given, `class_names` (the
+name of each example's class). The loaded SavedModel also has the `tau`
+variable, the `priors`, the `class_names` and the same function as `serve`.
+A folder dataset resized to `image_size` (`resize`) is served images of any
+size, resized as its input pipeline did.
 
 The SavedModel runs in TensorFlow 2 (`tf.saved_model.load`) and in the
 session-based loaders of TF Serving and `saved_model_cli run`, which restore
@@ -28,6 +31,7 @@ import tensorflow as tf
 
 from la_keras import priors as priors_lib
 from la_keras.datasets import preprocess_images
+from la_keras.datasets.preprocessing import resize_images
 from la_keras.models import LogitAdjustedModel
 
 SIGNATURE = "serving_default"
@@ -39,17 +43,28 @@ class _Signature:
     Args:
         classifier: a post-hoc `LogitAdjustedModel` (`serving_classifier`).
         preprocessing: "cifar" or "imagenet", see `preprocess_images`.
-        image_shape: `(H, W, C)` of the raw images.
+        image_shape: `(H, W, C)` of the model's input images.
+        class_names: the names of the classes, or None.
+        resize: `(H, W)` the raw images are resized to first, or None.
     """
 
-    def __init__(self, classifier, preprocessing: str, image_shape):
+    def __init__(
+        self, classifier, preprocessing, image_shape, class_names, resize
+    ):
         self.classifier = classifier
         self.preprocessing = preprocessing
         self.image_shape = tuple(int(d) for d in image_shape)
+        self.class_names = None if class_names is None else list(class_names)
+        self.resize = None if resize is None else tuple(resize)
+
+    @property
+    def any_size(self) -> bool:
+        """Whether requests may have any height and width."""
+        return self.preprocessing != "cifar" or self.resize is not None
 
     def input_spec(self) -> tf.TensorSpec:
         height, width, channels = self.image_shape
-        if self.preprocessing != "cifar":
+        if self.any_size:
             height = width = None
         shape = [None, height, width, channels]
         return tf.TensorSpec(shape, tf.uint8, "images")
@@ -67,7 +82,7 @@ class _Signature:
         # A loaded signature does not enforce its shapes: check them here, or
         # a kernel may abort the process on a malformed request.
         expected = list(self.image_shape)
-        if self.preprocessing != "cifar":
+        if self.any_size:
             expected = [None, None, expected[-1]]
         shape_text = ", ".join("any" if d is None else str(d) for d in expected)
         message = (
@@ -94,23 +109,37 @@ class _Signature:
 
     def _empty_outputs(self):
         empty = tf.zeros([0, self.classifier.priors.shape[0]], tf.float32)
-        return {
+        outputs = {
             "logits": empty,
             "raw_logits": empty,
             "probabilities": empty,
             "classes": tf.zeros([0], tf.int64),
         }
+        if self.class_names is not None:
+            outputs["class_names"] = tf.zeros([0], tf.string)
+        return outputs
 
     def _outputs(self, images):
-        inputs = preprocess_images(images, self.preprocessing, training=False)
+        if self.resize is not None:
+            images = resize_images(images, self.resize)
+        inputs = preprocess_images(
+            images,
+            self.preprocessing,
+            training=False,
+            image_size=self.image_shape[:2],
+        )
         raw = tf.cast(self.classifier.model(inputs, training=False), tf.float32)
         logits = tf.cast(self.classifier.adjustment(raw), tf.float32)
-        return {
+        outputs = {
             "logits": logits,
             "raw_logits": raw,
             "probabilities": tf.nn.softmax(logits, axis=-1),
             "classes": tf.argmax(logits, axis=-1),
         }
+        if self.class_names is not None:
+            names = tf.constant(self.class_names, tf.string)
+            outputs["class_names"] = tf.gather(names, outputs["classes"])
+        return outputs
 
 
 def serving_classifier(model, priors=None, tau: float = 0.0):
@@ -131,7 +160,15 @@ def serving_classifier(model, priors=None, tau: float = 0.0):
     return LogitAdjustedModel(model, values, tau=tau, mode="posthoc")
 
 
-def serving_module(model, image_shape, preprocessing, priors=None, tau=0.0):
+def serving_module(
+    model,
+    image_shape,
+    preprocessing,
+    priors=None,
+    tau=0.0,
+    class_names=None,
+    resize=None,
+):
     """`(module, serve)`: the SavedModel's root object and its signature.
 
     The module holds the `tf.Variable`s that `serve` reads, not the Keras
@@ -144,7 +181,9 @@ def serving_module(model, image_shape, preprocessing, priors=None, tau=0.0):
     written once.
     """
     classifier = serving_classifier(model, priors, tau)
-    signature = _Signature(classifier, preprocessing, image_shape)
+    signature = _Signature(
+        classifier, preprocessing, image_shape, class_names, resize
+    )
     serve = tf.function(
         signature, input_signature=[signature.input_spec()], autograph=False
     )
@@ -158,6 +197,10 @@ def serving_module(model, image_shape, preprocessing, priors=None, tau=0.0):
     module.priors = tf.Variable(
         classifier.priors.astype(np.float32), trainable=False, name="priors"
     )
+    if class_names is not None:
+        module.class_names = tf.Variable(
+            list(class_names), trainable=False, name="class_names"
+        )
     module.serve = serve
     return module, serve
 
@@ -169,6 +212,9 @@ def export_saved_model(
     preprocessing: str,
     priors=None,
     tau: float = 0.0,
+    *,
+    class_names=None,
+    resize=None,
 ) -> str:
     """Writes `model` as a SavedModel with a uint8-image serving signature.
 
@@ -183,12 +229,19 @@ def export_saved_model(
         priors: class priors or counts for post-hoc adjustment, or None.
         tau: adjustment temperature; the served logits are
             `logits - log(priors**tau + 1e-12)`. Ignored without priors.
+        class_names: the class names (`DatasetInfo.class_names`): the
+            signature also returns `class_names`, each example's class by
+            name. None: no such output.
+        resize: `(H, W)` of a folder dataset resized to `image_size`
+            (`DatasetInfo.resize`): requests of any size are resized to it
+            first, as its input pipeline did. `image_shape` is then the
+            resized shape.
 
     Returns:
         `export_dir`.
     """
     module, serve = serving_module(
-        model, image_shape, preprocessing, priors, tau
+        model, image_shape, preprocessing, priors, tau, class_names, resize
     )
     tf.saved_model.save(module, export_dir, signatures={SIGNATURE: serve})
     return export_dir

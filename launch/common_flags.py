@@ -164,6 +164,28 @@ def define_flags() -> None:
         "to the image size. 2 as the official release (36x36 for CIFAR); 4 "
         "is the LDAM / BBN convention; 0 flips only.",
     )
+    flags.DEFINE_string(
+        "image_size",
+        None,
+        "--dataset=folder:<path>: resize every image (train and test) to H "
+        "or H,W pixels. Without it, all images must share one size.",
+    )
+    flags.DEFINE_bool(
+        "skip_bad_images",
+        False,
+        "--dataset=folder:<path>: train without the image files that cannot "
+        "be read (empty, not an image, truncated, corrupt); they are counted "
+        "and named in the log and metrics.json. Default: refuse them.",
+    )
+    flags.DEFINE_enum(
+        "augment",
+        "auto",
+        ["auto", "cifar", "imagenet"],
+        "--dataset=folder:<path>: the training augmentation. cifar: pad, "
+        "random crop, flip, x/255-0.5; imagenet: random resized crop, flip, "
+        "ImageNet mean/std. auto: cifar for images of at most 64 px a side, "
+        "imagenet above.",
+    )
     flags.DEFINE_integer(
         "shuffle_buffer",
         None,
@@ -380,8 +402,22 @@ def _register_validators() -> None:
         lambda v: v is None or 0.0 <= v < 1.0,
         message="--holdout_fraction must be in [0, 1).",
     )
+    flags.register_validator("image_size", _check_image_size)
     flags.register_validator("loss", _check_loss)
     flags.register_validator("dataset", _check_dataset)
+
+
+def _check_image_size(value) -> bool:
+    from la_keras.datasets import folder
+
+    try:
+        folder.check_image_size(value)
+    except ValueError:
+        raise flags.ValidationError(
+            f"--image_size={value!r}: expected H or H,W, positive integers "
+            "(e.g. 64 or 96,128)."
+        ) from None
+    return True
 
 
 def _check_loss(value) -> bool:
@@ -398,9 +434,9 @@ def _check_loss(value) -> bool:
 def _check_dataset(value) -> bool:
     from la_keras import datasets
 
-    prefixes = ("tfds:", "prepared:")
-    if value.startswith("prepared:") and len(value) > len("prepared:"):
-        return True  # read with numpy alone: no TensorFlow needed
+    prefixes = ("tfds:", "prepared:", "folder:")
+    if value.startswith(prefixes[1:]) and len(value.split(":", 1)[1]) > 0:
+        return True  # read without TensorFlow (numpy, Pillow)
     try:
         known = datasets.names()
     except ImportError:
@@ -413,8 +449,9 @@ def _check_dataset(value) -> bool:
     ):
         return True
     raise flags.ValidationError(
-        f"Unknown --dataset={value!r}. Known datasets: {', '.join(known)}, "
-        "tfds:<name>, or prepared:<path> (a file of launch.prepare)."
+        f"Unknown --dataset={value!r}. Known datasets: {', '.join(known)} "
+        "(prepared:<path> is a file of launch.prepare, folder:<path> a "
+        "folder of images per class)."
     )
 
 

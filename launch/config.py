@@ -21,6 +21,7 @@ from launch import common_flags
 from launch import outputs
 from launch import resolve
 from launch import resume_check
+from launch.data_config import FOLDER_INDEX
 from launch.data_config import DataConfig
 
 
@@ -166,6 +167,7 @@ class RunConfig:
             if f.name not in ("data", "schedule", "loss_options")
         }
         flat.update(dataclasses.asdict(self.data))
+        flat.pop("folder_index")  # where the run keeps it: its model_dir
         flat.update(dataclasses.asdict(self.schedule))
         flat.update({k: None for k in common_flags.LOSS_FLAGS})
         flat.update(self.loss_options)
@@ -197,8 +199,11 @@ class RunConfig:
             for k in common_flags.LOSS_FLAGS
             if flat.get(k) is not None
         }
+        data = dict(
+            pick(DataConfig), folder_index=_index_path(flat["model_dir"])
+        )
         config = cls(
-            data=DataConfig(**pick(DataConfig)),
+            data=DataConfig(**data),
             schedule=ScheduleConfig(**schedule),
             loss_options=options,
             **run,
@@ -216,6 +221,8 @@ class RunConfig:
             for k in list(changes)
             if k in {f.name for f in dataclasses.fields(DataConfig)}
         }
+        if "model_dir" in changes:
+            data.setdefault("folder_index", _index_path(changes["model_dir"]))
         config = dataclasses.replace(
             self, data=dataclasses.replace(self.data, **data)
         )
@@ -278,6 +285,13 @@ class RunConfig:
                     self.model_dir, changed, previous, self.extend
                 )
             )
+
+
+def _index_path(model_dir: str) -> str | None:
+    """Where a run keeps its folder dataset's index: its local model_dir."""
+    if "://" in model_dir:
+        return None  # a remote model_dir: the index is rebuilt each start
+    return os.path.join(model_dir, FOLDER_INDEX)
 
 
 def _exists(path: str) -> bool:

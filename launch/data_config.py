@@ -15,6 +15,7 @@ import numpy as np
 from absl import app
 
 from la_keras import datasets
+from la_keras.datasets import folder
 from la_keras.datasets import prepared
 
 # Datasets whose official TFRecords and base_probs live in --data_home.
@@ -23,6 +24,10 @@ from la_keras.datasets import prepared
 OFFICIAL_DATASETS = ("cifar10-lt", "cifar100-lt")
 # Datasets with a holdout split of their own (used when holdout_fraction=0).
 OWN_HOLDOUT = ("imagenet_lt",)
+# A folder dataset's checked file index, kept in the run's model_dir.
+FOLDER_INDEX = "folder_index.json"
+# The flags of folder datasets only, and their defaults.
+FOLDER_FLAGS = {"image_size": None, "skip_bad_images": False, "augment": "auto"}
 
 
 @contextlib.contextmanager
@@ -32,7 +37,10 @@ def _dataset_errors(dataset: str):
     try:
         yield
     except (ValueError, FileNotFoundError) as e:
-        raise app.UsageError(f"--dataset={dataset}: {e}") from e
+        message = str(e)
+        if not message.startswith(dataset):  # a folder's names its path
+            message = f"--dataset={dataset}: {message}"
+        raise app.UsageError(message) from e
     except ImportError as e:
         raise app.UsageError(
             f"--dataset={dataset} is read with TensorFlow and TFDS, which "
@@ -62,6 +70,10 @@ class DataConfig:
         expected_train_examples, expected_test_examples: the record counts
             of official-format TFRecords that are not the official files
             (None: the official sizes).
+        image_size, skip_bad_images, augment: of a `folder:` dataset (see
+            `la_keras.datasets.folder`); `image_size` is `[H, W]` or None.
+        folder_index: where the folder's checked file index is kept (the
+            run's model_dir; not a flag, not in flags.json), or None.
     """
 
     dataset: str = "cifar10-lt"
@@ -77,6 +89,14 @@ class DataConfig:
     shuffle_buffer: int | None = None
     expected_train_examples: int | None = None
     expected_test_examples: int | None = None
+    image_size: list | None = None
+    skip_bad_images: bool = False
+    augment: str = "auto"
+    folder_index: str | None = dataclasses.field(default=None, compare=False)
+
+    @property
+    def is_folder(self) -> bool:
+        return self.dataset.startswith(folder.PREFIX)
 
     @property
     def dataset_dir(self) -> str | None:
@@ -109,13 +129,23 @@ class DataConfig:
             )
             if count is not None
         }
-        return dict(
+        kwargs = dict(
             ratio=self.ratio,
             profile=self.profile,
             holdout_fraction=self.holdout_fraction,
             seed=self.seed,
             expected_examples=expected or None,
         )
+        given = [k for k, v in FOLDER_FLAGS.items() if getattr(self, k) != v]
+        if self.is_folder:
+            kwargs.update({k: getattr(self, k) for k in FOLDER_FLAGS})
+            kwargs["index_cache"] = self.folder_index
+        elif given:
+            raise app.UsageError(
+                f"--{' / --'.join(given)} appl{'ies' if len(given) == 1 else 'y'}"
+                f" to --dataset=folder:<path> only, not --dataset={self.dataset}."
+            )
+        return kwargs
 
     def builder(self, split: str) -> datasets.DatasetBuilder:
         """The `DatasetBuilder` of `split`: train shuffles and augments."""
@@ -150,6 +180,11 @@ class DataConfig:
             path = self.dataset[len(prepared.PREFIX) :]
             with _dataset_errors(self.dataset):
                 return prepared.split_arrays(path, split, self.dataset)
+        if self.is_folder:
+            kwargs = self._load_kwargs()
+            kwargs.pop("expected_examples")
+            with _dataset_errors(self.dataset):
+                return folder.arrays(self.dataset, split, **kwargs)
         dataset, info = self.load(split)
         images, labels = [], []
         for batch_images, batch_labels in dataset.batch(1024):
@@ -162,9 +197,15 @@ class DataConfig:
         )
 
     def info(self):
-        """The `DatasetInfo` of the data (numpy alone for `prepared:`)."""
+        """The `DatasetInfo` of the data (no TensorFlow for `prepared:` and
+        `folder:`)."""
         if self.dataset.startswith(prepared.PREFIX):
             return self.arrays("train")[2]
+        if self.is_folder:
+            kwargs = self._load_kwargs()
+            kwargs.pop("expected_examples")
+            with _dataset_errors(self.dataset):
+                return folder.describe(self.dataset, "train", **kwargs)[2]
         return self.load("train")[1]
 
     def load(self, split: str = "train"):

@@ -73,7 +73,7 @@ def run(flags_obj) -> str:
         # A run of the JAX backend: its model.keras holds the weights.
         import keras
 
-        _, info = config.data.load("train")
+        info = config.data.info()
         model, path = keras.saving.load_model(keras_model).model, keras_model
     else:
         model, info, path = common.restore_model(config, flags_obj.checkpoint)
@@ -90,6 +90,8 @@ def run(flags_obj) -> str:
             info.preprocessing,
             priors=None if tau is None else info.priors,
             tau=tau or 0.0,
+            class_names=info.class_names,
+            resize=info.resize,
         )
     logging.info("Exported %s to %s (post-hoc tau: %s).", path, export_dir, tau)
     return export_dir

@@ -13,8 +13,9 @@ those of the dataset it was prepared from, and reading it needs no TFDS.
 
 Only in-memory datasets of fixed-size images (the CIFAR recipe:
 `cifar10_lt`, `cifar100_lt`, `cifar10-lt`, `mnist_lt`, `test`, `tfds:`
-sets of small images) can be prepared; ImageNet-LT and iNaturalist stay on
-their TFDS pipelines.
+sets of small images; `folder:` sets, read with Pillow, their files checked
+and resized to `--image_size` first) can be prepared; ImageNet-LT and
+iNaturalist stay on their TFDS pipelines.
 """
 
 from __future__ import annotations
@@ -45,8 +46,8 @@ def run(flags_obj) -> str:
     data = RunConfig.from_flags(flags_obj).data
     if data.dataset.startswith(prepared.PREFIX):
         raise app.UsageError(f"--dataset={data.dataset} is prepared already.")
-    _, info = data.load("train")
-    if info.preprocessing != "cifar":
+    info = data.info()
+    if info.preprocessing != "cifar" and not data.is_folder:
         raise app.UsageError(
             f"--dataset={data.dataset} has images of varying sizes "
             "(ImageNet recipe): it stays on its TFDS pipeline and cannot be "
@@ -63,6 +64,11 @@ def run(flags_obj) -> str:
         "seed": data.seed,
         "la_keras": la_keras.__version__,
     }
+    if data.is_folder:
+        source.update(
+            image_size=data.image_size,
+            skipped_images=len(info.skipped_images),
+        )
     path = prepared.write(flags_obj.output, splits, info, source)
     sizes = ", ".join(f"{s} {len(labels)}" for s, (_, labels) in splits.items())
     megabytes = os.path.getsize(path) / 2**20

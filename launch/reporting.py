@@ -132,6 +132,36 @@ def evaluation_report(config, info, logits: dict, source: str) -> dict:
     return report
 
 
+# How many skipped files metrics.json and the log name.
+SKIPPED_NAMED = 5
+
+
+def dataset_facts(info) -> dict:
+    """What metrics.json says of the data: the class names and, for a
+    folder dataset trained with --skip_bad_images, the files left out."""
+    facts = {"class_names": list(info.class_names)}
+    if info.skipped_images:
+        facts["skipped_images"] = {
+            "count": len(info.skipped_images),
+            "first": list(info.skipped_images[:SKIPPED_NAMED]),
+        }
+    return facts
+
+
+def log_skipped(info) -> None:
+    """A warning naming the unreadable files a run trains without."""
+    skipped = info.skipped_images
+    if skipped:
+        more = len(skipped) - SKIPPED_NAMED
+        logging.warning(
+            "--skip_bad_images: training without %d unreadable image file%s: "
+            "%s%s.",
+            len(skipped), "s" if len(skipped) != 1 else "",
+            ", ".join(skipped[:SKIPPED_NAMED]),
+            f" and {more} more" if more > 0 else "",
+        )  # fmt: skip
+
+
 def run_facts(config, loop, step: int, epoch: int, train_examples: int) -> dict:
     """What metrics.json says about the run besides the test metrics."""
     return dict(
@@ -165,10 +195,18 @@ def write_json(data: dict, path: str) -> None:
     outputs.write_json(path, data)
 
 
-def plot_per_class(train_counts, curves: dict, path: str, title: str) -> None:
+# Classes named beside their points in the per-class plot, at most.
+PLOT_NAMED_CLASSES = 30
+
+
+def plot_per_class(
+    train_counts, curves: dict, path: str, title: str, class_names=None
+) -> None:
     """Per-class test accuracy against training frequency (log x), as PNG.
 
-    Written atomically (`launch.outputs`).
+    With at most `PLOT_NAMED_CLASSES` classes, each point of the first
+    curve is labelled with its class name. Written atomically
+    (`launch.outputs`).
     """
     import matplotlib
 
@@ -184,6 +222,14 @@ def plot_per_class(train_counts, curves: dict, path: str, title: str) -> None:
         ax.scatter(
             np.maximum(counts, 0.5), values, label=label, marker=marker, s=18
         )
+    first = next(iter(curves.values()), None)
+    if class_names is not None and len(class_names) <= PLOT_NAMED_CLASSES:
+        for name, x, y in zip(class_names, counts, first, strict=True):
+            if y is not None:
+                ax.annotate(
+                    str(name), (max(x, 0.5), y), fontsize=6,
+                    xytext=(3, 3), textcoords="offset points",
+                )  # fmt: skip
     ax.set_xscale("log")
     ax.set_xlabel("training images of the class (log scale)")
     ax.set_ylabel("test accuracy of the class")
@@ -212,6 +258,7 @@ def plot_run(config, info, metrics: dict) -> str:
         curves,
         path,
         f"{config.data.dataset} {config.model} mode={config.mode}",
+        class_names=info.class_names,
     )
     return path
 

@@ -24,6 +24,7 @@ _PLAIN_FLAGS = (
     "steps_per_loop", "eval_every_epochs", "num_logical_cpus",
     "crop_padding", "shuffle_buffer", "expected_train_examples",
     "expected_test_examples", "jax_loop", "lock_timeout", "extend",
+    "skip_bad_images", "augment",
 )  # fmt: skip
 
 # Losses that add tau * log(prior) (or log(counts)) to the logits in
@@ -51,6 +52,7 @@ def resolve_flags(flags_obj) -> dict:
             flat["mode"], flat["loss"], flat["mode"],
         )  # fmt: skip
     flat["classifier"] = resolve_classifier(flags_obj.classifier, flat["loss"])
+    flat["image_size"] = _resolve_image_size(flags_obj.image_size)
     if flat["holdout_fraction"] is None:
         flat["holdout_fraction"] = 0.0
     flat["tau_grid"] = [float(t) for t in flags_obj.tau_grid]
@@ -59,6 +61,14 @@ def resolve_flags(flags_obj) -> dict:
     if not flat["export_dir"]:
         flat["export_dir"] = os.path.join(flat["model_dir"], "export")
     return flat
+
+
+def _resolve_image_size(value) -> list | None:
+    """--image_size as `[H, W]` (JSON), or None."""
+    from la_keras.datasets import folder
+
+    size = folder.check_image_size(value)
+    return None if size is None else list(size)
 
 
 # The losses whose scale assumes cosine logits (Cao et al.'s LDAM code

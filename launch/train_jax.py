@@ -131,6 +131,37 @@ def predict_splits(config, model, predictor=None) -> dict:
     return out
 
 
+# The share of a device's memory the training set may take.
+DEVICE_MEMORY_SHARE = 0.5
+
+
+def device_memory_bytes() -> int:
+    """Memory of the first device: its allocator's limit on GPU and TPU, the
+    host's RAM on CPU."""
+    import jax
+
+    stats = jax.devices()[0].memory_stats() or {}
+    if stats.get("bytes_limit"):
+        return int(stats["bytes_limit"])
+    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+
+
+def check_fits(config, info) -> None:
+    """Refuses a training set larger than `DEVICE_MEMORY_SHARE` of the
+    device: the JAX backend keeps it on the device as uint8."""
+    size = info.num_examples["train"] * int(np.prod(info.image_shape))
+    limit = device_memory_bytes()
+    if size > DEVICE_MEMORY_SHARE * limit:
+        raise app.UsageError(
+            f"--dataset={config.data.dataset}: its {info.num_examples['train']}"
+            f" training images take {size / 2**30:.1f} GiB as uint8, more than "
+            f"{DEVICE_MEMORY_SHARE:.0%} of the device's {limit / 2**30:.1f} "
+            "GiB, and the JAX backend holds the training set on the device. "
+            "Train on the TensorFlow backend, which streams from disk, or "
+            "pass a smaller --image_size."
+        )
+
+
 def device_dataset(config, dist) -> DeviceDataset:
     """The run's training set on the device(s), as launch.train uses it."""
     images, labels, _ = config.data.arrays("train")
@@ -200,11 +231,18 @@ def run(config, flags_obj=None) -> dict:
 def _run(config, flags_obj, stop, dist, chief) -> dict:
     info = config.data.info()
     if info.preprocessing != "cifar":
-        raise app.UsageError(
-            f"--dataset={config.data.dataset}: the JAX backend trains the "
-            "CIFAR-recipe datasets held in memory; ImageNet-size sets stay on "
-            "the TensorFlow backend."
+        hint = (
+            " (or pass --augment=cifar: pad, crop and flip at any size)"
+            if config.data.is_folder
+            else ""
         )
+        raise app.UsageError(
+            f"--dataset={config.data.dataset}: the JAX backend trains with "
+            "the CIFAR recipe on data held in memory; the ImageNet recipe "
+            f"(random resized crops) needs the TensorFlow backend{hint}."
+        )
+    check_fits(config, info)
+    reporting.log_skipped(info)
     data = device_dataset(config, dist)
     model, loss, optimizer, trainer = build_trainer(
         config, info, data.steps_per_epoch
@@ -247,6 +285,7 @@ def _run(config, flags_obj, stop, dist, chief) -> dict:
     metrics = common.run_training(
         config, loop, evaluate, epoch, len(data.labels)
     )
+    metrics.update(reporting.dataset_facts(info))
     metrics["backend"] = "jax"
     metrics["devices"] = 1 if dist is None else dist.device_mesh.devices.size
     metrics["jax_loop"] = trainer.loop

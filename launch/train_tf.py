@@ -86,6 +86,7 @@ def build_datasets(config, num_replicas: int) -> dict:
 def _run(config, strategy, chief, flags_obj, stop) -> dict:
     builders = build_datasets(config, strategy.num_replicas_in_sync)
     info = builders["train"].info
+    reporting.log_skipped(info)
     steps_per_epoch = builders["train"].steps_per_epoch
     with strategy.scope():
         model = config.build_model(info.num_classes, info.image_shape)
@@ -137,6 +138,7 @@ def _run(config, strategy, chief, flags_obj, stop) -> dict:
     metrics = common.run_training(
         config, loop, evaluate, epoch, builders["train"].num_examples
     )
+    metrics.update(reporting.dataset_facts(info))
     tau = reporting.served_tau(config, metrics)
     metrics["served_tau"] = tau
     metrics["export_dir"] = config.export_dir
@@ -151,6 +153,7 @@ def _write_outputs(config, strategy, chief, model, info, metrics, write_dir):
         serving.export_saved_model(
             model, tmp, info.image_shape, info.preprocessing,
             priors=None if tau is None else info.priors, tau=tau or 0.0,
+            class_names=info.class_names, resize=info.resize,
         )  # fmt: skip
     if not chief:
         distribute.cleanup_worker_dir(export_dir, config.model_dir, strategy)

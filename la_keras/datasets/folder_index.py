@@ -231,7 +231,7 @@ def inspect_image(path: str):
             0,
             0,
             False,
-            f"truncated or corrupt ({str(e) or type(e).__name__})",
+            f"truncated or corrupt: {str(e) or type(e).__name__}",
         )
     return height, width, mode in _GRAY_MODES, None
 

@@ -101,6 +101,7 @@ def write(path: str, splits: dict, info, source: dict) -> str:
         "priors": [float(p) for p in info.priors],
         "image_shape": [int(d) for d in info.image_shape],
         "preprocessing": info.preprocessing,
+        "resize": None if info.resize is None else list(info.resize),
         "num_examples": num_examples,
         "source": source,
         "sha256": {key: _sha256(value) for key, value in arrays.items()},
@@ -233,6 +234,7 @@ def dataset_info(data: PreparedData, name: str | None = None) -> DatasetInfo:
         image_shape=tuple(meta["image_shape"]),
         num_examples={s: len(data.splits[s][1]) for s in data.splits},
         preprocessing=meta["preprocessing"],
+        resize=meta.get("resize"),
     )
 
 
@@ -310,4 +312,5 @@ def make_source(path: str):
         other_labels={s: (lambda s=s: data.splits[s][1]) for s in others},
         long_tail=False,
         priors=np.asarray(meta["priors"], np.float64),
+        resize=meta.get("resize"),
     )

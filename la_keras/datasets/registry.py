@@ -284,6 +284,7 @@ def load(
         image_shape=source.image_shape,
         num_examples=num_examples,
         preprocessing=source.preprocessing,
+        resize=source.resize,
     )
     if split == "train":
         everything = len(train_pos) == len(labels)

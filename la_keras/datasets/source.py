@@ -37,6 +37,7 @@ class Source:
             split; False for datasets that are long-tailed already.
         priors: fixed priors for the whole train split (the official
             `base_probs` files), or None to compute them from the counts.
+        resize: `DatasetInfo.resize` (a prepared file of a resized folder).
     """
 
     num_classes: int
@@ -50,6 +51,7 @@ class Source:
     other_labels: dict
     long_tail: bool = True
     priors: np.ndarray | None = None
+    resize: tuple | None = None
 
 
 def keep_positions(dataset, positions):

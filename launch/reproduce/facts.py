@@ -47,9 +47,9 @@ def dataset_info(config: dict):
 
 @functools.cache
 def _dataset_info(data):
-    """`data.load("train")` info, once per `DataConfig` (they are frozen)."""
+    """`data.info()`, once per `DataConfig` (they are frozen)."""
     try:
-        _, info = data.load("train")
+        info = data.info()
     except Exception as e:  # noqa: BLE001 - the data may be elsewhere
         logging.warning("Cannot load %s here: %s", data.dataset, e)
         return None
