@@ -30,7 +30,10 @@ with tf.compat.v1.Session(graph=tf.Graph()) as session:
     fetches = [signature.outputs[k].name for k in keys]
 
     def run(path):
-        return dict(zip(keys, session.run(fetches, {images: np.load(path)})))
+        values = session.run(fetches, {images: np.load(path)})
+        # Strings (the class_names output) as unicode: saved without pickle.
+        values = [v.astype(str) if v.dtype == object else v for v in values]
+        return dict(zip(keys, values))
 
     np.savez(f"{out_dir}/outputs.npz", **run(images_path))
     np.savez(f"{out_dir}/empty.npz", **run(empty_path))
@@ -98,8 +101,11 @@ def run_saved_model_cli(export_dir, images):
         }
 
 
-def expected_outputs(model, images, preprocessing, priors=None, tau=0.0):
-    """The served outputs of `model` on `images`, adjusted in float64."""
+def expected_outputs(
+    model, images, preprocessing, priors=None, tau=0.0, class_names=None
+):
+    """The served outputs of `model` on `images`, adjusted in float64; with
+    `class_names`, also each example's class by name."""
     from la_keras.datasets import preprocess_images
 
     inputs = preprocess_images(images, preprocessing, training=False)
@@ -109,12 +115,16 @@ def expected_outputs(model, images, preprocessing, priors=None, tau=0.0):
         priors = np.asarray(priors, np.float64) / np.sum(priors)
         logits = raw - np.log(priors**tau + 1e-12)
     shifted = np.exp(logits - logits.max(axis=-1, keepdims=True))
-    return {
+    expected = {
         "raw_logits": raw,
         "logits": logits,
         "probabilities": shifted / shifted.sum(axis=-1, keepdims=True),
         "classes": np.argmax(logits, axis=-1),
     }
+    if class_names is not None:
+        names = np.asarray(class_names, str)
+        expected["class_names"] = names[expected["classes"]]
+    return expected
 
 
 def assert_served(test, served, expected, rtol=1e-4):
@@ -136,3 +146,8 @@ def assert_served(test, served, expected, rtol=1e-4):
     np.testing.assert_array_equal(
         np.asarray(served["classes"])[clear], expected["classes"][clear]
     )
+    if "class_names" in expected:
+        names = np.asarray(served["class_names"]).astype(str)
+        np.testing.assert_array_equal(
+            names[clear], expected["class_names"][clear]
+        )

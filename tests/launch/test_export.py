@@ -96,12 +96,12 @@ class LossModeRunTest(TestCase):
         )
         with flagsaver.flagsaver(**cls.overrides):
             cls.metrics = train.run(FLAGS)
-        model, _, _ = common.restore_model(RunConfig.read(cls.model_dir))
+        model, info, _ = common.restore_model(RunConfig.read(cls.model_dir))
         rng = np.random.default_rng(0)
         cls.images = rng.integers(0, 256, (8, 32, 32, 3)).astype(np.uint8)
         # The network's raw logits, served as they are.
         cls.expected = serving_session.expected_outputs(
-            model, cls.images, "cifar"
+            model, cls.images, "cifar", class_names=info.class_names
         )
 
     def _check_served_raw(self, export_dir):

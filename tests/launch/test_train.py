@@ -159,8 +159,13 @@ class TrainRunTest(TestCase):
             self,
             session["outputs"],
             serving_session.expected_outputs(
-                model, images, "cifar", info.priors, self.metrics["served_tau"]
-            ),
+                model,
+                images,
+                "cifar",
+                info.priors,
+                self.metrics["served_tau"],
+                info.class_names,
+            ),  # fmt: skip
         )
 
     def test_rerun_resumes_instead_of_restarting(self):

@@ -126,8 +126,13 @@ class TrainOnJaxTest(TestCase):
             self,
             session["outputs"],
             serving_session.expected_outputs(
-                model, images, "cifar", info.priors, served_tau
-            ),
+                model,
+                images,
+                "cifar",
+                info.priors,
+                served_tau,
+                info.class_names,
+            ),  # fmt: skip
         )
 
     def test_tensorflow_only_flag_is_refused(self):

@@ -161,6 +161,34 @@ class WithoutTensorFlowTest(TestCase):
             jax_report["test_tau_sweep"], tf_report["test_tau_sweep"]
         )
 
+    def test_folder_dataset_trains_and_prepares(self):
+        from tests.launch.test_folder_runs import CLASSES
+        from tests.launch.test_folder_runs import make_gray_folder
+
+        data = make_gray_folder(os.path.join(self.root, "gray"))
+        model_dir = os.path.join(self.root, "folder_run")
+        result = self._run(
+            "launch.train",
+            f"--dataset=folder:{data}",
+            "--model=resnet8",
+            "--epochs=1",
+            "--train_batch_size=8",
+            "--test_batch_size=5",
+            f"--model_dir={model_dir}",
+        )
+        self.assertEqual(result.returncode, 0, result.stderr[-3000:])
+        with open(os.path.join(model_dir, "metrics.json")) as f:
+            metrics = json.load(f)
+        self.assertEqual(metrics["backend"], "jax")
+        self.assertEqual(metrics["class_names"], list(CLASSES))
+        self.assertIn("balanced_accuracy", metrics["test"]["raw"])
+        output = os.path.join(self.root, "gray.prepared")
+        made = self._run(
+            "launch.prepare", f"--dataset=folder:{data}", f"--output={output}"
+        )
+        self.assertEqual(made.returncode, 0, made.stderr[-3000:])
+        self.assertIn(f"Wrote {output}", made.stdout)
+
     def test_tfds_dataset_is_refused_in_one_line(self):
         result = self._run(
             "launch.train",
@@ -207,6 +235,7 @@ class WithoutTensorFlowTest(TestCase):
         self.assertEqual(
             result.stderr.strip().splitlines()[-1],
             f"launch.train: error: --dataset=prepared:{path}: the JAX backend "
-            "trains the CIFAR-recipe datasets held in memory; ImageNet-size "
-            "sets stay on the TensorFlow backend.",
+            "trains with the CIFAR recipe on data held in memory; the "
+            "ImageNet recipe (random resized crops) needs the TensorFlow "
+            "backend.",
         )

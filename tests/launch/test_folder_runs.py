@@ -1,0 +1,272 @@
+"""launch.train / export / prepare on `--dataset=folder:PATH` (TensorFlow).
+
+The folders are made here with Pillow: grayscale 28x28 PNGs of five
+long-tailed classes, each class a brightness band, so that a short run
+learns something. The JAX backend without TensorFlow has its own test in
+`test_without_tensorflow.py`.
+"""
+
+import json
+import os
+import shutil
+
+import numpy as np
+import tensorflow as tf
+from absl import app
+from absl import flags
+from absl.testing import flagsaver
+from PIL import Image
+
+from la_keras.datasets import folder
+from la_keras.datasets import prepared
+from launch import common
+from launch import export
+from launch import prepare
+from launch import train
+from launch.config import RunConfig
+from tests import serving_session
+from tests.launch import helpers
+from tests.test_case import TestCase
+
+FLAGS = flags.FLAGS
+CLASSES = ("ant", "bee", "cow", "dog", "elk")
+TRAIN_COUNTS = (24, 12, 6, 3, 2)
+TEST_PER_CLASS = 3
+
+
+def make_gray_folder(root, size=(28, 28), counts=TRAIN_COUNTS, seed=0):
+    """`root/{train,test}/<class>/<n>.png`: grayscale PNGs, class c in the
+    band [50c, 50c + 40)."""
+    rng = np.random.default_rng(seed)
+    for split, per_class in (
+        ("train", counts),
+        ("test", [TEST_PER_CLASS] * len(counts)),
+    ):
+        for label, (name, count) in enumerate(
+            zip(CLASSES, per_class, strict=False)
+        ):
+            directory = os.path.join(root, split, name)
+            os.makedirs(directory, exist_ok=True)
+            for i in range(count):
+                pixels = rng.integers(0, 40, size) + 50 * label
+                Image.fromarray(pixels.astype(np.uint8)).save(
+                    os.path.join(directory, f"{i:03d}.png")
+                )
+    return root
+
+
+def _flags(data, model_dir, **overrides):
+    values = dict(
+        dataset=f"folder:{data}",
+        model="resnet8",
+        epochs=1,
+        train_batch_size=8,
+        test_batch_size=5,
+        warmup_epochs=0.0,
+        base_learning_rate=0.05,
+        model_dir=model_dir,
+        tb_log_dir=os.path.join(model_dir, "log"),
+    )
+    values.update(overrides)
+    return values
+
+
+def _train(data, model_dir, **overrides):
+    with flagsaver.flagsaver(**_flags(data, model_dir, **overrides)):
+        return train.run(FLAGS)
+
+
+class FolderRunTest(TestCase):
+    """One run on a grayscale PNG folder, shared by the checks below."""
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        helpers.define_all_flags()
+        cls.root = os.path.join(tf.compat.v1.test.get_temp_dir(), "folders")
+        cls.data = make_gray_folder(os.path.join(cls.root, "gray"))
+        cls.model_dir = os.path.join(cls.root, "run")
+        cls.metrics = _train(cls.data, cls.model_dir)
+
+    def test_metrics_name_the_classes(self):
+        with open(os.path.join(self.model_dir, "metrics.json")) as f:
+            metrics = json.load(f)
+        self.assertEqual(metrics["class_names"], list(CLASSES))
+        raw = metrics["test"]["raw"]
+        self.assertLen(raw["per_class_accuracy"], len(CLASSES))
+        self.assertAllClose(
+            raw["balanced_accuracy"], np.mean(raw["per_class_accuracy"])
+        )
+        self.assertNotIn("skipped_images", metrics)
+        self.assertTrue(
+            os.path.exists(os.path.join(self.model_dir, "folder_index.json"))
+        )
+
+    def test_priors_are_the_folders_class_counts(self):
+        info = RunConfig.read(self.model_dir).data.info()
+        counts = np.array(TRAIN_COUNTS, np.float64)
+        self.assertAllClose(info.priors, counts / counts.sum(), rtol=1e-12)
+        self.assertEqual(info.image_shape, (28, 28, 1))
+        self.assertEqual(info.preprocessing, "cifar")
+
+    def test_export_serves_uint8_images_by_class_name(self):
+        export_dir = os.path.join(self.model_dir, "exported")
+        with flagsaver.flagsaver(
+            model_dir=self.model_dir, export_dir=export_dir
+        ):
+            export.run(FLAGS)
+        loaded = tf.saved_model.load(export_dir)
+        spec = loaded.signatures["serving_default"].structured_input_signature
+        self.assertEqual(spec[1]["images"].shape.as_list(), [None, 28, 28, 1])
+        self.assertEqual(spec[1]["images"].dtype, tf.uint8)
+        self.assertEqual(
+            [n.decode() for n in loaded.class_names.numpy()], list(CLASSES)
+        )
+        model, info, _ = common.restore_model(RunConfig.read(self.model_dir))
+        images, _, _ = folder.arrays(f"folder:{self.data}", "test")
+        session = serving_session.run_in_session(
+            export_dir, images, np.zeros([1, 32, 32, 1], np.uint8)
+        )
+        serving_session.assert_served(
+            self,
+            session["outputs"],
+            serving_session.expected_outputs(
+                model,
+                images,
+                "cifar",
+                info.priors,
+                self.metrics["served_tau"],
+                CLASSES,
+            ),  # fmt: skip
+        )
+
+    def test_resume_refuses_a_changed_folder(self):
+        extra = os.path.join(self.data, "train", "ant", "zz_new.png")
+        shutil.copy(os.path.join(self.data, "train", "ant", "000.png"), extra)
+        self.addCleanup(os.remove, extra)
+        with self.assertRaisesRegex(app.UsageError, "changed since") as caught:
+            _train(self.data, self.model_dir)
+        message = str(caught.exception)
+        self.assertNotIn("\n", message)
+        self.assertIn("1 files added", message)
+        self.assertIn("train/ant/zz_new.png", message)
+
+    def test_prepare_writes_the_folder(self):
+        output = os.path.join(self.root, "gray.prepared")
+        with flagsaver.flagsaver(
+            **_flags(self.data, os.path.join(self.root, "prep")),
+            output=output,
+            holdout_fraction=0.2,
+        ):
+            prepare.run(FLAGS)
+        data = prepared.read(output)
+        self.assertEqual(data.metadata["class_names"], list(CLASSES))
+        test_images, test_labels, _ = folder.arrays(
+            f"folder:{self.data}", "test"
+        )
+        self.assertAllEqual(data.splits["test"][0], test_images)
+        self.assertAllEqual(data.splits["test"][1], test_labels)
+        holdout = data.splits["holdout"][1]
+        self.assertEqual(len(holdout) + len(data.splits["train"][1]), 47)
+
+
+class FolderBadInputTest(TestCase):
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        helpers.define_all_flags()
+        cls.root = os.path.join(tf.compat.v1.test.get_temp_dir(), "bad")
+        cls.data = make_gray_folder(os.path.join(cls.root, "gray"))
+        cls.bad = os.path.join(cls.data, "train", "bee", "001.png")
+        with open(cls.bad, "rb") as f:
+            head = f.read(100)
+        with open(cls.bad, "wb") as f:
+            f.write(head)  # a truncated PNG
+
+    def test_corrupt_png_exits_1_naming_it(self):
+        result = helpers.run_module(
+            "launch.train",
+            [f"--{k}={v}" for k, v in _flags(
+                self.data, os.path.join(self.root, "refused")
+            ).items()],
+        )  # fmt: skip
+        self.assertEqual(result.returncode, 1, result.stderr[-2000:])
+        lines = result.stderr.strip().splitlines()
+        self.assertLen(lines, 1)
+        self.assertStartsWith(
+            lines[0],
+            f"launch.train: error: folder:{self.data} has 1 unreadable image "
+            f"file: {self.bad} (truncated or corrupt: ",
+        )
+        self.assertIn("--skip_bad_images", lines[0])
+
+    def test_skip_bad_images_trains_and_reports_it(self):
+        model_dir = os.path.join(self.root, "skipped")
+        metrics = _train(self.data, model_dir, skip_bad_images=True)
+        self.assertEqual(
+            metrics["skipped_images"], {"count": 1, "first": [self.bad]}
+        )
+        with open(os.path.join(model_dir, "metrics.json")) as f:
+            self.assertEqual(
+                json.load(f)["skipped_images"]["first"], [self.bad]
+            )
+        info = RunConfig.read(model_dir).data.info()
+        self.assertAllEqual(
+            info.train_counts, np.subtract(TRAIN_COUNTS, [0, 1, 0, 0, 0])
+        )
+
+    def test_folder_flags_need_a_folder(self):
+        with self.assertRaisesRegex(
+            app.UsageError,
+            r"^--image_size applies to --dataset=folder:<path> only, not "
+            r"--dataset=test\.$",
+        ):
+            _train(self.data, os.path.join(self.root, "x"), dataset="test",
+                   image_size="32")  # fmt: skip
+
+    def test_ratio_is_refused_for_a_folder(self):
+        with self.assertRaisesRegex(app.UsageError, "takes no long-tail"):
+            _train(self.data, os.path.join(self.root, "y"), ratio=10.0)
+
+
+class MixedSizesTest(TestCase):
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        helpers.define_all_flags()
+        cls.root = os.path.join(tf.compat.v1.test.get_temp_dir(), "mixed")
+        cls.data = make_gray_folder(
+            os.path.join(cls.root, "data"), counts=(6, 4, 2)
+        )
+        # A class of larger RGB images: 3 of the 15 training images.
+        make_gray_folder(
+            os.path.join(cls.root, "data"), size=(36, 30), counts=(0, 0, 0, 3)
+        )
+        for name in os.listdir(os.path.join(cls.data, "train", "dog")):
+            path = os.path.join(cls.data, "train", "dog", name)
+            Image.open(path).convert("RGB").save(path)
+
+    def test_mixed_sizes_are_refused_naming_two(self):
+        with self.assertRaises(app.UsageError) as caught:
+            _train(self.data, os.path.join(self.root, "refused"))
+        message = str(caught.exception)
+        self.assertRegex(
+            message,
+            r"has images of different sizes: \S+ is \d+x\d+ and \S+ is "
+            r"\d+x\d+ \(height x width\)\. Pass --image_size",
+        )
+        self.assertIn("28x28", message)
+        self.assertIn("36x30", message)
+
+    def test_image_size_resizes_and_the_export_takes_any_size(self):
+        model_dir = os.path.join(self.root, "resized")
+        metrics = _train(self.data, model_dir, image_size="24,20")
+        self.assertEqual(metrics["class_names"], list(CLASSES[:4]))
+        info = RunConfig.read(model_dir).data.info()
+        self.assertEqual(info.image_shape, (24, 20, 1))  # gray: 12 of 15
+        loaded = tf.saved_model.load(metrics["export_dir"])
+        serve = loaded.signatures["serving_default"]
+        for shape in ([2, 28, 28, 1], [1, 36, 30, 1]):
+            out = serve(images=tf.zeros(shape, tf.uint8))
+            self.assertEqual(out["logits"].shape, (shape[0], 4))
+            self.assertEqual(out["class_names"].shape, (shape[0],))
