@@ -200,7 +200,8 @@ class RunConfig:
             if flat.get(k) is not None
         }
         data = dict(
-            pick(DataConfig), folder_index=_index_path(flat["model_dir"])
+            pick(DataConfig),
+            folder_index=_index_path(flat.get("model_dir", cls.model_dir)),
         )
         config = cls(
             data=DataConfig(**data),

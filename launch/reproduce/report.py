@@ -113,7 +113,8 @@ def _plots(flags_obj, dataset, per_seed, runs, root) -> list[str]:
         info = _first_info(runs, {row.run for row in rows})
         if not curves or info is None:
             continue
-        png = os.path.join("results", f"{dataset}_per_class{suffix}.png")
+        name = spec.dataset_dir_name(dataset)
+        png = os.path.join("results", f"{name}_per_class{suffix}.png")
         os.makedirs(os.path.join(root, "results"), exist_ok=True)
         data = "whole training set" if whole else "holdout run"
         seeds = ", ".join(str(s) for s in per_seed)
@@ -155,11 +156,22 @@ def _details(flags_obj, dataset: str, per_seed: dict, runs: dict) -> list[str]:
         where = "" if len(budgets) == 1 else f" (runs {', '.join(dirs)})"
         lines.append(f"- Budget {label}: {text}{where}.")
     config, info = finished[0]["config"], finished[0]["info"]
+    if ":" in dataset and not dataset.startswith("tfds:"):
+        # A folder or prepared file: long-tailed as it is.
+        profile = "used as it is" + (
+            ""
+            if info is None
+            else ", imbalance ratio "
+            f"{info.train_counts.max() / max(info.train_counts.min(), 1):g}"
+        )
+    else:
+        profile = (
+            f"{config['profile']} profile, imbalance ratio {config['ratio']:g}"
+        )
     lines.append(
-        f"- Data: {dataset} ({config['profile']} profile, imbalance ratio "
-        f"{config['ratio']:g}"
+        f"- Data: {dataset} ({profile}"
         + ("" if info is None else f", {info.num_classes} classes")
-        + "); evaluated on the balanced test split."
+        + "); evaluated on the test split."
     )
     if flags_obj.data_note:
         lines.append(f"- {flags_obj.data_note}")

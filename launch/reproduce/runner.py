@@ -103,7 +103,9 @@ def run_all(flags_obj) -> tuple[dict, list[str]]:
         results[dataset] = {}
         for seed in (int(s) for s in flags_obj.seeds):
             seed_dir = os.path.join(
-                flags_obj.output_dir, dataset, f"seed{seed}"
+                flags_obj.output_dir,
+                spec.dataset_dir_name(dataset),
+                f"seed{seed}",
             )
             entry = {"runs": {}, "wn": {}, "dirs": {}}
             for run in runs:

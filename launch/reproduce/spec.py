@@ -11,7 +11,9 @@ cross-entropy training with `HOLDOUT_FRACTION` of the training set held out
 
 from __future__ import annotations
 
+import hashlib
 import os
+import re
 import typing
 
 from absl import app
@@ -113,6 +115,19 @@ def holdout_fraction(run: str) -> float:
     """The --holdout_fraction the spec gives `run`."""
     (flag,) = [f for f in RUNS[run] if f.startswith("--holdout_fraction=")]
     return float(flag.split("=", 1)[1])
+
+
+def dataset_dir_name(dataset: str) -> str:
+    """The folder (and plot) name of a dataset's runs: its name, or for a
+    `folder:PATH` / `prepared:PATH` / `tfds:NAME` dataset the kind, the
+    path's last part and a hash of the whole (no `:` or `/`)."""
+    if ":" not in dataset:
+        return dataset
+    kind, path = dataset.split(":", 1)
+    base = os.path.basename(os.path.normpath(path)) or kind
+    base = re.sub(r"[^A-Za-z0-9_.-]+", "_", base)
+    digest = hashlib.sha256(dataset.encode()).hexdigest()[:8]
+    return f"{kind}-{base}-{digest}"
 
 
 def budget_flags(budget: str, dataset: str) -> list[str]:

@@ -166,3 +166,19 @@ class MachineTest(TestCase):
 
 if __name__ == "__main__":
     tf.test.main()
+
+
+def test_dataset_dir_names_are_one_safe_path_component():
+    from launch.reproduce import spec
+
+    assert spec.dataset_dir_name("cifar10_lt") == "cifar10_lt"
+    names = {
+        spec.dataset_dir_name(d)
+        for d in ("folder:/data/a/pets", "folder:/data/b/pets/", "prepared:x.p")
+    }
+    assert len(names) == 3  # the same last part, other paths: other names
+    for name in names:
+        assert "/" not in name and ":" not in name
+    assert spec.dataset_dir_name("folder:/data/a/pets").startswith(
+        "folder-pets-"
+    )
