@@ -192,47 +192,39 @@ def listing_digest(listing: dict) -> str:
     return digest.hexdigest()
 
 
+def _bad(reason: str):
+    return 0, 0, False, reason
+
+
 def inspect_image(path: str):
     """`(height, width, gray, None)` of a readable image, or
     `(0, 0, False, reason)`; decodes the whole image to find damage."""
     from PIL import Image
 
     try:
-        if os.path.getsize(path) == 0:
-            return 0, 0, False, "empty file"
+        size = os.path.getsize(path)
+    except OSError as e:  # e.g. a dangling symlink
+        return _bad(f"cannot be read: {e.strerror or e}")
+    if size == 0:
+        return _bad("empty file")
+    try:
         with Image.open(path) as image:
             kind, mode, (width, height) = image.format, image.mode, image.size
             if kind not in _FORMATS:
-                return (
-                    0,
-                    0,
-                    False,
-                    (f"a {kind} image; la_keras reads PNG, JPEG, BMP and GIF"),
+                return _bad(
+                    f"a {kind} image; la_keras reads PNG, JPEG, BMP, GIF"
                 )
             if kind == "BMP" and mode == "1":
-                return (
-                    0,
-                    0,
-                    False,
-                    (
-                        "a 1-bit BMP, which TensorFlow cannot decode; save it as "
-                        "PNG"
-                    ),
-                )
-            if kind == "JPEG":
+                return _bad("a 1-bit BMP, which TensorFlow cannot decode")
+            if kind == "JPEG":  # decoded at 1/8 scale: all its data, faster
                 image.draft(mode, (max(1, width // 8), max(1, height // 8)))
             image.load()
     except Image.UnidentifiedImageError:
-        return 0, 0, False, "not an image"
+        return _bad("not an image")
     except Image.DecompressionBombError as e:
-        return 0, 0, False, str(e).split(".")[0]
+        return _bad(str(e).split(".")[0])
     except (OSError, SyntaxError, ValueError) as e:
-        return (
-            0,
-            0,
-            False,
-            f"truncated or corrupt: {str(e) or type(e).__name__}",
-        )
+        return _bad(f"truncated or corrupt: {str(e) or type(e).__name__}")
     return height, width, mode in _GRAY_MODES, None
 
 
