@@ -9,6 +9,8 @@ learns something. The JAX backend without TensorFlow has its own test in
 import json
 import os
 import shutil
+import types
+from unittest import mock
 
 import numpy as np
 import tensorflow as tf
@@ -223,6 +225,27 @@ class FolderBadInputTest(TestCase):
         ):
             _train(self.data, os.path.join(self.root, "x"), dataset="test",
                    image_size="32")  # fmt: skip
+
+    def test_jax_refuses_a_set_larger_than_half_the_device(self):
+        from launch import train_jax
+
+        name = f"folder:{self.data}"
+        info = folder.describe(name, "train", skip_bad_images=True)[2]
+        config = types.SimpleNamespace(data=types.SimpleNamespace(dataset=name))
+        size = info.num_examples["train"] * 28 * 28  # uint8, one channel
+        with mock.patch.object(
+            train_jax, "device_memory_bytes", return_value=2 * size
+        ):
+            train_jax.check_fits(config, info)  # exactly half: accepted
+        with mock.patch.object(
+            train_jax, "device_memory_bytes", return_value=2 * size - 2
+        ):
+            with self.assertRaisesRegex(
+                app.UsageError,
+                r"training images take .* GiB as uint8, more than 50% of "
+                r"the device's .* Train on the TensorFlow backend",
+            ):
+                train_jax.check_fits(config, info)
 
     def test_ratio_is_refused_for_a_folder(self):
         with self.assertRaisesRegex(app.UsageError, "takes no long-tail"):
