@@ -140,7 +140,10 @@ def device_memory_bytes() -> int:
     host's RAM on CPU."""
     import jax
 
-    stats = jax.devices()[0].memory_stats() or {}
+    try:  # this process's own device: another host's has no stats here
+        stats = jax.local_devices()[0].memory_stats() or {}
+    except jax.errors.JaxRuntimeError:
+        stats = {}
     if stats.get("bytes_limit"):
         return int(stats["bytes_limit"])
     return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
