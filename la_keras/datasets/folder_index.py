@@ -233,7 +233,15 @@ def inspect_image(path: str):
             False,
             f"truncated or corrupt ({str(e) or type(e).__name__})",
         )
-    return height, width, mode in _GRAY_MODES, None
+    return height, width, mode in _GRAY_MODES or _gray_palette(image), None
+
+
+def _gray_palette(image) -> bool:
+    """Whether a palette image ("P", e.g. a grayscale GIF) shows only grays."""
+    if image.mode != "P":
+        return False
+    colors = np.asarray(image.getpalette() or [], np.uint8).reshape(-1, 3)
+    return bool(len(colors)) and bool(np.all(colors == colors[:, :1]))
 
 
 def _inspect_all(root: str, listing: dict) -> dict:
