@@ -209,13 +209,14 @@ def inspect_image(path: str):
                     False,
                     (f"a {kind} image; la_keras reads PNG, JPEG, BMP and GIF"),
                 )
-            if kind == "BMP" and mode == "1":
+            if kind == "BMP" and mode in ("1", "P"):
                 return (
                     0,
                     0,
                     False,
                     (
-                        "a 1-bit BMP, which TensorFlow cannot decode; save it as "
+                        "a 1-bit or color-palette BMP, which TensorFlow cannot "
+                        "decode (or decodes without its palette); save it as "
                         "PNG"
                     ),
                 )

@@ -1,0 +1,319 @@
+"""Tests of `folder:PATH` refusals: bad files, bad layouts, the index cache.
+
+Each refusal is a ValueError with a one-line message naming what is wrong.
+"""
+
+import json
+import os
+import shutil
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from la_keras import datasets
+from la_keras.datasets import DatasetBuilder
+from la_keras.datasets import folder
+from la_keras.datasets import folder_index
+from tests.datasets import folders
+
+LAYOUT = {"train": {"a": 3, "b": 2}, "test": {"a": 1, "b": 1}}
+
+
+def _name(root):
+    return folder.PREFIX + str(root)
+
+
+def _refusal(call, *args, **kwargs) -> str:
+    """The one-line message of the ValueError that `call` raises."""
+    with pytest.raises(ValueError) as error:
+        call(*args, **kwargs)
+    message = str(error.value)
+    assert "\n" not in message
+    return message
+
+
+# Bad files: each writes one at `path`.
+
+
+def _empty(path):
+    path.write_bytes(b"")
+
+
+def _text(path):
+    path.write_text("name,label\nnot an image\n")
+
+
+def _truncated_png(path):
+    folders.write(str(path), "png", size=(16, 16))
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+
+
+def _corrupt_jpeg(path):
+    # A stray marker in the middle of the compressed data (after the start
+    # of scan): damage that the decoders see. Bytes flipped there are not:
+    # libjpeg decodes them, warning only, in Pillow and TensorFlow alike.
+    folders.write(str(path), "jpeg", size=(32, 32))
+    data = bytearray(path.read_bytes())
+    middle = (data.find(b"\xff\xda") + len(data)) // 2
+    data[middle : middle + 2] = b"\xff\x4a"
+    path.write_bytes(bytes(data))
+
+
+def _dangling_symlink(path):
+    os.symlink(path.parent / "gone.png", path)
+
+
+def _palette_bmp(path):
+    folders.write(str(path), "bmp", mode="P")
+
+
+# kind: (writer, reason named, whether TensorFlow fails to decode it too).
+BAD = {
+    "empty": (_empty, "empty file", True),
+    "text": (_text, "not an image", True),
+    "truncated_png": (_truncated_png, "truncated or corrupt", True),
+    "corrupt_jpeg": (_corrupt_jpeg, "truncated or corrupt", True),
+    "dangling_symlink": (_dangling_symlink, "", True),
+    # TensorFlow reads it, but as gray palette indices: wrong pixels.
+    "palette_bmp": (_palette_bmp, "a 1-bit or color-palette BMP", False),
+}
+
+
+@pytest.mark.parametrize("kind", sorted(BAD))
+def test_bad_file_refused_then_skipped(tmp_path, kind):
+    folders.make(tmp_path, LAYOUT)
+    write, reason, tf_fails = BAD[kind]
+    ext = ".bmp" if kind == "palette_bmp" else ".png"
+    ext = ".jpg" if kind == "corrupt_jpeg" else ext
+    bad = tmp_path / "train" / "a" / f"bad{ext}"
+    write(bad)
+    name = _name(tmp_path)
+    message = _refusal(datasets.load, name, "train")
+    assert f"has 1 unreadable image file: {bad} ({reason}" in message
+    assert "skip_bad_images" in message
+    assert _refusal(folder.arrays, name, "test") == message
+    assert _tf_fails(bad) == tf_fails  # what training would have met
+
+    dataset, info = datasets.load(name, "train", skip_bad_images=True)
+    assert info.skipped_images == (str(bad),)
+    np.testing.assert_array_equal(info.train_counts, [3, 2])
+    images, labels = folders.dataset_arrays(dataset)  # no decode error
+    assert images.shape == (5, 6, 8, 3)
+    np.testing.assert_array_equal(np.bincount(labels), [3, 2])
+    arrays, _, _ = folder.arrays(name, "train", skip_bad_images=True)
+    np.testing.assert_array_equal(arrays, images)
+
+
+def _tf_fails(path) -> bool:
+    import tensorflow as tf
+
+    try:
+        contents = tf.io.read_file(str(path))
+        tf.io.decode_image(contents, channels=3, expand_animations=False)
+    except tf.errors.OpError:
+        return True
+    return False
+
+
+def test_every_bad_file_counted_first_named(tmp_path):
+    folders.make(tmp_path, LAYOUT)
+    bad = [tmp_path / "test" / "b" / "x.png"]
+    bad += [tmp_path / "train" / "b" / f"{i}.gif" for i in range(4)]
+    for path in bad:
+        _empty(path)
+    message = _refusal(folder.describe, _name(tmp_path), "train")
+    assert "has 5 unreadable image files: " in message
+    assert f"{bad[0]} (empty file)" in message  # sorted: test/ first
+    assert "and 2 more" in message
+    paths, labels, info = folder.describe(
+        _name(tmp_path), "test", skip_bad_images=True
+    )
+    assert sorted(info.skipped_images) == sorted(map(str, bad))
+    assert [os.path.basename(p) for p in paths] == ["00.png", "00.png"]
+    np.testing.assert_array_equal(info.train_counts, [3, 2])
+
+
+def test_class_of_bad_files_refused_even_skipping(tmp_path):
+    folders.make(tmp_path, LAYOUT)
+    shutil.rmtree(tmp_path / "train" / "b")
+    for i in range(2):
+        _text(_mkdir(tmp_path / "train" / "b" / str(i)) / f"{i}.png")
+    message = _refusal(
+        folder.describe, _name(tmp_path), "train", skip_bad_images=True
+    )
+    assert "train/b: every image of the class is unreadable" in message
+
+
+def _mkdir(path):
+    os.makedirs(path)
+    return path
+
+
+@pytest.mark.parametrize(
+    "change, expected",
+    [
+        (lambda r: _mkdir(r / "train" / "c"), "/train/c holds no images"),
+        (
+            lambda r: _text(_mkdir(r / "train" / "c") / "notes.txt"),
+            "/train/c holds no images",
+        ),
+        (
+            lambda r: _mkdir(r / "test" / "c"),
+            "/test has class folders that train/ lacks: c;",
+        ),
+        (lambda r: shutil.rmtree(r), ": no such folder."),
+        (lambda r: shutil.rmtree(r / "train"), " has no train/ folder"),
+        (lambda r: shutil.rmtree(r / "test"), " has no test split"),
+        (lambda r: shutil.rmtree(r / "train" / "a"), "/test has class folders"),
+    ],
+)
+def test_bad_layout_refused(tmp_path, change, expected):
+    root = tmp_path / "data"
+    folders.make(root, LAYOUT)
+    change(root)
+    message = _refusal(datasets.load, _name(root), "train")
+    assert message.startswith(_name(root))
+    assert expected in message
+    assert _refusal(DatasetBuilder, _name(root), "train", 2, True) == message
+
+
+def test_test_split_may_lack_a_class(tmp_path):
+    folders.make(tmp_path, {"train": {"a": 1, "b": 1}, "test": {"b": 2}})
+    _, labels, info = folder.describe(_name(tmp_path), "test")
+    np.testing.assert_array_equal(labels, [1, 1])
+    assert info.num_classes == 2
+
+
+# The index cache.
+
+
+def _failing_inspect(path):
+    raise AssertionError(f"{path} was decoded again")
+
+
+def _forget_and_forbid_decoding(monkeypatch):
+    monkeypatch.setattr(folder_index, "_MEMO", {})
+    monkeypatch.setattr(folder_index, "inspect_image", _failing_inspect)
+
+
+def _same_index(a, b):
+    assert a.class_names == b.class_names and a.files == b.files
+    assert a.bad == b.bad and a.listing == b.listing
+    for split in a.files:
+        np.testing.assert_array_equal(a.labels[split], b.labels[split])
+        np.testing.assert_array_equal(a.sizes[split], b.sizes[split])
+        np.testing.assert_array_equal(a.gray[split], b.gray[split])
+
+
+def test_index_cache_written_then_reused_without_decoding(
+    tmp_path, monkeypatch
+):
+    root, cache = tmp_path / "data", tmp_path / "run" / "folder_index.json"
+    folders.make(root, LAYOUT, modes={"a": "L"})
+    _empty(root / "train" / "b" / "bad.png")
+    first = folder_index.build(str(root), str(cache))
+    facts = json.loads(cache.read_text())["facts"]
+    assert facts["train/a/00.png"][:4] == [6, 8, True, None]
+    assert facts["train/b/bad.png"][:4] == [0, 0, False, "empty file"]
+    assert len(facts) == 8
+
+    _forget_and_forbid_decoding(monkeypatch)
+    _same_index(folder_index.build(str(root), str(cache)), first)
+    # Through `load`: the bad file still named, still skippable.
+    message = _refusal(datasets.load, _name(root), "train", index_cache=cache)
+    assert f"{root}/train/b/bad.png (empty file)" in message
+    _, info = datasets.load(
+        _name(root), "train", index_cache=str(cache), skip_bad_images=True
+    )
+    assert info.skipped_images == (f"{root}/train/b/bad.png",)
+
+
+def test_index_cache_written_by_load(tmp_path):
+    folders.make(tmp_path / "data", LAYOUT)
+    cache = tmp_path / "run" / "index.json"
+    datasets.load(_name(tmp_path / "data"), "test", index_cache=str(cache))
+    assert json.loads(cache.read_text())["format"] == "la_keras.folder_index"
+
+
+def _add(root):
+    folders.write(str(root / "train" / "b" / "new.png"))
+    return "1 files added, 0 removed, 0 changed, e.g. train/b/new.png"
+
+
+def _remove(root):
+    os.remove(root / "train" / "a" / "02.png")
+    return "0 files added, 1 removed, 0 changed, e.g. train/a/02.png"
+
+
+def _rewrite(root):
+    path = root / "train" / "a" / "01.png"
+    before = path.stat().st_size
+    folders.write(str(path), size=(9, 5), seed=99)
+    assert path.stat().st_size != before
+    return "0 files added, 0 removed, 1 changed, e.g. train/a/01.png"
+
+
+@pytest.mark.parametrize("change", [_add, _remove, _rewrite])
+def test_changed_folder_refused(tmp_path, change):
+    root, cache = tmp_path / "data", tmp_path / "run" / "index.json"
+    folders.make(root, LAYOUT)
+    first = folder_index.build(str(root), str(cache))
+    expected = change(root)
+    with pytest.raises(folder_index.FolderChangedError) as error:
+        folder_index.build(str(root), str(cache))
+    message = str(error.value)
+    assert "\n" not in message
+    assert message.startswith(f"{_name(root)} changed since {cache}")
+    assert expected in message
+    assert "--model_dir" in message
+    assert _refusal(
+        datasets.load, _name(root), "train", index_cache=str(cache)
+    ) == message
+    # Without the cache (a new run) the changed folder is indexed anew.
+    assert folder_index.build(str(root)).listing != first.listing
+
+
+def test_moved_folder_keeps_its_cache(tmp_path, monkeypatch):
+    root, cache = tmp_path / "data", tmp_path / "index.json"
+    folders.make(root, LAYOUT)
+    first = folder_index.build(str(root), str(cache))
+    moved = tmp_path / "elsewhere" / "data"
+    shutil.move(root, moved)
+    _forget_and_forbid_decoding(monkeypatch)
+    index = folder_index.build(str(moved), str(cache))
+    assert index.root == str(moved)
+    _same_index(index, first)
+    paths, _, _ = folder.describe(_name(moved), "test", index_cache=str(cache))
+    assert all(p.startswith(str(moved)) for p in paths)
+
+
+def test_damaged_cache_is_rebuilt(tmp_path):
+    root, cache = tmp_path / "data", tmp_path / "index.json"
+    folders.make(root, LAYOUT)
+    cache.write_text('{"format": "la_keras.folder_in')
+    index = folder_index.build(str(root), str(cache))
+    assert json.loads(cache.read_text())["listing"] == index.listing
+
+
+def test_memo_skips_decoding_until_the_folder_changes(tmp_path, monkeypatch):
+    folders.make(tmp_path, LAYOUT)
+    first = folder_index.build(str(tmp_path))
+    monkeypatch.setattr(folder_index, "inspect_image", _failing_inspect)
+    _same_index(folder_index.build(str(tmp_path)), first)
+    folder.describe(_name(tmp_path), "train")  # `load` shares the memo
+    _add(tmp_path)
+    with pytest.raises(AssertionError, match="was decoded again"):
+        folder_index.build(str(tmp_path))
+
+
+def test_jpeg_named_png_is_read(tmp_path):
+    folders.make(tmp_path, LAYOUT)
+    path = tmp_path / "test" / "b" / "00.png"
+    Image.fromarray(folders.smooth((6, 8), 1)).save(path, "JPEG")
+    images, _, info = folder.arrays(_name(tmp_path), "test")
+    assert info.skipped_images == ()
+    dataset, _ = datasets.load(_name(tmp_path), "test")
+    tf_images, _ = folders.dataset_arrays(dataset)
+    assert np.abs(tf_images.astype(int) - images).max() <= 3
