@@ -63,8 +63,7 @@ def write(path, fmt="png", mode="RGB", size=(6, 8), seed=0, frames=1):
     kind = {"jpeg": "JPEG", "png": "PNG", "bmp": "BMP", "gif": "GIF"}[fmt]
     if frames > 1:
         rest = [
-            _image(pixels(mode, size, seed + k), mode)
-            for k in range(1, frames)
+            _image(pixels(mode, size, seed + k), mode) for k in range(1, frames)
         ]
         image.save(path, kind, save_all=True, append_images=rest)
     else:

@@ -1,6 +1,8 @@
 """Tests of `folder:PATH` datasets: layout, formats, channels, sizes, counts.
 
-Bad files, the index cache and the refusals are in `test_folder_checks.py`.
+Bad files, the index cache and the refusals are in `test_folder_checks.py`;
+`DatasetBuilder` and the reader without TensorFlow in
+`test_folder_pipelines.py`.
 """
 
 import os
@@ -10,7 +12,6 @@ import pytest
 from PIL import Image
 
 from la_keras import datasets
-from la_keras.datasets import DatasetBuilder
 from la_keras.datasets import folder
 from la_keras.datasets import selection
 from tests.datasets import folders
@@ -113,7 +114,9 @@ def test_symlinks_followed_and_loop_ends(tmp_path):
     os.symlink(outside / "more", b / "linked_folder")
     os.symlink(b, b / "loop")  # b/loop/loop/... must not be walked forever
     paths, labels, info = folder.describe(_name(root), "train")
-    found = sorted(p for p, y in zip(_rel(root, paths), labels) if y == 1)
+    found = sorted(
+        p for p, y in zip(_rel(root, paths), labels, strict=True) if y == 1
+    )
     assert found == [
         "train/b/00.png",
         "train/b/linked.png",
@@ -281,7 +284,10 @@ def test_counts_and_priors(tmp_path):
 
 def test_holdout_is_stratified_disjoint_and_seeded(tmp_path):
     counts = np.array([9, 5, 2])
-    layout = {"train": dict(zip("abc", counts.tolist())), "test": SMALL}
+    layout = {
+        "train": dict(zip("abc", counts.tolist(), strict=True)),
+        "test": SMALL,
+    }
     folders.make(tmp_path, layout, size=(2, 2))
     name, sizes = _name(tmp_path), selection.holdout_sizes(counts, 0.3)
 
@@ -328,42 +334,3 @@ def test_folder_refuses_ratio_and_profile(tmp_path):
 def test_folder_options_refused_for_other_datasets(option):
     with pytest.raises(ValueError, match="only folder:<path>"):
         datasets.load("test", "train", **option)
-
-
-# DatasetBuilder.
-
-
-def test_builder_batches_small_folder(tmp_path):
-    folders.make(tmp_path, {"train": {"a": 5, "b": 3}, "test": SMALL})
-    builder = DatasetBuilder(_name(tmp_path), "train", 4, training=True)
-    assert builder.cached and builder.info.preprocessing == "cifar"
-    assert builder.steps_per_epoch == 2
-    batches = list(builder.build())
-    assert len(batches) == 2
-    for images, labels in batches:
-        assert images.shape == (4, 6, 8, 3) and images.dtype == "float32"
-        assert labels.dtype == "int64"
-    assert -0.5 <= float(np.min(batches[0][0])) <= float(np.max(batches[0][0]))
-    assert float(np.max(batches[0][0])) <= 0.5
-
-
-@pytest.mark.parametrize(
-    "mode, size, augment",
-    [
-        ("RGB", (6, 8), "imagenet"),
-        ("RGB", (66, 70), "auto"),
-        ("L", (66, 70), "auto"),
-    ],
-)
-def test_builder_imagenet_recipe(tmp_path, mode, size, augment):
-    folders.make(tmp_path, {"train": SMALL, "test": SMALL}, mode=mode, size=size)
-    for training in (True, False):
-        builder = DatasetBuilder(
-            _name(tmp_path), "test", 3, training=training, augment=augment
-        )
-        info = builder.info
-        assert info.preprocessing == "imagenet"
-        images, _ = next(iter(builder.build()))
-        assert images.shape == (3, *info.image_shape)
-        assert images.dtype == "float32"
-        assert info.image_shape[:2] == size

@@ -268,9 +268,10 @@ def test_changed_folder_refused(tmp_path, change):
     assert message.startswith(f"{_name(root)} changed since {cache}")
     assert expected in message
     assert "--model_dir" in message
-    assert _refusal(
-        datasets.load, _name(root), "train", index_cache=str(cache)
-    ) == message
+    assert (
+        _refusal(datasets.load, _name(root), "train", index_cache=str(cache))
+        == message
+    )
     # Without the cache (a new run) the changed folder is indexed anew.
     assert folder_index.build(str(root)).listing != first.listing
 
