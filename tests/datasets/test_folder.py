@@ -5,6 +5,7 @@ Bad files, the index cache and the refusals are in `test_folder_checks.py`;
 `test_folder_pipelines.py`.
 """
 
+import io
 import os
 
 import numpy as np
@@ -192,6 +193,18 @@ def test_gray_majority_converts_rgb_to_luma(tmp_path):
     np.testing.assert_array_equal(images[0, ..., 0], gray)
     assert np.abs(images[1, ..., 0] - np.round(luma)).max() <= 1
     np.testing.assert_array_equal(tf_images, images)
+
+
+def test_luma_of_both_readers_agree_on_every_red_green():
+    from la_keras.datasets import preprocessing
+
+    red, green = np.meshgrid(np.arange(256), np.arange(256), indexing="ij")
+    rgb = np.stack([red, green, np.full_like(red, 77)], -1).astype(np.uint8)
+    contents = io.BytesIO()
+    Image.fromarray(rgb).save(contents, "PNG")
+    luma = preprocessing.decode_image(contents.getvalue(), 1).numpy()
+    want = np.asarray(Image.fromarray(rgb).convert("L"))
+    np.testing.assert_array_equal(luma[..., 0], want)
 
 
 @pytest.mark.parametrize("color_mode", ["RGB", "RGBA", "P"])
