@@ -209,11 +209,22 @@ _LUMA = (19595, 38470, 7471)
 def decode_image(contents, channels: int, resize=None):
     """A PNG, JPEG, BMP or GIF (first frame) file as uint8 `[H, W, channels]`.
 
-    Decoded as RGB (gray repeated, alpha dropped), then reduced to luma for
+    Decoded as RGB (gray repeated, alpha dropped; a JPEG with the accurate
+    DCT, as Pillow), then reduced to luma (Pillow's) for
     `channels=1` (rounded: a gray image comes back unchanged), then resized
     to `resize` (`resize_images`) if given.
     """
-    image = tf.io.decode_image(contents, channels=3, expand_animations=False)
+    image = tf.cond(
+        tf.io.is_jpeg(contents),
+        # libjpeg's accurate integer DCT, Pillow's: the two readers agree
+        # (TensorFlow's default, the fast DCT, differs by up to ~6 levels).
+        lambda: tf.io.decode_jpeg(
+            contents, channels=3, dct_method="INTEGER_ACCURATE"
+        ),
+        lambda: tf.io.decode_image(
+            contents, channels=3, expand_animations=False
+        ),
+    )
     if channels == 1:
         weighted = tf.cast(image, tf.int32) * tf.constant(_LUMA, tf.int32)
         luma = (tf.reduce_sum(weighted, axis=2, keepdims=True) + 2**15) // 2**16
