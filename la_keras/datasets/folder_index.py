@@ -153,6 +153,11 @@ def list_files(root: str):
     if not class_names:
         raise FolderError(f"{where}/train has no class folders.")
     test_classes = _class_folders(os.path.join(root, test_folder))
+    if not test_classes:
+        raise FolderError(
+            f"{where}/{test_folder} has no class folders: expected "
+            f"PATH/{test_folder}/<class>/<images>."
+        )
     unknown = sorted(set(test_classes) - set(class_names))
     if unknown:
         raise FolderError(

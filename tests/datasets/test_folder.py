@@ -306,6 +306,7 @@ def test_holdout_is_stratified_disjoint_and_seeded(tmp_path):
     }
     folders.make(tmp_path, layout, size=(2, 2))
     name, sizes = _name(tmp_path), selection.holdout_sizes(counts, 0.3)
+    np.testing.assert_array_equal(sizes, [3, 2, 1])
 
     def split(which, seed):
         paths, labels, info = folder.describe(

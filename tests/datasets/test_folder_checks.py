@@ -167,6 +167,14 @@ def _mkdir(path):
         (lambda r: shutil.rmtree(r / "train"), " has no train/ folder"),
         (lambda r: shutil.rmtree(r / "test"), " has no test split"),
         (lambda r: shutil.rmtree(r / "train" / "a"), "/test has class folders"),
+        (
+            lambda r: [shutil.rmtree(r / "train" / c) for c in "ab"],
+            "/train has no class folders",
+        ),
+        (
+            lambda r: [shutil.rmtree(r / "test" / c) for c in "ab"],
+            "/test has no class folders",
+        ),
     ],
 )
 def test_bad_layout_refused(tmp_path, change, expected):
