@@ -14,6 +14,8 @@ import numpy as np
 from PIL import Image
 
 EXTENSIONS = {"png": ".png", "jpeg": ".jpg", "bmp": ".bmp", "gif": ".gif"}
+# Two classes, the head of two images, the tail of one.
+SMALL = {"a": 2, "b": 1}
 _CHANNELS = {"L": 1, "RGB": 3, "RGBA": 4}
 
 
@@ -105,6 +107,11 @@ def make(
                     seed + len(written),
                 )
     return written
+
+
+def name(root) -> str:
+    """The dataset name of the folder `root`: `"folder:<root>"`."""
+    return "folder:" + str(root)
 
 
 def dataset_arrays(dataset):

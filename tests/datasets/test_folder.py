@@ -17,11 +17,7 @@ from la_keras.datasets import folder
 from la_keras.datasets import selection
 from tests.datasets import folders
 
-SMALL = {"a": 2, "b": 1}
-
-
-def _name(root):
-    return folder.PREFIX + str(root)
+SMALL = folders.SMALL
 
 
 def _rel(root, paths):
@@ -31,8 +27,8 @@ def _rel(root, paths):
 def _both(root, split="train", **kwargs):
     """`(Pillow images, tf.data images, labels, info)`; checks that the two
     readers give the same labels and shapes."""
-    images, labels, info = folder.arrays(_name(root), split, **kwargs)
-    dataset, tf_info = datasets.load(_name(root), split, **kwargs)
+    images, labels, info = folder.arrays(folders.name(root), split, **kwargs)
+    dataset, tf_info = datasets.load(folders.name(root), split, **kwargs)
     tf_images, tf_labels = folders.dataset_arrays(dataset)
     np.testing.assert_array_equal(tf_labels, labels)
     assert tf_images.shape == images.shape == (len(labels), *info.image_shape)
@@ -47,7 +43,7 @@ def _both(root, split="train", **kwargs):
 @pytest.mark.parametrize("test_folder", ["test", "val", "validation"])
 def test_test_split_folder(tmp_path, test_folder):
     folders.make(tmp_path, {"train": SMALL, test_folder: {"a": 1, "b": 2}})
-    paths, labels, info = folder.describe(_name(tmp_path), "test")
+    paths, labels, info = folder.describe(folders.name(tmp_path), "test")
     assert _rel(tmp_path, paths) == [
         f"{test_folder}/a/00.png",
         f"{test_folder}/b/00.png",
@@ -59,7 +55,7 @@ def test_test_split_folder(tmp_path, test_folder):
 
 def test_test_folder_wins_over_val(tmp_path):
     folders.make(tmp_path, {"train": SMALL, "val": SMALL, "test": {"b": 1}})
-    paths, labels, _ = folder.describe(_name(tmp_path), "test")
+    paths, labels, _ = folder.describe(folders.name(tmp_path), "test")
     assert _rel(tmp_path, paths) == ["test/b/00.png"]
     np.testing.assert_array_equal(labels, [1])
 
@@ -72,7 +68,7 @@ def test_class_names_are_sorted_train_folders(tmp_path):
             "test": {"mango": 1},
         },
     )
-    _, labels, info = folder.describe(_name(tmp_path), "test")
+    _, labels, info = folder.describe(folders.name(tmp_path), "test")
     assert info.class_names == ["Apple", "mango", "zebra"]
     assert info.num_classes == 3
     np.testing.assert_array_equal(labels, [1])
@@ -93,7 +89,7 @@ def test_nested_folders_upper_case_and_ignored_files(tmp_path):
         folders.write(str(a / rel), fmt)
     for junk in (".DS_Store", "notes.txt", "Thumbs.db", "sub/desktop.ini"):
         (a / junk).write_bytes(b"\x00\x01 not an image")
-    paths, labels, info = folder.describe(_name(tmp_path), "train")
+    paths, labels, info = folder.describe(folders.name(tmp_path), "train")
     found = sorted(_rel(tmp_path, paths))
     want = sorted(
         ["train/a/00.png", "train/a/01.png", "train/b/00.png"]
@@ -114,7 +110,7 @@ def test_symlinks_followed_and_loop_ends(tmp_path):
     os.symlink(outside / "one.png", b / "linked.png")
     os.symlink(outside / "more", b / "linked_folder")
     os.symlink(b, b / "loop")  # b/loop/loop/... must not be walked forever
-    paths, labels, info = folder.describe(_name(root), "train")
+    paths, labels, info = folder.describe(folders.name(root), "train")
     found = sorted(
         p for p, y in zip(_rel(root, paths), labels, strict=True) if y == 1
     )
@@ -124,7 +120,7 @@ def test_symlinks_followed_and_loop_ends(tmp_path):
         "train/b/linked_folder/three.png",
         "train/b/linked_folder/two.png",
     ]
-    images, _, _ = folder.arrays(_name(root), "train")
+    images, _, _ = folder.arrays(folders.name(root), "train")
     linked = images[_rel(root, paths).index("train/b/linked.png")]
     np.testing.assert_array_equal(
         linked, folders.pixels("RGB", (6, 8), seed=50)
@@ -139,7 +135,7 @@ def test_symlinks_followed_and_loop_ends(tmp_path):
 def test_lossless_formats_read_exactly(tmp_path, fmt, mode):
     written = folders.make(tmp_path, {"train": SMALL, "test": SMALL}, fmt, mode)
     images, tf_images, labels, info = _both(tmp_path, "test")
-    paths, _, _ = folder.describe(_name(tmp_path), "test")
+    paths, _, _ = folder.describe(folders.name(tmp_path), "test")
     want = np.stack([written[p] for p in _rel(tmp_path, paths)])
     want = want.reshape(images.shape)
     assert info.image_shape == (6, 8, 1 if mode == "L" else 3)
@@ -152,7 +148,7 @@ def test_jpeg_near_pixels_written_and_readers_agree(tmp_path, mode):
     layout = {"train": SMALL, "test": SMALL}
     written = folders.make(tmp_path, layout, "jpeg", mode, size=(16, 12))
     images, tf_images, _, info = _both(tmp_path, "test")
-    paths, _, _ = folder.describe(_name(tmp_path), "test")
+    paths, _, _ = folder.describe(folders.name(tmp_path), "test")
     want = np.stack([written[p] for p in _rel(tmp_path, paths)])
     want = want.reshape(images.shape)
     assert info.image_shape == (16, 12, 1 if mode == "L" else 3)
@@ -183,7 +179,7 @@ def _mixed(root, grays, colors, color_mode="RGB", fmt="png"):
 
 
 def _test_pixels(root, written):
-    paths, _, _ = folder.describe(_name(root), "test")
+    paths, _, _ = folder.describe(folders.name(root), "test")
     return [written[p] for p in _rel(root, paths)]
 
 
@@ -223,12 +219,14 @@ def test_color_majority_repeats_gray(tmp_path, color_mode):
 
 def test_channel_tie_is_rgb_and_only_train_counts(tmp_path):
     _mixed(tmp_path, grays=2, colors=2)
-    assert folder.describe(_name(tmp_path), "train")[2].image_shape[-1] == 3
+    assert (
+        folder.describe(folders.name(tmp_path), "train")[2].image_shape[-1] == 3
+    )
     # Three gray training images outvote the color ones of the test split.
     root = tmp_path / "more_gray"
     folders.make(root, {"train": {"a": 3}}, mode="L")
     folders.make(root, {"train": {"b": 2}, "test": {"a": 3, "b": 3}})
-    assert folder.describe(_name(root), "test")[2].image_shape[-1] == 1
+    assert folder.describe(folders.name(root), "test")[2].image_shape[-1] == 1
 
 
 def test_16_bit_gray_png(tmp_path):
@@ -248,7 +246,7 @@ def test_mixed_sizes_refused_with_one_line(tmp_path):
     folders.make(tmp_path, {"train": SMALL, "test": SMALL})
     folders.write(str(tmp_path / "test" / "b" / "big.png"), size=(9, 5))
     with pytest.raises(ValueError) as error:
-        folder.describe(_name(tmp_path), "train")
+        folder.describe(folders.name(tmp_path), "train")
     message = str(error.value)
     assert "\n" not in message
     assert "train/a/00.png is 6x8" in message
@@ -270,7 +268,9 @@ def test_image_size_resizes_every_image(tmp_path, image_size, shape):
         assert info.resize == shape
         # Two bilinear antialiased resizes (Pillow's and TensorFlow's).
         assert np.abs(tf_images.astype(int) - images).max() <= 2
-    paths, _, _ = folder.describe(_name(tmp_path), "test", image_size=shape)
+    paths, _, _ = folder.describe(
+        folders.name(tmp_path), "test", image_size=shape
+    )
     want = Image.open(paths[0]).resize(shape[::-1], Image.BILINEAR)
     np.testing.assert_array_equal(images[0], np.asarray(want))
 
@@ -279,7 +279,7 @@ def test_image_size_resizes_every_image(tmp_path, image_size, shape):
 def test_bad_image_size_refused(tmp_path, image_size):
     folders.make(tmp_path, {"train": SMALL, "test": SMALL})
     with pytest.raises(ValueError, match="image_size"):
-        folder.describe(_name(tmp_path), "train", image_size=image_size)
+        folder.describe(folders.name(tmp_path), "train", image_size=image_size)
 
 
 # Counts, priors, holdout, order.
@@ -288,7 +288,7 @@ def test_bad_image_size_refused(tmp_path, image_size):
 def test_counts_and_priors(tmp_path):
     counts = {"a": 6, "b": 3, "c": 1}
     folders.make(tmp_path, {"train": counts, "test": {"c": 2}}, size=(2, 2))
-    _, labels, info = folder.describe(_name(tmp_path), "train")
+    _, labels, info = folder.describe(folders.name(tmp_path), "train")
     want = np.array([6, 3, 1], np.float64)
     np.testing.assert_array_equal(info.train_counts, [6, 3, 1])
     np.testing.assert_allclose(info.priors, want / want.sum(), rtol=1e-15)
@@ -305,7 +305,7 @@ def test_holdout_is_stratified_disjoint_and_seeded(tmp_path):
         "test": SMALL,
     }
     folders.make(tmp_path, layout, size=(2, 2))
-    name, sizes = _name(tmp_path), selection.holdout_sizes(counts, 0.3)
+    name, sizes = folders.name(tmp_path), selection.holdout_sizes(counts, 0.3)
     np.testing.assert_array_equal(sizes, [3, 2, 1])
 
     def split(which, seed):
@@ -336,7 +336,7 @@ def test_folder_refuses_ratio_and_profile(tmp_path):
     folders.make(tmp_path, {"train": SMALL, "test": SMALL})
     for options in (dict(ratio=10.0), dict(profile="step")):
         with pytest.raises(ValueError, match="ratio"):
-            datasets.load(_name(tmp_path), "train", **options)
+            datasets.load(folders.name(tmp_path), "train", **options)
 
 
 @pytest.mark.parametrize(

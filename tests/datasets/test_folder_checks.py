@@ -20,10 +20,6 @@ from tests.datasets import folders
 LAYOUT = {"train": {"a": 3, "b": 2}, "test": {"a": 1, "b": 1}}
 
 
-def _name(root):
-    return folder.PREFIX + str(root)
-
-
 def _refusal(call, *args, **kwargs) -> str:
     """The one-line message of the ValueError that `call` raises."""
     with pytest.raises(ValueError) as error:
@@ -65,6 +61,10 @@ def _dangling_symlink(path):
     os.symlink(path.parent / "gone.png", path)
 
 
+def _tiff(path):
+    Image.fromarray(folders.pixels("RGB", (6, 8), 0)).save(path, "TIFF")
+
+
 def _palette_bmp(path):
     folders.write(str(path), "bmp", mode="P")
 
@@ -76,6 +76,7 @@ BAD = {
     "truncated_png": (_truncated_png, "truncated or corrupt", True),
     "corrupt_jpeg": (_corrupt_jpeg, "truncated or corrupt", True),
     "dangling_symlink": (_dangling_symlink, "", True),
+    "tiff_named_png": (_tiff, "a TIFF image; la_keras reads PNG", True),
     # TensorFlow reads it, but as gray palette indices: wrong pixels.
     "palette_bmp": (_palette_bmp, "a 1-bit or color-palette BMP", False),
 }
@@ -89,7 +90,7 @@ def test_bad_file_refused_then_skipped(tmp_path, kind):
     ext = ".jpg" if kind == "corrupt_jpeg" else ext
     bad = tmp_path / "train" / "a" / f"bad{ext}"
     write(bad)
-    name = _name(tmp_path)
+    name = folders.name(tmp_path)
     message = _refusal(datasets.load, name, "train")
     assert f"has 1 unreadable image file: {bad} ({reason}" in message
     assert "skip_bad_images" in message
@@ -123,12 +124,12 @@ def test_every_bad_file_counted_first_named(tmp_path):
     bad += [tmp_path / "train" / "b" / f"{i}.gif" for i in range(4)]
     for path in bad:
         _empty(path)
-    message = _refusal(folder.describe, _name(tmp_path), "train")
+    message = _refusal(folder.describe, folders.name(tmp_path), "train")
     assert "has 5 unreadable image files: " in message
     assert f"{bad[0]} (empty file)" in message  # sorted: test/ first
     assert "and 2 more" in message
     paths, labels, info = folder.describe(
-        _name(tmp_path), "test", skip_bad_images=True
+        folders.name(tmp_path), "test", skip_bad_images=True
     )
     assert sorted(info.skipped_images) == sorted(map(str, bad))
     assert [os.path.basename(p) for p in paths] == ["00.png", "00.png"]
@@ -141,7 +142,7 @@ def test_class_of_bad_files_refused_even_skipping(tmp_path):
     for i in range(2):
         _text(_mkdir(tmp_path / "train" / "b" / str(i)) / f"{i}.png")
     message = _refusal(
-        folder.describe, _name(tmp_path), "train", skip_bad_images=True
+        folder.describe, folders.name(tmp_path), "train", skip_bad_images=True
     )
     assert "train/b: every image of the class is unreadable" in message
 
@@ -181,15 +182,18 @@ def test_bad_layout_refused(tmp_path, change, expected):
     root = tmp_path / "data"
     folders.make(root, LAYOUT)
     change(root)
-    message = _refusal(datasets.load, _name(root), "train")
-    assert message.startswith(_name(root))
+    message = _refusal(datasets.load, folders.name(root), "train")
+    assert message.startswith(folders.name(root))
     assert expected in message
-    assert _refusal(DatasetBuilder, _name(root), "train", 2, True) == message
+    assert (
+        _refusal(DatasetBuilder, folders.name(root), "train", 2, True)
+        == message
+    )
 
 
 def test_test_split_may_lack_a_class(tmp_path):
     folders.make(tmp_path, {"train": {"a": 1, "b": 1}, "test": {"b": 2}})
-    _, labels, info = folder.describe(_name(tmp_path), "test")
+    _, labels, info = folder.describe(folders.name(tmp_path), "test")
     np.testing.assert_array_equal(labels, [1, 1])
     assert info.num_classes == 2
 
@@ -230,10 +234,15 @@ def test_index_cache_written_then_reused_without_decoding(
     _forget_and_forbid_decoding(monkeypatch)
     _same_index(folder_index.build(str(root), str(cache)), first)
     # Through `load`: the bad file still named, still skippable.
-    message = _refusal(datasets.load, _name(root), "train", index_cache=cache)
+    message = _refusal(
+        datasets.load, folders.name(root), "train", index_cache=cache
+    )
     assert f"{root}/train/b/bad.png (empty file)" in message
     _, info = datasets.load(
-        _name(root), "train", index_cache=str(cache), skip_bad_images=True
+        folders.name(root),
+        "train",
+        index_cache=str(cache),
+        skip_bad_images=True,
     )
     assert info.skipped_images == (f"{root}/train/b/bad.png",)
 
@@ -241,7 +250,9 @@ def test_index_cache_written_then_reused_without_decoding(
 def test_index_cache_written_by_load(tmp_path):
     folders.make(tmp_path / "data", LAYOUT)
     cache = tmp_path / "run" / "index.json"
-    datasets.load(_name(tmp_path / "data"), "test", index_cache=str(cache))
+    datasets.load(
+        folders.name(tmp_path / "data"), "test", index_cache=str(cache)
+    )
     assert json.loads(cache.read_text())["format"] == "la_keras.folder_index"
 
 
@@ -273,11 +284,13 @@ def test_changed_folder_refused(tmp_path, change):
         folder_index.build(str(root), str(cache))
     message = str(error.value)
     assert "\n" not in message
-    assert message.startswith(f"{_name(root)} changed since {cache}")
+    assert message.startswith(f"{folders.name(root)} changed since {cache}")
     assert expected in message
     assert "--model_dir" in message
     assert (
-        _refusal(datasets.load, _name(root), "train", index_cache=str(cache))
+        _refusal(
+            datasets.load, folders.name(root), "train", index_cache=str(cache)
+        )
         == message
     )
     # Without the cache (a new run) the changed folder is indexed anew.
@@ -294,7 +307,9 @@ def test_moved_folder_keeps_its_cache(tmp_path, monkeypatch):
     index = folder_index.build(str(moved), str(cache))
     assert index.root == str(moved)
     _same_index(index, first)
-    paths, _, _ = folder.describe(_name(moved), "test", index_cache=str(cache))
+    paths, _, _ = folder.describe(
+        folders.name(moved), "test", index_cache=str(cache)
+    )
     assert all(p.startswith(str(moved)) for p in paths)
 
 
@@ -311,7 +326,7 @@ def test_memo_skips_decoding_until_the_folder_changes(tmp_path, monkeypatch):
     first = folder_index.build(str(tmp_path))
     monkeypatch.setattr(folder_index, "inspect_image", _failing_inspect)
     _same_index(folder_index.build(str(tmp_path)), first)
-    folder.describe(_name(tmp_path), "train")  # `load` shares the memo
+    folder.describe(folders.name(tmp_path), "train")  # `load` shares the memo
     _add(tmp_path)
     with pytest.raises(AssertionError, match="was decoded again"):
         folder_index.build(str(tmp_path))
@@ -321,8 +336,8 @@ def test_jpeg_named_png_is_read(tmp_path):
     folders.make(tmp_path, LAYOUT)
     path = tmp_path / "test" / "b" / "00.png"
     Image.fromarray(folders.smooth((6, 8), 1)).save(path, "JPEG")
-    images, _, info = folder.arrays(_name(tmp_path), "test")
+    images, _, info = folder.arrays(folders.name(tmp_path), "test")
     assert info.skipped_images == ()
-    dataset, _ = datasets.load(_name(tmp_path), "test")
+    dataset, _ = datasets.load(folders.name(tmp_path), "test")
     tf_images, _ = folders.dataset_arrays(dataset)
     np.testing.assert_array_equal(tf_images, images)
