@@ -228,6 +228,9 @@ def inspect_image(path: str):
             if kind == "JPEG":
                 image.draft(mode, (max(1, width // 8), max(1, height // 8)))
             image.load()
+        cut_short = _missing_end(kind, path)
+        if cut_short:
+            return 0, 0, False, cut_short
     except Image.UnidentifiedImageError:
         return 0, 0, False, "not an image"
     except Image.DecompressionBombError as e:
@@ -240,6 +243,23 @@ def inspect_image(path: str):
             f"truncated or corrupt ({str(e) or type(e).__name__})",
         )
     return height, width, mode in _GRAY_MODES or _gray_palette(image), None
+
+
+def _missing_end(kind: str, path: str) -> str | None:
+    """Why a file that Pillow reads lacks its format's end (a download cut
+    short: TensorFlow's decoders refuse it); None when it has its end."""
+    with open(path, "rb") as f:
+        data = f.read()
+    if kind in ("JPEG", "MPO"):  # an end of image after the last scan
+        whole = data.find(b"\xff\xd9", data.rfind(b"\xff\xda")) >= 0
+    elif kind == "PNG":  # the IEND chunk and its checksum
+        end = data.rfind(b"IEND")
+        whole = end >= 4 and len(data) >= end + 8
+    elif kind == "GIF":  # the trailer
+        whole = data.rstrip(b"\x00").endswith(b";")
+    else:
+        return None
+    return None if whole else f"truncated: the {kind} file has no end"
 
 
 def _gray_palette(image) -> bool:

@@ -46,6 +46,20 @@ def _truncated_png(path):
     path.write_bytes(data[: len(data) // 2])
 
 
+def _cut_short(fmt, cut):
+    """A writer of a file of `fmt` without its last `cut` bytes."""
+
+    def write(path):
+        if fmt == "jpeg":  # one that Pillow decodes without its last bytes
+            image = Image.fromarray(folders.smooth((32, 32), 0))
+            image.save(path, "JPEG", quality=90)
+        else:
+            folders.write(str(path), fmt, size=(16, 16))
+        path.write_bytes(path.read_bytes()[:-cut])
+
+    return write
+
+
 def _corrupt_jpeg(path):
     # A stray marker in the middle of the compressed data (after the start
     # of scan): damage that the decoders see. Bytes flipped there are not:
@@ -69,26 +83,49 @@ def _palette_bmp(path):
     folders.write(str(path), "bmp", mode="P")
 
 
-# kind: (writer, reason named, whether TensorFlow fails to decode it too).
+# kind: (writer, file name, reason named, whether TensorFlow fails too).
 BAD = {
-    "empty": (_empty, "empty file", True),
-    "text": (_text, "not an image", True),
-    "truncated_png": (_truncated_png, "truncated or corrupt", True),
-    "corrupt_jpeg": (_corrupt_jpeg, "truncated or corrupt", True),
-    "dangling_symlink": (_dangling_symlink, "", True),
-    "tiff_named_png": (_tiff, "a TIFF image; la_keras reads PNG", True),
+    "empty": (_empty, "bad.png", "empty file", True),
+    "text": (_text, "bad.png", "not an image", True),
+    "truncated_png": (_truncated_png, "bad.png", "truncated or corrupt", True),
+    "corrupt_jpeg": (_corrupt_jpeg, "bad.jpg", "truncated or corrupt", True),
+    "dangling_symlink": (_dangling_symlink, "bad.png", "", True),
+    # Cut short by a few bytes (an interrupted download): Pillow decodes
+    # them, TensorFlow does not.
+    "png_without_end": (
+        _cut_short("png", 12),
+        "bad.png",
+        "truncated",
+        True,
+    ),
+    "jpeg_without_end": (
+        _cut_short("jpeg", 2),
+        "bad.jpeg",
+        "truncated",
+        True,
+    ),
+    "gif_without_end": (
+        _cut_short("gif", 2),
+        "bad.gif",
+        "truncated",
+        True,
+    ),
+    "tiff_named_png": (_tiff, "bad.png", "a TIFF image; la_keras reads", True),
     # TensorFlow reads it, but as gray palette indices: wrong pixels.
-    "palette_bmp": (_palette_bmp, "a 1-bit or color-palette BMP", False),
+    "palette_bmp": (
+        _palette_bmp,
+        "bad.bmp",
+        "a 1-bit or color-palette BMP",
+        False,
+    ),
 }
 
 
 @pytest.mark.parametrize("kind", sorted(BAD))
 def test_bad_file_refused_then_skipped(tmp_path, kind):
     folders.make(tmp_path, LAYOUT)
-    write, reason, tf_fails = BAD[kind]
-    ext = ".bmp" if kind == "palette_bmp" else ".png"
-    ext = ".jpg" if kind == "corrupt_jpeg" else ext
-    bad = tmp_path / "train" / "a" / f"bad{ext}"
+    write, file_name, reason, tf_fails = BAD[kind]
+    bad = tmp_path / "train" / "a" / file_name
     write(bad)
     name = folders.name(tmp_path)
     message = _refusal(datasets.load, name, "train")
