@@ -9,7 +9,8 @@ are ignored. Files are listed sorted by class, then by path.
 `build(root)` lists the files (one `stat` each), then opens and decodes every
 image once, in threads, to record its size and whether it is grayscale, and
 to find the files that cannot be read: empty, not an image, truncated or
-corrupt, or a kind TensorFlow cannot decode. `build(root, cache=PATH)` keeps
+corrupt, or a kind TensorFlow cannot decode or decodes otherwise
+(`folder_images.inspect_image`). `build(root, cache=PATH)` keeps
 that index in a JSON file (a run's model_dir) and reuses it when the listing
 (relative paths and byte sizes) is unchanged; a listing that differs from
 the cached one is refused (`FolderChangedError`): the run was made on other
@@ -26,12 +27,11 @@ import os
 
 import numpy as np
 
+from la_keras.datasets.folder_images import inspect_image
+
 PREFIX = "folder:"
 EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif")
 TEST_FOLDERS = ("test", "val", "validation")
-# What Pillow calls the formats TensorFlow's `decode_image` reads.
-_FORMATS = {"PNG", "JPEG", "MPO", "BMP", "GIF"}
-_GRAY_MODES = {"1", "L", "LA", "La", "I", "I;16", "I;16B", "I;16L", "F"}
 _INDEX_FORMAT = "la_keras.folder_index"
 _INDEX_VERSION = 1
 
@@ -195,79 +195,6 @@ def listing_digest(listing: dict) -> str:
         for path, label, size in listing[split]:
             digest.update(f"{split}\t{path}\t{label}\t{size}\n".encode())
     return digest.hexdigest()
-
-
-def inspect_image(path: str):
-    """`(height, width, gray, None)` of a readable image, or
-    `(0, 0, False, reason)`; decodes the whole image to find damage."""
-    from PIL import Image
-
-    try:
-        if os.path.getsize(path) == 0:
-            return 0, 0, False, "empty file"
-        with Image.open(path) as image:
-            kind, mode, (width, height) = image.format, image.mode, image.size
-            if kind not in _FORMATS:
-                return (
-                    0,
-                    0,
-                    False,
-                    (f"a {kind} image; la_keras reads PNG, JPEG, BMP and GIF"),
-                )
-            if kind == "BMP" and mode in ("1", "P"):
-                return (
-                    0,
-                    0,
-                    False,
-                    (
-                        "a 1-bit or color-palette BMP, which TensorFlow cannot "
-                        "decode (or decodes without its palette); save it as "
-                        "PNG"
-                    ),
-                )
-            if kind == "JPEG":
-                image.draft(mode, (max(1, width // 8), max(1, height // 8)))
-            image.load()
-        cut_short = _missing_end(kind, path)
-        if cut_short:
-            return 0, 0, False, cut_short
-    except Image.UnidentifiedImageError:
-        return 0, 0, False, "not an image"
-    except Image.DecompressionBombError as e:
-        return 0, 0, False, str(e).split(".")[0]
-    except (OSError, SyntaxError, ValueError) as e:
-        return (
-            0,
-            0,
-            False,
-            f"truncated or corrupt ({str(e) or type(e).__name__})",
-        )
-    return height, width, mode in _GRAY_MODES or _gray_palette(image), None
-
-
-def _missing_end(kind: str, path: str) -> str | None:
-    """Why a file that Pillow reads lacks its format's end (a download cut
-    short: TensorFlow's decoders refuse it); None when it has its end."""
-    with open(path, "rb") as f:
-        data = f.read()
-    if kind in ("JPEG", "MPO"):  # an end of image after the last scan
-        whole = data.find(b"\xff\xd9", data.rfind(b"\xff\xda")) >= 0
-    elif kind == "PNG":  # the IEND chunk and its checksum
-        end = data.rfind(b"IEND")
-        whole = end >= 4 and len(data) >= end + 8
-    elif kind == "GIF":  # the trailer
-        whole = data.rstrip(b"\x00").endswith(b";")
-    else:
-        return None
-    return None if whole else f"truncated: the {kind} file has no end"
-
-
-def _gray_palette(image) -> bool:
-    """Whether a palette image ("P", e.g. a grayscale GIF) shows only grays."""
-    if image.mode != "P":
-        return False
-    colors = np.asarray(image.getpalette() or [], np.uint8).reshape(-1, 3)
-    return bool(len(colors)) and bool(np.all(colors == colors[:, :1]))
 
 
 def _inspect_all(root: str, listing: dict) -> dict:

@@ -11,11 +11,14 @@ from __future__ import annotations
 import os
 
 import numpy as np
+import pytest
 from PIL import Image
 
 EXTENSIONS = {"png": ".png", "jpeg": ".jpg", "bmp": ".bmp", "gif": ".gif"}
 # Two classes, the head of two images, the tail of one.
 SMALL = {"a": 2, "b": 1}
+# Two classes of 3 and 2 training images, one test image each.
+LAYOUT = {"train": {"a": 3, "b": 2}, "test": {"a": 1, "b": 1}}
 _CHANNELS = {"L": 1, "RGB": 3, "RGBA": 4}
 
 
@@ -112,6 +115,16 @@ def make(
 def name(root) -> str:
     """The dataset name of the folder `root`: `"folder:<root>"`."""
     return "folder:" + str(root)
+
+
+def refusal(call, *args, **kwargs) -> str:
+    """The message of the ValueError that `call` raises; checks that it is
+    one line."""
+    with pytest.raises(ValueError) as error:
+        call(*args, **kwargs)
+    message = str(error.value)
+    assert "\n" not in message
+    return message
 
 
 def dataset_arrays(dataset):

@@ -1,8 +1,8 @@
 """Tests of `folder:PATH` datasets: layout, formats, channels, sizes, counts.
 
-Bad files, the index cache and the refusals are in `test_folder_checks.py`;
-`DatasetBuilder` and the reader without TensorFlow in
-`test_folder_pipelines.py`.
+Bad files and layouts are in `test_folder_checks.py`, the index cache in
+`test_folder_index.py`, `DatasetBuilder` and the reader without TensorFlow
+in `test_folder_pipelines.py`; the folders are made by `folders.py`.
 """
 
 import io

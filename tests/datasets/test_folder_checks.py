@@ -1,9 +1,8 @@
-"""Tests of `folder:PATH` refusals: bad files, bad layouts, the index cache.
+"""Tests of `folder:PATH` refusals: bad files and bad layouts.
 
 Each refusal is a ValueError with a one-line message naming what is wrong.
 """
 
-import json
 import os
 import shutil
 
@@ -14,19 +13,9 @@ from PIL import Image
 from la_keras import datasets
 from la_keras.datasets import DatasetBuilder
 from la_keras.datasets import folder
-from la_keras.datasets import folder_index
 from tests.datasets import folders
 
-LAYOUT = {"train": {"a": 3, "b": 2}, "test": {"a": 1, "b": 1}}
-
-
-def _refusal(call, *args, **kwargs) -> str:
-    """The one-line message of the ValueError that `call` raises."""
-    with pytest.raises(ValueError) as error:
-        call(*args, **kwargs)
-    message = str(error.value)
-    assert "\n" not in message
-    return message
+LAYOUT = folders.LAYOUT
 
 
 # Bad files: each writes one at `path`.
@@ -58,6 +47,33 @@ def _cut_short(fmt, cut):
         path.write_bytes(path.read_bytes()[:-cut])
 
     return write
+
+
+def _png_bad_checksum(path):
+    folders.write(str(path), "png")
+    data = bytearray(path.read_bytes())
+    data[-1] ^= 0xFF  # the CRC of the IEND chunk, which Pillow skips
+    path.write_bytes(bytes(data))
+
+
+def _gif_beyond_palette(path):
+    # Four colors written, then the global color table cut to two: the
+    # pixels of colors 2 and 3 point beyond it.
+    values = np.arange(48).reshape(6, 8) % 4
+    image = Image.fromarray(values.astype(np.uint8), "P")
+    image.putpalette([0, 0, 0, 255, 0, 0, 0, 255, 0, 0, 0, 255])
+    image.save(path, "GIF")
+    data = bytearray(path.read_bytes())
+    assert data[10] & 7 == 1  # a table of 2 ** (1 + 1) colors
+    data[10] &= ~7
+    path.write_bytes(bytes(data[:19] + data[25:]))
+
+
+def _gif_partial_frame(path):
+    folders.write(str(path), "gif")
+    data = bytearray(path.read_bytes())
+    data[6] += 1  # a canvas one pixel wider than the frame
+    path.write_bytes(bytes(data))
 
 
 def _corrupt_jpeg(path):
@@ -110,6 +126,25 @@ BAD = {
         "truncated",
         True,
     ),
+    "png_bad_checksum": (
+        _png_bad_checksum,
+        "bad.png",
+        "corrupt: a bad checksum",
+        True,
+    ),
+    "gif_beyond_palette": (
+        _gif_beyond_palette,
+        "bad.gif",
+        "corrupt: color indices beyond",
+        True,
+    ),
+    # TensorFlow reads the frame alone, Pillow the frame on its canvas.
+    "gif_partial_frame": (
+        _gif_partial_frame,
+        "bad.gif",
+        "a GIF whose first frame",
+        False,
+    ),
     "tiff_named_png": (_tiff, "bad.png", "a TIFF image; la_keras reads", True),
     # TensorFlow reads it, but as gray palette indices: wrong pixels.
     "palette_bmp": (
@@ -128,10 +163,10 @@ def test_bad_file_refused_then_skipped(tmp_path, kind):
     bad = tmp_path / "train" / "a" / file_name
     write(bad)
     name = folders.name(tmp_path)
-    message = _refusal(datasets.load, name, "train")
+    message = folders.refusal(datasets.load, name, "train")
     assert f"has 1 unreadable image file: {bad} ({reason}" in message
     assert "skip_bad_images" in message
-    assert _refusal(folder.arrays, name, "test") == message
+    assert folders.refusal(folder.arrays, name, "test") == message
     assert _tf_fails(bad) == tf_fails  # what training would have met
 
     dataset, info = datasets.load(name, "train", skip_bad_images=True)
@@ -161,7 +196,7 @@ def test_every_bad_file_counted_first_named(tmp_path):
     bad += [tmp_path / "train" / "b" / f"{i}.gif" for i in range(4)]
     for path in bad:
         _empty(path)
-    message = _refusal(folder.describe, folders.name(tmp_path), "train")
+    message = folders.refusal(folder.describe, folders.name(tmp_path), "train")
     assert "has 5 unreadable image files: " in message
     assert f"{bad[0]} (empty file)" in message  # sorted: test/ first
     assert "and 2 more" in message
@@ -178,7 +213,7 @@ def test_class_of_bad_files_refused_even_skipping(tmp_path):
     shutil.rmtree(tmp_path / "train" / "b")
     for i in range(2):
         _text(_mkdir(tmp_path / "train" / "b" / str(i)) / f"{i}.png")
-    message = _refusal(
+    message = folders.refusal(
         folder.describe, folders.name(tmp_path), "train", skip_bad_images=True
     )
     assert "train/b: every image of the class is unreadable" in message
@@ -219,11 +254,11 @@ def test_bad_layout_refused(tmp_path, change, expected):
     root = tmp_path / "data"
     folders.make(root, LAYOUT)
     change(root)
-    message = _refusal(datasets.load, folders.name(root), "train")
+    message = folders.refusal(datasets.load, folders.name(root), "train")
     assert message.startswith(folders.name(root))
     assert expected in message
     assert (
-        _refusal(DatasetBuilder, folders.name(root), "train", 2, True)
+        folders.refusal(DatasetBuilder, folders.name(root), "train", 2, True)
         == message
     )
 
@@ -233,140 +268,6 @@ def test_test_split_may_lack_a_class(tmp_path):
     _, labels, info = folder.describe(folders.name(tmp_path), "test")
     np.testing.assert_array_equal(labels, [1, 1])
     assert info.num_classes == 2
-
-
-# The index cache.
-
-
-def _failing_inspect(path):
-    raise AssertionError(f"{path} was decoded again")
-
-
-def _forget_and_forbid_decoding(monkeypatch):
-    monkeypatch.setattr(folder_index, "_MEMO", {})
-    monkeypatch.setattr(folder_index, "inspect_image", _failing_inspect)
-
-
-def _same_index(a, b):
-    assert a.class_names == b.class_names and a.files == b.files
-    assert a.bad == b.bad and a.listing == b.listing
-    for split in a.files:
-        np.testing.assert_array_equal(a.labels[split], b.labels[split])
-        np.testing.assert_array_equal(a.sizes[split], b.sizes[split])
-        np.testing.assert_array_equal(a.gray[split], b.gray[split])
-
-
-def test_index_cache_written_then_reused_without_decoding(
-    tmp_path, monkeypatch
-):
-    root, cache = tmp_path / "data", tmp_path / "run" / "folder_index.json"
-    folders.make(root, LAYOUT, modes={"a": "L"})
-    _empty(root / "train" / "b" / "bad.png")
-    first = folder_index.build(str(root), str(cache))
-    facts = json.loads(cache.read_text())["facts"]
-    assert facts["train/a/00.png"][:4] == [6, 8, True, None]
-    assert facts["train/b/bad.png"][:4] == [0, 0, False, "empty file"]
-    assert len(facts) == 8
-
-    _forget_and_forbid_decoding(monkeypatch)
-    _same_index(folder_index.build(str(root), str(cache)), first)
-    # Through `load`: the bad file still named, still skippable.
-    message = _refusal(
-        datasets.load, folders.name(root), "train", index_cache=cache
-    )
-    assert f"{root}/train/b/bad.png (empty file)" in message
-    _, info = datasets.load(
-        folders.name(root),
-        "train",
-        index_cache=str(cache),
-        skip_bad_images=True,
-    )
-    assert info.skipped_images == (f"{root}/train/b/bad.png",)
-
-
-def test_index_cache_written_by_load(tmp_path):
-    folders.make(tmp_path / "data", LAYOUT)
-    cache = tmp_path / "run" / "index.json"
-    datasets.load(
-        folders.name(tmp_path / "data"), "test", index_cache=str(cache)
-    )
-    assert json.loads(cache.read_text())["format"] == "la_keras.folder_index"
-
-
-def _add(root):
-    folders.write(str(root / "train" / "b" / "new.png"))
-    return "1 files added, 0 removed, 0 changed, e.g. train/b/new.png"
-
-
-def _remove(root):
-    os.remove(root / "train" / "a" / "02.png")
-    return "0 files added, 1 removed, 0 changed, e.g. train/a/02.png"
-
-
-def _rewrite(root):
-    path = root / "train" / "a" / "01.png"
-    before = path.stat().st_size
-    folders.write(str(path), size=(9, 5), seed=99)
-    assert path.stat().st_size != before
-    return "0 files added, 0 removed, 1 changed, e.g. train/a/01.png"
-
-
-@pytest.mark.parametrize("change", [_add, _remove, _rewrite])
-def test_changed_folder_refused(tmp_path, change):
-    root, cache = tmp_path / "data", tmp_path / "run" / "index.json"
-    folders.make(root, LAYOUT)
-    first = folder_index.build(str(root), str(cache))
-    expected = change(root)
-    with pytest.raises(folder_index.FolderChangedError) as error:
-        folder_index.build(str(root), str(cache))
-    message = str(error.value)
-    assert "\n" not in message
-    assert message.startswith(f"{folders.name(root)} changed since {cache}")
-    assert expected in message
-    assert "--model_dir" in message
-    assert (
-        _refusal(
-            datasets.load, folders.name(root), "train", index_cache=str(cache)
-        )
-        == message
-    )
-    # Without the cache (a new run) the changed folder is indexed anew.
-    assert folder_index.build(str(root)).listing != first.listing
-
-
-def test_moved_folder_keeps_its_cache(tmp_path, monkeypatch):
-    root, cache = tmp_path / "data", tmp_path / "index.json"
-    folders.make(root, LAYOUT)
-    first = folder_index.build(str(root), str(cache))
-    moved = tmp_path / "elsewhere" / "data"
-    shutil.move(root, moved)
-    _forget_and_forbid_decoding(monkeypatch)
-    index = folder_index.build(str(moved), str(cache))
-    assert index.root == str(moved)
-    _same_index(index, first)
-    paths, _, _ = folder.describe(
-        folders.name(moved), "test", index_cache=str(cache)
-    )
-    assert all(p.startswith(str(moved)) for p in paths)
-
-
-def test_damaged_cache_is_rebuilt(tmp_path):
-    root, cache = tmp_path / "data", tmp_path / "index.json"
-    folders.make(root, LAYOUT)
-    cache.write_text('{"format": "la_keras.folder_in')
-    index = folder_index.build(str(root), str(cache))
-    assert json.loads(cache.read_text())["listing"] == index.listing
-
-
-def test_memo_skips_decoding_until_the_folder_changes(tmp_path, monkeypatch):
-    folders.make(tmp_path, LAYOUT)
-    first = folder_index.build(str(tmp_path))
-    monkeypatch.setattr(folder_index, "inspect_image", _failing_inspect)
-    _same_index(folder_index.build(str(tmp_path)), first)
-    folder.describe(folders.name(tmp_path), "train")  # `load` shares the memo
-    _add(tmp_path)
-    with pytest.raises(AssertionError, match="was decoded again"):
-        folder_index.build(str(tmp_path))
 
 
 def test_jpeg_named_png_is_read(tmp_path):
