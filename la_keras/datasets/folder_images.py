@@ -66,9 +66,9 @@ def inspect_image(path: str):
             image.load()
             if kind == "GIF" and _beyond_palette(image):
                 return 0, 0, False, "corrupt: color indices beyond its palette"
-        cut_short = _missing_end(kind, path)
-        if cut_short:
-            return 0, 0, False, cut_short
+        damage = _unseen_damage(kind, path)
+        if damage:
+            return 0, 0, False, damage
     except Image.UnidentifiedImageError:
         return 0, 0, False, "not an image"
     except Image.DecompressionBombError as e:
@@ -83,7 +83,7 @@ def inspect_image(path: str):
     return height, width, mode in _GRAY_MODES or _gray_palette(image), None
 
 
-def _missing_end(kind: str, path: str) -> str | None:
+def _unseen_damage(kind: str, path: str) -> str | None:
     """Why a file that Pillow reads is damaged where Pillow does not look
     but TensorFlow's decoders do (its end, a download cut short; a PNG
     chunk's checksum); None when it is whole."""
