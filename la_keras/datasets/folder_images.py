@@ -12,7 +12,7 @@ and `folder.load` (TensorFlow).
 
 from __future__ import annotations
 
-import os
+import io
 import zlib
 
 import numpy as np
@@ -28,9 +28,14 @@ def inspect_image(path: str):
     from PIL import Image
 
     try:
-        if os.path.getsize(path) == 0:
-            return 0, 0, False, "empty file"
-        with Image.open(path) as image:
+        with open(path, "rb") as f:
+            data = f.read()
+    except OSError as e:  # e.g. a dangling symlink
+        return 0, 0, False, f"cannot be read: {e.strerror or e}"
+    if not data:
+        return 0, 0, False, "empty file"
+    try:
+        with Image.open(io.BytesIO(data)) as image:
             kind, mode, (width, height) = image.format, image.mode, image.size
             if kind not in _FORMATS:
                 return (
@@ -66,7 +71,7 @@ def inspect_image(path: str):
             image.load()
             if kind == "GIF" and _beyond_palette(image):
                 return 0, 0, False, "corrupt: color indices beyond its palette"
-        damage = _unseen_damage(kind, path)
+        damage = _unseen_damage(kind, data)
         if damage:
             return 0, 0, False, damage
     except Image.UnidentifiedImageError:
@@ -83,12 +88,10 @@ def inspect_image(path: str):
     return height, width, mode in _GRAY_MODES or _gray_palette(image), None
 
 
-def _unseen_damage(kind: str, path: str) -> str | None:
+def _unseen_damage(kind: str, data: bytes) -> str | None:
     """Why a file that Pillow reads is damaged where Pillow does not look
     but TensorFlow's decoders do (its end, a download cut short; a PNG
     chunk's checksum); None when it is whole."""
-    with open(path, "rb") as f:
-        data = f.read()
     if kind == "PNG":
         return _png_damage(data)
     if kind in ("JPEG", "MPO"):  # an end of image after the last scan

@@ -105,7 +105,12 @@ BAD = {
     "text": (_text, "bad.png", "not an image", True),
     "truncated_png": (_truncated_png, "bad.png", "truncated or corrupt", True),
     "corrupt_jpeg": (_corrupt_jpeg, "bad.jpg", "truncated or corrupt", True),
-    "dangling_symlink": (_dangling_symlink, "bad.png", "", True),
+    "dangling_symlink": (
+        _dangling_symlink,
+        "bad.png",
+        "cannot be read: No such file",
+        True,
+    ),
     # Cut short by a few bytes (an interrupted download): Pillow decodes
     # them, TensorFlow does not.
     "png_without_end": (
