@@ -282,6 +282,23 @@ def test_bad_image_size_refused(tmp_path, image_size):
         folder.describe(folders.name(tmp_path), "train", image_size=image_size)
 
 
+def test_recipe_by_size_unless_augment_says(tmp_path):
+    layout = {"train": SMALL, "test": SMALL}
+    folders.make(tmp_path / "small", layout)
+    folders.make(tmp_path / "big", layout, size=(4, 65))
+
+    def recipe(root, **kwargs):
+        return folder.describe(folders.name(root), "test", **kwargs)[2]
+
+    assert recipe(tmp_path / "small").preprocessing == "cifar"
+    assert recipe(tmp_path / "big").preprocessing == "imagenet"
+    assert recipe(tmp_path / "big", augment="cifar").preprocessing == "cifar"
+    # Resized to at most 64 px: the CIFAR recipe again.
+    assert recipe(tmp_path / "big", image_size=64).preprocessing == "cifar"
+    with pytest.raises(ValueError, match="augment"):
+        recipe(tmp_path / "small", augment="mixup")
+
+
 # Counts, priors, holdout, order.
 
 
