@@ -5,7 +5,8 @@ is (it is long-tailed already): the class counts give the priors, and a
 class-stratified holdout is taken as for every dataset (`selection.py`).
 
 Images: the channels are those of most training images (grayscale or RGB;
-the others converted: gray repeated, alpha dropped, RGB to luminance).
+a tie is RGB; the others converted: gray repeated, alpha dropped, RGB to
+luminance), always RGB for the ImageNet recipe, which normalizes RGB.
 With `image_size`, every image (train and test) is resized to it (bilinear,
 antialiased); without, all images must share one size.
 
@@ -110,10 +111,12 @@ class Folder:
         gray = self.index.gray["train"]
         channels = 1 if 2 * int(gray.sum()) > len(gray) else 3
         height, width = self.resize or self._common_size()
-        self.image_shape = (height, width, channels)
         if augment == "auto":
             small = max(height, width) <= SMALL_IMAGE
             augment = "cifar" if small else "imagenet"
+        if augment == "imagenet":
+            channels = 3  # the recipe makes RGB (ImageNet's mean and std)
+        self.image_shape = (height, width, channels)
         self.preprocessing = augment
 
     def _common_size(self) -> tuple[int, int]:
@@ -224,11 +227,9 @@ def _read_one(path, mode, resize):
 
     with Image.open(path) as image:
         if image.mode.startswith("I"):
-            # 16-bit (or 32-bit) gray: scaled to 8 bits, as TensorFlow does.
-            values = np.asarray(image, np.float64) / 257.0
-            image = Image.fromarray(
-                np.clip(np.round(values), 0, 255).astype(np.uint8)
-            )
+            # 16-bit gray: the high byte, as TensorFlow's PNG decoder keeps.
+            values = np.asarray(image).astype(np.int64) >> 8
+            image = Image.fromarray(np.clip(values, 0, 255).astype(np.uint8))
         image = image.convert(mode)
         if resize is not None:
             image = image.resize((resize[1], resize[0]), Image.BILINEAR)

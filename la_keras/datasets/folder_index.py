@@ -9,7 +9,8 @@ are ignored. Files are listed sorted by class, then by path.
 `build(root)` lists the files (one `stat` each), then opens and decodes every
 image once, in threads, to record its size and whether it is grayscale, and
 to find the files that cannot be read: empty, not an image, truncated or
-corrupt, or a kind TensorFlow cannot decode. `build(root, cache=PATH)` keeps
+corrupt, or a kind TensorFlow cannot decode or decodes otherwise
+(`folder_images.inspect_image`). `build(root, cache=PATH)` keeps
 that index in a JSON file (a run's model_dir) and reuses it when the listing
 (relative paths and byte sizes) is unchanged; a listing that differs from
 the cached one is refused (`FolderChangedError`): the run was made on other
@@ -26,14 +27,13 @@ import os
 
 import numpy as np
 
+from la_keras.datasets.folder_images import inspect_image
+
 PREFIX = "folder:"
 EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif")
 TEST_FOLDERS = ("test", "val", "validation")
-# What Pillow calls the formats TensorFlow's `decode_image` reads.
-_FORMATS = {"PNG", "JPEG", "MPO", "BMP", "GIF"}
-_GRAY_MODES = {"1", "L", "LA", "La", "I", "I;16", "I;16B", "I;16L", "F"}
 _INDEX_FORMAT = "la_keras.folder_index"
-_INDEX_VERSION = 1
+_INDEX_VERSION = 2  # 2: the checks of folder_images.py
 
 
 class FolderError(ValueError):
@@ -153,6 +153,11 @@ def list_files(root: str):
     if not class_names:
         raise FolderError(f"{where}/train has no class folders.")
     test_classes = _class_folders(os.path.join(root, test_folder))
+    if not test_classes:
+        raise FolderError(
+            f"{where}/{test_folder} has no class folders: expected "
+            f"PATH/{test_folder}/<class>/<images>."
+        )
     unknown = sorted(set(test_classes) - set(class_names))
     if unknown:
         raise FolderError(
@@ -190,42 +195,6 @@ def listing_digest(listing: dict) -> str:
         for path, label, size in listing[split]:
             digest.update(f"{split}\t{path}\t{label}\t{size}\n".encode())
     return digest.hexdigest()
-
-
-def _bad(reason: str):
-    return 0, 0, False, reason
-
-
-def inspect_image(path: str):
-    """`(height, width, gray, None)` of a readable image, or
-    `(0, 0, False, reason)`; decodes the whole image to find damage."""
-    from PIL import Image
-
-    try:
-        size = os.path.getsize(path)
-    except OSError as e:  # e.g. a dangling symlink
-        return _bad(f"cannot be read: {e.strerror or e}")
-    if size == 0:
-        return _bad("empty file")
-    try:
-        with Image.open(path) as image:
-            kind, mode, (width, height) = image.format, image.mode, image.size
-            if kind not in _FORMATS:
-                return _bad(
-                    f"a {kind} image; la_keras reads PNG, JPEG, BMP, GIF"
-                )
-            if kind == "BMP" and mode == "1":
-                return _bad("a 1-bit BMP, which TensorFlow cannot decode")
-            if kind == "JPEG":  # decoded at 1/8 scale: all its data, faster
-                image.draft(mode, (max(1, width // 8), max(1, height // 8)))
-            image.load()
-    except Image.UnidentifiedImageError:
-        return _bad("not an image")
-    except Image.DecompressionBombError as e:
-        return _bad(str(e).split(".")[0])
-    except (OSError, SyntaxError, ValueError) as e:
-        return _bad(f"truncated or corrupt: {str(e) or type(e).__name__}")
-    return height, width, mode in _GRAY_MODES, None
 
 
 def _inspect_all(root: str, listing: dict) -> dict:
