@@ -95,7 +95,8 @@ class Folder:
             )
         self.name = name
         self.resize = check_image_size(image_size)
-        index = folder_index.build(name[len(PREFIX) :], index_cache)
+        root = os.path.expanduser(name[len(PREFIX) :])
+        index = folder_index.build(root, index_cache)
         if index.bad and not skip_bad_images:
             raise folder_index.FolderError(
                 folder_index.bad_files_message(index)

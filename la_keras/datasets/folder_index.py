@@ -3,8 +3,9 @@
 Layout: `PATH/train/<class>/...` and `PATH/test/<class>/...` (else `val/` or
 `validation/` is the test split). Class names are the sorted folder names of
 `train/`. Images (`.png`, `.jpg`, `.jpeg`, `.bmp`, `.gif`, any case) are
-found recursively under each class folder, symlinks followed; other files
-are ignored. Files are listed sorted by class, then by path.
+found recursively under each class folder, symlinks followed; other files,
+and hidden files and folders (a leading `.`, e.g. macOS's `._x.jpg`), are
+ignored. Files are listed sorted by class, then by path.
 
 `build(root)` lists the files (one `stat` each), then opens and decodes every
 image once, in threads, to record its size and whether it is grayscale, and
@@ -103,9 +104,11 @@ def _image_files(class_dir: str) -> list[tuple[str, int]]:
             subdirs[:] = []
             continue
         seen.add(real)
-        subdirs.sort()
+        # Hidden files and folders (macOS's `._x.jpg`, `.thumbnails/`) are
+        # not images of the class.
+        subdirs[:] = sorted(d for d in subdirs if not d.startswith("."))
         for name in sorted(names):
-            if not name.lower().endswith(EXTENSIONS):
+            if name.startswith(".") or not name.lower().endswith(EXTENSIONS):
                 continue
             path = os.path.join(directory, name)
             try:

@@ -89,6 +89,11 @@ def test_nested_folders_upper_case_and_ignored_files(tmp_path):
         folders.write(str(a / rel), fmt)
     for junk in (".DS_Store", "notes.txt", "Thumbs.db", "sub/desktop.ini"):
         (a / junk).write_bytes(b"\x00\x01 not an image")
+    # Hidden files and folders with image extensions: macOS's AppleDouble
+    # `._x.png` beside each copied file, a thumbnail cache.
+    for hidden in ("._00.png", "sub/._x.PNG", ".thumbs/t.jpg"):
+        (a / hidden).parent.mkdir(parents=True, exist_ok=True)
+        (a / hidden).write_bytes(b"\x00\x05\x16\x07 AppleDouble")
     paths, labels, info = folder.describe(folders.name(tmp_path), "train")
     found = sorted(_rel(tmp_path, paths))
     want = sorted(
@@ -98,6 +103,15 @@ def test_nested_folders_upper_case_and_ignored_files(tmp_path):
     assert found == want
     np.testing.assert_array_equal(info.train_counts, [7, 1])
     assert info.skipped_images == ()
+
+
+def test_a_leading_tilde_is_the_home_folder(tmp_path, monkeypatch):
+    folders.make(tmp_path / "data", folders.LAYOUT)
+    monkeypatch.setenv("HOME", str(tmp_path))
+    paths, _, info = folder.describe("folder:~/data", "train")
+    assert info.name == "folder:~/data"
+    np.testing.assert_array_equal(info.train_counts, [3, 2])
+    assert all(p.startswith(str(tmp_path / "data")) for p in paths)
 
 
 def test_symlinks_followed_and_loop_ends(tmp_path):
