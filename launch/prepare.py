@@ -20,6 +20,7 @@ iNaturalist stay on their TFDS pipelines.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 
 from absl import app
@@ -43,7 +44,10 @@ def run(flags_obj) -> str:
     """Prepares; returns the path written."""
     if not flags_obj.output:
         raise app.UsageError("Pass --output=PATH, the file to write.")
-    data = RunConfig.from_flags(flags_obj).data
+    # No --model_dir here: a folder's index is built, not kept.
+    data = dataclasses.replace(
+        RunConfig.from_flags(flags_obj).data, folder_index=None
+    )
     if data.dataset.startswith(prepared.PREFIX):
         raise app.UsageError(f"--dataset={data.dataset} is prepared already.")
     info = data.info()

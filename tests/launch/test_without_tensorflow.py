@@ -175,6 +175,7 @@ class WithoutTensorFlowTest(TestCase):
             "--train_batch_size=8",
             "--test_batch_size=5",
             f"--model_dir={model_dir}",
+            f"--tb_log_dir={model_dir}/log",
         )
         self.assertEqual(result.returncode, 0, result.stderr[-3000:])
         with open(os.path.join(model_dir, "metrics.json")) as f:
@@ -188,6 +189,10 @@ class WithoutTensorFlowTest(TestCase):
         )
         self.assertEqual(made.returncode, 0, made.stderr[-3000:])
         self.assertIn(f"Wrote {output}", made.stdout)
+        # Nothing left in the default --model_dir (the working directory).
+        self.assertFalse(
+            os.path.exists(os.path.join(helpers.REPO, "logit_adjustment"))
+        )
 
     def test_tfds_dataset_is_refused_in_one_line(self):
         result = self._run(
