@@ -189,9 +189,11 @@ class WithoutTensorFlowTest(TestCase):
         )
         self.assertEqual(made.returncode, 0, made.stderr[-3000:])
         self.assertIn(f"Wrote {output}", made.stdout)
-        # Nothing left in the default --model_dir (the working directory).
+        # No index left in the default --model_dir (in the working
+        # directory): launch.prepare has no model_dir.
+        default_index = "logit_adjustment/model/folder_index.json"
         self.assertFalse(
-            os.path.exists(os.path.join(helpers.REPO, "logit_adjustment"))
+            os.path.exists(os.path.join(helpers.REPO, default_index))
         )
 
     def test_tfds_dataset_is_refused_in_one_line(self):
