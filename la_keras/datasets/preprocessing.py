@@ -109,9 +109,8 @@ def preprocess_images(
             f"'imagenet'. Received: preprocessing={preprocessing!r}"
         )
     pad = check_crop_padding(crop_padding, preprocessing)
-    images = tf.cast(images, tf.float32)
     if preprocessing == "cifar":
-        return _cifar(images, training, pad)
+        return _cifar(tf.cast(images, tf.float32), training, pad)
     size = (IMAGENET_SIZE, IMAGENET_SIZE) if image_size is None else image_size
     return _imagenet(images, training, tuple(int(v) for v in size))
 
@@ -137,20 +136,22 @@ def _cifar(images, training, pad):
 
 
 def _imagenet(images, training, size):
+    # The crop or resize reads the images as they come (uint8): no cast of
+    # the full-size batch; its output is float32 at `size`.
     if images.shape[-1] == 1:
         images = tf.image.grayscale_to_rgb(images)
     if training:
         images = _random_resized_crop(images, size)
-        flip = tf.random.uniform([tf.shape(images)[0], 1, 1, 1]) < 0.5
-        images = tf.where(flip, tf.reverse(images, axis=[2]), images)
     else:
         images = _resize_and_center_crop(images, size)
     mean = tf.constant(IMAGENET_MEAN, tf.float32) * 255.0
     std = tf.constant(IMAGENET_STD, tf.float32) * 255.0
-    return (images - mean) / std
+    return images * (1.0 / std) - mean / std
 
 
 def _random_resized_crop(images, size):
+    """Random resized crops of `images` to `size`, each flipped left-right
+    with probability 1/2 (by its box: x1 > x2 samples the crop mirrored)."""
     shape = tf.shape(images)
     batch = shape[0]
     height = tf.cast(shape[1], tf.float32)
@@ -167,12 +168,15 @@ def _random_resized_crop(images, size):
     # crop_and_resize maps a box coordinate y to pixel y * (size - 1).
     denom_h = tf.maximum(height - 1.0, 1.0)
     denom_w = tf.maximum(width - 1.0, 1.0)
+    x1 = left / denom_w
+    x2 = (left + crop_w - 1.0) / denom_w
+    flip = tf.random.uniform([batch]) < 0.5
     boxes = tf.stack(
         [
             top / denom_h,
-            left / denom_w,
+            tf.where(flip, x2, x1),
             (top + crop_h - 1.0) / denom_h,
-            (left + crop_w - 1.0) / denom_w,
+            tf.where(flip, x1, x2),
         ],
         axis=1,
     )

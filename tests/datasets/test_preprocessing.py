@@ -111,6 +111,25 @@ class ImagenetPreprocessingTest(TestCase):
         self.assertTrue(np.all(out[..., 0] >= low - 1e-4))
         self.assertTrue(np.all(out[..., 0] <= high + 1e-4))
 
+    def test_train_flips_half_the_crops_left_right(self):
+        # Columns hold increasing values: an unflipped crop's rows increase,
+        # a flipped one's decrease (the flip is drawn per image, p = 1/2).
+        images = np.tile(
+            np.arange(200, dtype=np.uint8)[None, None, :, None], [64, 120, 1, 3]
+        )
+        tf.random.set_seed(3)
+        out = preprocess_images(
+            images, "imagenet", training=True, image_size=(40, 56)
+        ).numpy()
+        self.assertEqual(out.shape, (64, 40, 56, 3))
+        steps = np.diff(out[:, 20, :, 0], axis=1)
+        increasing = np.all(steps >= -1e-4, axis=1)
+        decreasing = np.all(steps <= 1e-4, axis=1)
+        self.assertTrue(np.all(increasing | decreasing))
+        flipped = int(np.sum(decreasing & ~increasing))
+        # Binomial(64, 1/2): 16..48 holds with probability 1 - 6e-5.
+        self.assertBetween(flipped, 16, 48)
+
     def test_grayscale_becomes_rgb(self):
         out = preprocess_images(
             tf.zeros([1, 256, 256, 1], tf.uint8), "imagenet"
