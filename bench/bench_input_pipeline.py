@@ -104,6 +104,8 @@ import time
 from absl import app
 from absl import flags
 
+from launch import common
+
 # The folder section, next to this file (run as a script or with -m).
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import folder_pipelines  # noqa: E402
@@ -323,7 +325,9 @@ def _cifar10_lt_section(flags_obj, data_dir):
 
 
 def main(_):
-    run(FLAGS)
+    # A usage or data error (a --folder_dir not made here, a bad flag)
+    # is one line and exit status 1.
+    common.run_main("bench_input_pipeline", lambda: run(FLAGS))
 
 
 if __name__ == "__main__":
