@@ -148,6 +148,9 @@ class TrainOnJaxTest(TestCase):
             "and one_device on one.",
         )
 
+    # Slow (about a minute): the data-parallel math is also checked by
+    # test_two_processes_equal_one_process (two processes, one device each).
+    @pytest.mark.slow
     def test_two_devices_equal_one_device(self):
         # Two CPU devices: --strategy=auto trains data-parallel through
         # keras.distribution.DataParallel (batch split over the devices,
