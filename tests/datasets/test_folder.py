@@ -167,9 +167,11 @@ def test_jpeg_near_pixels_written_and_readers_agree(tmp_path, mode):
     want = want.reshape(images.shape)
     assert info.image_shape == (16, 12, 1 if mode == "L" else 3)
     # JPEG is lossy: near the pixels written; both readers decode it with
-    # libjpeg's accurate DCT, alike.
+    # libjpeg's accurate DCT (equal here; TensorFlow's and Pillow's libjpeg
+    # builds may round chroma upsampling apart by a level elsewhere; the
+    # fast DCT differed by up to 6).
     assert np.abs(images.astype(int) - want).max() <= 20
-    np.testing.assert_array_equal(tf_images, images)
+    assert np.abs(tf_images.astype(int) - images).max() <= 1
 
 
 def test_gif_first_frame(tmp_path):

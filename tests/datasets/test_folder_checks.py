@@ -283,4 +283,5 @@ def test_jpeg_named_png_is_read(tmp_path):
     assert info.skipped_images == ()
     dataset, _ = datasets.load(folders.name(tmp_path), "test")
     tf_images, _ = folders.dataset_arrays(dataset)
-    np.testing.assert_array_equal(tf_images, images)
+    # Two libjpeg builds (see test_folder.py's JPEG test): a level apart.
+    assert np.abs(tf_images.astype(int) - images).max() <= 1
