@@ -6,7 +6,7 @@ import dataclasses
 
 import numpy as np
 
-PREPROCESSINGS = ("cifar", "imagenet")
+from la_keras.datasets.normalization import PREPROCESSINGS
 
 
 @dataclasses.dataclass(frozen=True)

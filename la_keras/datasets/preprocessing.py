@@ -10,6 +10,8 @@ from __future__ import annotations
 import tensorflow as tf
 
 from la_keras.datasets.arguments import is_int_at_least
+from la_keras.datasets.normalization import IMAGENET_MEAN
+from la_keras.datasets.normalization import IMAGENET_STD
 
 # The official release pads a 32x32 image to 36x36
 # (`tf.image.resize_with_crop_or_pad(x, 36, 36)`): 2 pixels a side. LDAM and
@@ -17,8 +19,6 @@ from la_keras.datasets.arguments import is_int_at_least
 CIFAR_CROP_PADDING = 2
 IMAGENET_SIZE = 224
 IMAGENET_RESIZE = 256
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
 # Random resized crop: the area and aspect-ratio ranges of Inception / ResNet.
 CROP_AREA_RANGE = (0.08, 1.0)
 CROP_ASPECT_RANGE = (3.0 / 4.0, 4.0 / 3.0)

@@ -6,16 +6,29 @@ Adding a backbone to la_keras (and to `launch.train --model`) is one
 (logits; `classifier` is a head of `la_keras.models.heads.CLASSIFIERS`).
 The classic CIFAR ResNets of any depth `6n+2` are one family entry,
 `resnet<depth>`.
+
+A pretrained backbone (`ModelSpec.pretrained`) also takes the keywords
+`image_size` (what the backbone sees; default 224), `width` (a width
+multiplier) and `preprocessing` (the recipe that normalised the dataset's
+images), and has a `load_weights(model, weights, width)` that loads a
+weights file or "imagenet" into a built model (`load_pretrained`). A model
+with both forms (`resnet50`: from scratch at the dataset's size, or the
+Keras Applications backbone) registers its pretrained form with
+`register(spec, pretrained=True)`; `--pretrained` picks it. KerasHub
+backbones are the family `hub:<preset name or directory>`
+(`la_keras.models.hub`).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import re
 from collections.abc import Callable
 
 import keras
 
+from la_keras.models import applications
 from la_keras.models.cifar_resnet import cifar_resnet
 from la_keras.models.cifar_resnet import official_resnet32
 from la_keras.models.heads import check_classifier
@@ -33,24 +46,42 @@ class ModelSpec:
         image_sizes: the `(H, W)` sizes the model accepts, or None for any
             (the ResNets here end in global average pooling).
         description: one line for `--help` and error messages.
+        load_weights: for a pretrained backbone, `load_weights(model,
+            weights, width)`; None for a model trained from scratch only.
     """
 
     name: str
     builder: Callable[..., keras.Model]
     image_sizes: tuple | None
     description: str
+    load_weights: Callable | None = None
+
+    @property
+    def pretrained(self) -> bool:
+        """Whether the model is a backbone with pretrained weights."""
+        return self.load_weights is not None
 
 
 _MODELS: dict[str, ModelSpec] = {}
+# Pretrained forms of registered models trained from scratch by default.
+_PRETRAINED: dict[str, ModelSpec] = {}
+HUB_PREFIX = "hub:"
 # resnet<depth>: the classic CIFAR ResNet of basic blocks, depth = 6n + 2.
 _RESNET_FAMILY = re.compile(r"^resnet(\d+)$")
 
 
-def register(spec: ModelSpec) -> ModelSpec:
-    """Adds `spec` to the registry (a name may be registered once)."""
-    if spec.name in _MODELS:
+def register(spec: ModelSpec, pretrained: bool = False) -> ModelSpec:
+    """Adds `spec` to the registry (a name may be registered once).
+
+    With `pretrained=True`, `spec` is the pretrained form of the model of
+    the same name, which `get(name, pretrained=True)` returns.
+    """
+    table = _PRETRAINED if pretrained else _MODELS
+    if spec.name in table:
         raise ValueError(f"Model {spec.name!r} is already registered.")
-    _MODELS[spec.name] = spec
+    if pretrained and not spec.pretrained:
+        raise ValueError(f"Model {spec.name!r} has no `load_weights`.")
+    table[spec.name] = spec
     return spec
 
 
@@ -68,8 +99,21 @@ def _family_depth(name: str) -> int | None:
 
 
 def is_known(name: str) -> bool:
-    """True for a registered name or any `resnet<6n+2>`."""
-    return name in _MODELS or _family_depth(name) is not None
+    """True for a registered name, any `resnet<6n+2>` or `hub:<preset>`."""
+    return (
+        name in _MODELS
+        or _family_depth(name) is not None
+        or (name.startswith(HUB_PREFIX) and len(name) > len(HUB_PREFIX))
+    )
+
+
+def is_pretrained(name: str) -> bool:
+    """Whether `name` has a pretrained form (a weights file can load)."""
+    return (
+        name in _PRETRAINED
+        or name.startswith(HUB_PREFIX)
+        or (name in _MODELS and _MODELS[name].pretrained)
+    )
 
 
 def describe() -> str:
@@ -78,13 +122,30 @@ def describe() -> str:
     lines.append(
         "resnet<6n+2> (e.g. resnet44, resnet110): classic CIFAR ResNet"
     )
+    lines.append(
+        "hub:<preset> (a KerasHub preset name or local preset directory): "
+        "its vision backbone, pretrained (needs keras-hub)"
+    )
     return "; ".join(lines)
 
 
-def get(name: str) -> ModelSpec:
-    """The `ModelSpec` of `name`; ValueError naming the known models."""
+def get(name: str, pretrained: bool = False) -> ModelSpec:
+    """The `ModelSpec` of `name` (its pretrained form if `pretrained`);
+    ValueError naming the known models."""
+    if name.startswith(HUB_PREFIX):
+        from la_keras.models import hub
+
+        return hub.spec(name[len(HUB_PREFIX) :])
+    if pretrained and name in _PRETRAINED:
+        return _PRETRAINED[name]
     if name in _MODELS:
-        return _MODELS[name]
+        spec = _MODELS[name]
+        if pretrained and not spec.pretrained:
+            raise ValueError(
+                f"Model {name!r} has no pretrained form. Pretrained "
+                f"backbones: {', '.join(pretrained_names())}, hub:<preset>."
+            )
+        return spec
     depth = _family_depth(name)
     if depth is None:
         raise ValueError(
@@ -100,23 +161,46 @@ def get(name: str) -> ModelSpec:
     )
 
 
+def pretrained_names() -> list[str]:
+    """The registered names with a pretrained form."""
+    return [n for n in _MODELS if is_pretrained(n)]
+
+
 def build(
     name: str,
     num_classes: int,
     input_shape,
     weight_decay: float,
     classifier: str = "dense",
+    *,
+    pretrained: bool = False,
+    **backbone_options,
 ) -> keras.Model:
     """Builds model `name` for `num_classes` classes and `input_shape` images.
 
     `classifier` picks the head: "dense" (linear logits) or "normed" (the
-    cosine classifier `NormedDense` of LDAM).
+    cosine classifier `NormedDense` of LDAM). With `pretrained`, the
+    model's pretrained form, built with random weights (load them with
+    `load_pretrained`); `backbone_options` (`image_size`, `width`,
+    `preprocessing`) go to a pretrained backbone's builder.
 
     Raises:
-        ValueError: unknown name, or an image size the model does not
-            accept (its `image_sizes`).
+        ValueError: unknown name, an image size the model does not accept
+            (its `image_sizes`), or backbone options for a model without.
     """
-    spec = get(name)
+    spec = get(name, pretrained)
+    given = {k: v for k, v in backbone_options.items() if v is not None}
+    if spec.pretrained:
+        kwargs = given
+    elif {k for k in given if k != "preprocessing"}:
+        named = sorted(k for k in given if k != "preprocessing")
+        raise ValueError(
+            f"{' and '.join(named)} appl{'ies' if len(named) == 1 else 'y'} "
+            "to pretrained backbones "
+            f"({', '.join(pretrained_names())}, hub:<preset>), not {name!r}."
+        )
+    else:
+        kwargs = {}
     shape = tuple(int(d) for d in input_shape)
     if (
         spec.image_sizes is not None
@@ -128,8 +212,21 @@ def build(
             f"for this image size ({describe()})."
         )
     return spec.builder(
-        num_classes, shape, weight_decay, check_classifier(classifier)
+        num_classes, shape, weight_decay, check_classifier(classifier), **kwargs
     )
+
+
+def load_pretrained(model, name: str, weights: str, width=None) -> None:
+    """Loads `weights` (a weights file, "imagenet", or for `hub:` models
+    the preset's own, "preset") into `model`, built by `build(name, ...,
+    pretrained=True)`.
+
+    Raises:
+        FileNotFoundError: a weights file that does not exist.
+        ValueError: a file that does not fit, cannot be read, or weights
+            that cannot be downloaded.
+    """
+    get(name, pretrained=True).load_weights(model, weights, width)
 
 
 register(
@@ -154,6 +251,18 @@ register(
         "resnet50",
         lambda c, s, w, h: resnet50(c, s, w, classifier=h),
         None,
-        "ResNet-50 (ImageNet-size)",
+        "ResNet-50 (ImageNet-size; with --pretrained, Keras's ImageNet "
+        "ResNet-50)",
     )
 )
+for _name, _description in applications.DESCRIPTIONS.items():
+    register(
+        ModelSpec(
+            _name,
+            functools.partial(applications.application_model, _name),
+            None,
+            _description,
+            functools.partial(applications.load_pretrained, _name),
+        ),
+        pretrained=_name in _MODELS,
+    )

@@ -5,8 +5,8 @@ from __future__ import annotations
 import keras
 from keras import layers
 
-from la_keras.layers.normed_dense import NormedDense
-from la_keras.models.heads import check_classifier
+from la_keras.models.heads import add_weight_decay
+from la_keras.models.heads import logits_layer
 
 WEIGHT_DECAY = 5e-4
 
@@ -43,20 +43,7 @@ def resnet50(
         weights=None, include_top=False, input_tensor=inputs
     )
     x = layers.GlobalAveragePooling2D(name="avg_pool")(backbone.output)
-    if check_classifier(classifier) == "normed":
-        outputs = NormedDense(num_classes, name="logits")(x)
-    else:
-        outputs = layers.Dense(
-            num_classes,
-            kernel_initializer=keras.initializers.RandomNormal(stddev=0.01),
-            name="logits",
-        )(x)
+    outputs = logits_layer(num_classes, classifier)(x)
     model = keras.Model(inputs, outputs, name=name)
-    if weight_decay:
-        for layer in model.layers:
-            if isinstance(layer, (layers.Conv2D, layers.Dense, NormedDense)):
-                # The built kernel carries the penalty (`model.losses`); the
-                # layer attribute keeps it in `get_config`.
-                layer.kernel_regularizer = keras.regularizers.L2(weight_decay)
-                layer.kernel.regularizer = layer.kernel_regularizer
+    add_weight_decay(model, weight_decay)
     return model

@@ -1,0 +1,182 @@
+"""Fine-tuning a pretrained model: full, linear probing, LoRA; the class-mean
+head; LoRA merged for export.
+
+A pretrained registry model holds its backbone as a nested model named
+`backbone` and its head as the layer `logits` (see
+`la_keras.models.applications`). `prepare` sets what trains:
+
+- `"full"`: every weight;
+- `"linear"`: the head only; the backbone is frozen, its batch norm in
+  inference mode (also the classifier re-training of decoupled training,
+  cRT, on a backbone trained before);
+- `"lora"`: Keras's LoRA (`layer.enable_lora(rank)`) on every Dense,
+  EinsumDense, Embedding and convolution layer of the backbone; their base
+  kernels and biases and every other backbone weight (batch norm included,
+  in inference mode) frozen; adapters and head train.
+
+`merge_lora` gives the same function as a plain model, adapters folded into
+the kernels, for export: serving costs nothing extra.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+
+import keras
+import numpy as np
+
+MODES = ("full", "linear", "lora")
+BACKBONE = "backbone"
+HEAD = "logits"
+
+
+def check_mode(mode: str) -> str:
+    if mode not in MODES:
+        raise ValueError(
+            f"Invalid value for argument `mode`. Expected one of {MODES}. "
+            f"Received: mode={mode!r}"
+        )
+    return mode
+
+
+def backbone_of(model: keras.Model):
+    """The nested `backbone` model of a pretrained registry model."""
+    try:
+        return model.get_layer(BACKBONE)
+    except ValueError:
+        raise ValueError(
+            f"Model {model.name!r} has no layer named {BACKBONE!r}: fine-tuning "
+            "modes and pretrained weights apply to the registry's pretrained "
+            "backbones (la_keras.models.registry)."
+        ) from None
+
+
+def prepare(model: keras.Model, mode: str, lora_rank: int = 8) -> keras.Model:
+    """Sets which weights of `model` train for fine-tuning `mode`.
+
+    Call it after loading the pretrained weights (LoRA adapters start at
+    zero, so the model's function is unchanged) and before building the
+    optimizer. Returns `model`.
+    """
+    check_mode(mode)
+    backbone = backbone_of(model)
+    if mode == "linear":
+        backbone.trainable = False
+    elif mode == "lora":
+        if int(lora_rank) < 1:
+            raise ValueError(
+                "Invalid value for argument `lora_rank`. Expected an integer "
+                f">= 1. Received: lora_rank={lora_rank}"
+            )
+        adapted = 0
+        for layer in backbone._flatten_layers(include_self=False):
+            own = layer._trainable_variables + layer._non_trainable_variables
+            if hasattr(layer, "enable_lora") and layer.built:
+                if not layer.lora_enabled:
+                    layer.enable_lora(int(lora_rank))
+                for variable in own:
+                    if not variable.name.startswith("lora_"):
+                        variable.trainable = False
+                adapted += 1
+            elif not layer._layers:
+                # A leaf: batch norm then runs in inference mode.
+                layer.trainable = False
+            else:
+                for variable in own:  # a container's own weights only
+                    variable.trainable = False
+        if not adapted:
+            raise ValueError(
+                f"The backbone of {model.name!r} has no Dense, EinsumDense, "
+                "Embedding or convolution layer to adapt with LoRA; use "
+                "mode='linear' or 'full'."
+            )
+    return model
+
+
+def lora_layers(model: keras.Model) -> list:
+    """The layers of `model` with LoRA enabled."""
+    return [
+        layer
+        for layer in model._flatten_layers(include_self=False)
+        if getattr(layer, "lora_enabled", False)
+    ]
+
+
+def merge_lora(model: keras.Model) -> keras.Model:
+    """`model` as a plain model with its LoRA adapters merged.
+
+    Returns `model` itself when no layer has LoRA; otherwise a clone whose
+    adapted layers are plain again and whose kernels are
+    `kernel + lora_a @ lora_b * (alpha / rank)` (what Keras saves for a
+    LoRA layer), every other weight copied.
+    """
+    if not lora_layers(model):
+        return model
+
+    def plain(layer):
+        config = layer.get_config()
+        if config.get("lora_rank"):
+            config["lora_rank"] = None
+            config.pop("lora_alpha", None)
+        return layer.__class__.from_config(config)
+
+    clone = keras.models.clone_model(
+        model, clone_function=plain, recursive=True
+    )
+    with tempfile.TemporaryDirectory() as tmp:
+        path = os.path.join(tmp, "merged.weights.h5")
+        model.save_weights(path)  # LoRA layers save their merged kernels
+        clone.load_weights(path)
+    return clone
+
+
+def head_features_model(model: keras.Model) -> keras.Model:
+    """`model` up to the input of its head: the pooled backbone features."""
+    return keras.Model(model.inputs, model.get_layer(HEAD).input)
+
+
+def class_mean_head(
+    model: keras.Model, batches, num_classes: int
+) -> np.ndarray:
+    """Initialises the head from the normalised class means of the features.
+
+    One pass over `batches` (`(images, labels)` of the training set,
+    preprocessed for evaluation) computes each class's mean feature; the
+    head's kernel columns become those means scaled to unit length and its
+    bias (if any) zero, as LIFT's `init_head_class_mean`.
+
+    Returns:
+        The `[D, num_classes]` kernel set.
+
+    Raises:
+        ValueError: a class without any example in `batches`.
+    """
+    features_model = head_features_model(model)
+    sums = counts = None
+    for images, labels in batches:
+        features = np.asarray(
+            features_model(images, training=False), np.float64
+        )
+        labels = np.asarray(labels).astype(np.int64).reshape(-1)
+        if sums is None:
+            sums = np.zeros((num_classes, features.shape[-1]))
+            counts = np.zeros(num_classes)
+        np.add.at(sums, labels, features)
+        counts += np.bincount(labels, minlength=num_classes)
+    if sums is None or (counts == 0).any():
+        missing = [] if counts is None else np.flatnonzero(counts == 0).tolist()
+        raise ValueError(
+            "Invalid value for argument `batches`: the class-mean head needs "
+            f"examples of every class; none of classes {missing[:10]} (or no "
+            "batches at all) were seen."
+        )
+    means = sums / counts[:, None]
+    means /= np.maximum(np.linalg.norm(means, axis=1, keepdims=True), 1e-12)
+    head = model.get_layer(HEAD)
+    kernel = getattr(head, "_kernel", None)
+    kernel = head.kernel if kernel is None else kernel
+    kernel.assign(means.T.astype(kernel.dtype))
+    if getattr(head, "bias", None) is not None:
+        head.bias.assign(np.zeros(head.bias.shape, head.bias.dtype))
+    return means.T
