@@ -101,9 +101,10 @@ def restore_model(config, checkpoint: str | None = None):
     from la_keras.training import ArrayCheckpointStore
     from la_keras.training.array_checkpoints import list_array_checkpoints
     from la_keras.training.loop import checkpoint_dir
+    from launch import finetuning
 
     info = config.data.info()
-    model = config.build_model(info.num_classes, info.image_shape)
+    model = finetuning.build_model(config, info)
     directory = checkpoint_dir(config.model_dir)
     arrays = ArrayCheckpointStore(
         directory, model=model.variables, expect_partial=True

@@ -19,6 +19,7 @@ from la_keras import distribute
 from la_keras import losses as losses_lib
 from la_keras.models import registry as model_registry
 from la_keras.training.evaluation import DEFAULT_TAU_GRID
+from launch import finetune_flags
 
 MODES = ("baseline", "posthoc", "loss")
 
@@ -167,8 +168,12 @@ def define_flags() -> None:
     flags.DEFINE_string(
         "image_size",
         None,
-        "--dataset=folder:<path>: resize every image (train and test) to H "
-        "or H,W pixels. Without it, all images must share one size.",
+        "H or H,W pixels. A pretrained backbone (--pretrained, hub:) resizes "
+        "its input to it inside the model (default 224, the size of the "
+        "ImageNet weights; smaller is faster and less accurate), so export "
+        "and serving take the dataset's images. --dataset=folder:<path>: "
+        "every image (train and test) is read at this size; without it, all "
+        "must share one size.",
     )
     flags.DEFINE_bool(
         "skip_bad_images",
@@ -269,6 +274,7 @@ def define_flags() -> None:
         0,
         "Split the CPU into N logical devices (mirrored runs on CPU).",
     )
+    finetune_flags.define_flags()
     _register_validators()
 
 
@@ -346,7 +352,7 @@ def _register_validators() -> None:
         "model",
         model_registry.is_known,
         message=f"--model must be one of: {', '.join(model_registry.names())} "
-        "(or any resnet<6n+2>).",
+        "(or any resnet<6n+2>, or hub:<preset>).",
     )
     flags.register_validator(
         "tau",

@@ -35,6 +35,8 @@ class ScheduleConfig:
             `la_keras.schedules.WarmupStepSchedule`; the first ends the
             linear warm-up.
         base_learning_rate, momentum, nesterov: SGD.
+        lr_schedule: "step" (`schedule`) or "cosine" (from the base rate to
+            0 over `epochs`).
     """
 
     epochs: int
@@ -42,13 +44,22 @@ class ScheduleConfig:
     base_learning_rate: float = 0.1
     momentum: float = 0.9
     nesterov: bool = True
+    lr_schedule: str = "step"
 
     def optimizer(self, steps_per_epoch: int):
         import keras
 
-        learning_rate = schedules.WarmupStepSchedule(
-            self.base_learning_rate, steps_per_epoch, self.schedule
-        )
+        if self.lr_schedule == "cosine":
+            # LIFT's CosineAnnealingLR: from the base rate to 0 at the end.
+            learning_rate = keras.optimizers.schedules.CosineDecay(
+                self.base_learning_rate,
+                decay_steps=max(1, int(self.epochs) * int(steps_per_epoch)),
+                alpha=0.0,
+            )
+        else:
+            learning_rate = schedules.WarmupStepSchedule(
+                self.base_learning_rate, steps_per_epoch, self.schedule
+            )
         return keras.optimizers.SGD(
             learning_rate, momentum=self.momentum, nesterov=self.nesterov
         )
@@ -73,6 +84,14 @@ class RunConfig:
         strategy, tpu, num_logical_cpus: distribution.
         jit_compile: XLA for the train step (resolved: True or False).
         jax_loop: the JAX backend's loop shape ("auto", "python", "scan").
+        backbone: whether `model` is a pretrained backbone (its pretrained
+            form: `registry.get(model, pretrained)`).
+        pretrained: the weights a new run starts from (a file, "imagenet",
+            "preset"), or None; model_width, model_image_size: the
+            backbone's width multiplier and input size (None: defaults).
+        finetune, lora_rank: what trains (`la_keras.models.finetune`).
+        init_from: the model_dir of a run whose backbone a new run starts
+            from; head_init: "random" or "class_mean".
         deterministic, checkpoint_every_steps, keep_checkpoints, lock_timeout,
         steps_per_loop, eval_every_epochs, extend: see the flags of the same
             names.
@@ -103,12 +122,31 @@ class RunConfig:
     eval_every_epochs: int = 1
     jax_loop: str = "auto"
     extend: bool = False
+    backbone: bool = False
+    pretrained: str | None = None
+    model_width: float | None = None
+    model_image_size: list | None = None
+    finetune: str = "full"
+    lora_rank: int = 8
+    init_from: str | None = None
+    head_init: str = "random"
 
     # -- building the run's parts -------------------------------------------
 
-    def build_model(self, num_classes: int, image_shape):
+    def build_model(self, num_classes: int, image_shape, preprocessing="cifar"):
+        """The registry model, random weights; for a pretrained backbone its
+        pretrained form for images of `preprocessing` (`launch.finetuning`
+        loads weights and sets what trains)."""
         from la_keras.models import registry
 
+        options = {}
+        if self.backbone:
+            options = dict(
+                pretrained=True,
+                image_size=self.model_image_size,
+                width=self.model_width,
+                preprocessing=preprocessing,
+            )
         try:
             return registry.build(
                 self.model,
@@ -116,8 +154,9 @@ class RunConfig:
                 image_shape,
                 self.weight_decay,
                 self.classifier,
+                **options,
             )
-        except ValueError as e:
+        except (ValueError, ImportError) as e:
             raise app.UsageError(f"--model={self.model}: {e}") from e
 
     def loss_kwargs(self) -> dict:

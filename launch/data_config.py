@@ -72,6 +72,8 @@ class DataConfig:
             (None: the official sizes).
         image_size, skip_bad_images, augment: of a `folder:` dataset (see
             `la_keras.datasets.folder`); `image_size` is `[H, W]` or None.
+        sampler: the training order, "shuffle" or "class_balanced" (see
+            `la_keras.datasets.sampling`).
         folder_index: where the folder's checked file index is kept (the
             run's model_dir; not a flag, not in flags.json), or None.
     """
@@ -92,6 +94,7 @@ class DataConfig:
     image_size: list | None = None
     skip_bad_images: bool = False
     augment: str = "auto"
+    sampler: str = "shuffle"
     folder_index: str | None = dataclasses.field(default=None, compare=False)
 
     @property
@@ -143,13 +146,18 @@ class DataConfig:
         elif given:
             raise app.UsageError(
                 f"--{' / --'.join(given)} appl{'ies' if len(given) == 1 else 'y'}"
-                f" to --dataset=folder:<path> only, not --dataset={self.dataset}."
+                f" to --dataset=folder:<path> (and --image_size to pretrained "
+                f"backbones), not --dataset={self.dataset}."
             )
         return kwargs
 
-    def builder(self, split: str) -> datasets.DatasetBuilder:
-        """The `DatasetBuilder` of `split`: train shuffles and augments."""
-        training = split == "train"
+    def builder(
+        self, split: str, training: bool | None = None
+    ) -> datasets.DatasetBuilder:
+        """The `DatasetBuilder` of `split`: train shuffles and augments
+        (unless `training=False`: the evaluation pipeline of any split)."""
+        if training is None:
+            training = split == "train"
         batch = self.train_batch_size if training else self.test_batch_size
         with _dataset_errors(self.dataset):
             return datasets.DatasetBuilder(

@@ -24,6 +24,7 @@ from absl import flags
 from absl import logging
 
 from la_keras import serving
+from la_keras.models import finetune
 from launch import common
 from launch import common_flags
 from launch import outputs
@@ -84,7 +85,7 @@ def run(flags_obj) -> str:
     # complete SavedModel or the new one.
     with outputs.atomic_dir(export_dir) as tmp:
         serving.export_saved_model(
-            model,
+            finetune.merge_lora(model),
             tmp,
             info.image_shape,
             info.preprocessing,

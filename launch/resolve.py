@@ -13,6 +13,7 @@ from absl import logging
 from la_keras import schedules
 from la_keras.datasets import prepared
 from launch import common_flags
+from launch import finetune_flags
 
 # Flags copied as they are into the flat config.
 _PLAIN_FLAGS = (
@@ -36,6 +37,14 @@ PRIOR_LOSSES = ("logit_adjusted", "balanced_softmax")
 def resolve_flags(flags_obj) -> dict:
     """The flat config of `flags_obj`, defaults that depend on others resolved."""
     flat = {name: getattr(flags_obj, name) for name in _PLAIN_FLAGS}
+    tuning, lift = finetune_flags.resolve(flags_obj)
+    flat.update(tuning)
+    flat.update({k: v for k, v in lift.items() if k != "epochs"})
+    if lift:
+        logging.info(
+            "--pretrained: LIFT's fine-tuning defaults for the flags not "
+            "given: %s.", ", ".join(f"--{k}={v}" for k, v in lift.items()),
+        )  # fmt: skip
     flat.update({k: getattr(flags_obj, k) for k in common_flags.LOSS_FLAGS})
     if flat["loss"] is None:
         flat["loss"] = default_loss(flat["mode"])
@@ -52,11 +61,17 @@ def resolve_flags(flags_obj) -> dict:
             flat["mode"], flat["loss"], flat["mode"],
         )  # fmt: skip
     flat["classifier"] = resolve_classifier(flags_obj.classifier, flat["loss"])
-    flat["image_size"] = _resolve_image_size(flags_obj.image_size)
+    size = _resolve_image_size(flags_obj.image_size)
+    # --image_size: what a pretrained backbone sees (it resizes inside the
+    # model), and the size a folder's images are read at; a folder read at
+    # that size is not resized again.
+    flat["model_image_size"] = size if flat["backbone"] else None
+    folder = flat["dataset"].startswith("folder:")
+    flat["image_size"] = size if folder or not flat["backbone"] else None
     if flat["holdout_fraction"] is None:
         flat["holdout_fraction"] = 0.0
     flat["tau_grid"] = [float(t) for t in flags_obj.tau_grid]
-    flat.update(_resolve_schedule(flags_obj))
+    flat.update(_resolve_schedule(flags_obj, lift.get("epochs")))
     flat["jit_compile"] = _resolve_jit(flags_obj.jit_compile, flat["strategy"])
     if not flat["export_dir"]:
         flat["export_dir"] = os.path.join(flat["model_dir"], "export")
@@ -84,14 +99,15 @@ def resolve_classifier(classifier: str, loss: str) -> str:
     return "normed" if loss in COSINE_LOSSES else "dense"
 
 
-def _resolve_schedule(flags_obj) -> dict:
+def _resolve_schedule(flags_obj, default_epochs=None) -> dict:
     given = (
         flags_obj.warmup_epochs is not None
         or flags_obj.lr_decay_epochs is not None
     )
     dataset = _schedule_dataset(flags_obj.dataset)
     if not given:
-        default = schedules.default_schedule(dataset, flags_obj.epochs)
+        epochs = flags_obj.epochs if default_epochs is None else default_epochs
+        default = schedules.default_schedule(dataset, epochs)
         return {
             "epochs": default["epochs"],
             "schedule": [list(p) for p in default["schedule"]],

@@ -50,8 +50,14 @@ RESULT_NEUTRAL = frozenset(
         "tau_grid",
         # how long a dead holder's model_dir lock is kept;
         "lock_timeout",
-        # this invocation's permission to add epochs.
+        # this invocation's permission to add epochs;
         "extend",
+        # where a new run's first weights come from (read only when a run
+        # starts; a resume continues from its checkpoint, so a weights file
+        # or earlier run moved since is no change).
+        "pretrained",
+        "init_from",
+        "head_init",
     }
 )
 

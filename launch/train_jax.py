@@ -31,6 +31,7 @@ import numpy as np
 from absl import app
 
 from la_keras.models import LogitAdjustedModel
+from la_keras.models import finetune
 from la_keras.training.array_checkpoints import ArrayCheckpointStore
 from la_keras.training.jax_data import DeviceDataset
 from la_keras.training.jax_data import normalize
@@ -40,6 +41,7 @@ from la_keras.training.loop import checkpoint_dir
 from la_keras.training.preemption import StopSignal
 from la_keras.training.progress import Summaries
 from launch import common
+from launch import finetuning
 from launch import lock
 from launch import outputs
 from launch import reporting
@@ -120,6 +122,12 @@ def _eval_batches(images, labels, batch_size):
         yield normalize(batch), labels[start : start + batch_size]
 
 
+def feature_batches(config):
+    """The training set, preprocessed for evaluation, in batches."""
+    images, labels, _ = config.data.arrays("train")
+    return _eval_batches(images, labels, config.data.test_batch_size)
+
+
 def predict_splits(config, model, predictor=None) -> dict:
     """`{split: (outputs, labels)}` of `model` on test (and holdout)."""
     predictor = predictor or JaxPredictor(model)
@@ -178,10 +186,13 @@ def device_dataset(config, dist) -> DeviceDataset:
     )
 
 
-def build_trainer(config, info, steps_per_epoch):
+def build_trainer(config, info, steps_per_epoch, fresh=False):
     """`(model, loss, optimizer, JaxTrainer)` of the run (inside its
-    distribution's scope, if any)."""
-    model = config.build_model(info.num_classes, info.image_shape)
+    distribution's scope, if any); `fresh`: a new run (see
+    `launch.finetuning.build_model`)."""
+    model = finetuning.build_model(
+        config, info, fresh, lambda: feature_batches(config)
+    )
     loss = config.build_loss(info)
     optimizer = config.schedule.optimizer(steps_per_epoch)
     trainer = JaxTrainer(
@@ -248,7 +259,10 @@ def _run(config, flags_obj, stop, dist, chief) -> dict:
     reporting.log_skipped(info)
     data = device_dataset(config, dist)
     model, loss, optimizer, trainer = build_trainer(
-        config, info, data.steps_per_epoch
+        config,
+        info,
+        data.steps_per_epoch,
+        fresh=not finetuning.has_checkpoint(config.model_dir),
     )
     # Non-chief hosts save (and verify) their copy in a scratch folder.
     write_dir = config.model_dir if chief else tempfile.mkdtemp()
@@ -297,7 +311,9 @@ def _run(config, flags_obj, stop, dist, chief) -> dict:
     metrics["export_dir"] = None
     # Every host takes part (the weights are global arrays); the chief's
     # copy is the run's.
-    metrics["keras_model"] = _write_keras_model(write_dir, model, info, tau)
+    metrics["keras_model"] = _write_keras_model(
+        write_dir, finetune.merge_lora(model), info, tau
+    )
     if not chief:
         shutil.rmtree(write_dir, ignore_errors=True)
         return metrics

@@ -19,6 +19,7 @@ from absl import logging
 
 from la_keras import distribute
 from la_keras import serving
+from la_keras.models import finetune
 from la_keras.training import CheckpointStore
 from la_keras.training import Summaries
 from la_keras.training import Trainer
@@ -26,6 +27,7 @@ from la_keras.training import epoch_seed
 from la_keras.training.checkpoints import checkpoint_dir
 from la_keras.training.preemption import StopSignal
 from launch import common
+from launch import finetuning
 from launch import lock
 from launch import outputs
 from launch import reporting
@@ -83,13 +85,24 @@ def build_datasets(config, num_replicas: int) -> dict:
     return builders
 
 
+def feature_batches(config):
+    """The training set, preprocessed for evaluation, as numpy batches."""
+    for images, labels in config.data.builder("train", training=False).build():
+        yield images.numpy(), labels.numpy()
+
+
 def _run(config, strategy, chief, flags_obj, stop) -> dict:
     builders = build_datasets(config, strategy.num_replicas_in_sync)
     info = builders["train"].info
     reporting.log_skipped(info)
     steps_per_epoch = builders["train"].steps_per_epoch
     with strategy.scope():
-        model = config.build_model(info.num_classes, info.image_shape)
+        model = finetuning.build_model(
+            config,
+            info,
+            fresh=not finetuning.has_checkpoint(config.model_dir),
+            feature_batches=lambda: feature_batches(config),
+        )
         loss = config.build_loss(info)
         optimizer = config.schedule.optimizer(steps_per_epoch)
         epoch = tf.Variable(0, dtype=tf.int64, trainable=False, name="epoch")
@@ -151,7 +164,7 @@ def _write_outputs(config, strategy, chief, model, info, metrics, write_dir):
     export_dir = config.export_dir if chief else write_dir + "_export"
     with outputs.atomic_dir(export_dir) as tmp:
         serving.export_saved_model(
-            model, tmp, info.image_shape, info.preprocessing,
+            finetune.merge_lora(model), tmp, info.image_shape, info.preprocessing,
             priors=None if tau is None else info.priors, tau=tau or 0.0,
             class_names=info.class_names, resize=info.resize,
         )  # fmt: skip

@@ -1,0 +1,107 @@
+"""The model of a run: built, started from pretrained weights, prepared.
+
+One place for both backends and every entry point: `build_model` makes the
+registry model; a new run (no checkpoint yet) then loads its first weights
+(`--pretrained`, or `--init_from` an earlier run's backbone), initialises
+the head (`--head_init`), and sets what trains (`--finetune`). A resumed
+run, `launch.evaluate` and `launch.export` only build and prepare: the
+weights come from the checkpoint, so the weights file need not exist then.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+
+from absl import app
+from absl import logging
+
+from la_keras.models import finetune
+from la_keras.models import registry
+
+
+def has_checkpoint(model_dir: str) -> bool:
+    """Whether `model_dir` holds a checkpoint of either backend."""
+    from la_keras.training.array_checkpoints import list_array_checkpoints
+    from la_keras.training.loop import checkpoint_dir
+
+    directory = checkpoint_dir(model_dir)
+    if "://" in directory:
+        import tensorflow as tf
+
+        return bool(tf.io.gfile.glob(os.path.join(directory, "ckpt-*")))
+    if list_array_checkpoints(directory):
+        return True
+    return bool(glob.glob(os.path.join(directory, "ckpt-*.index")))
+
+
+def build_model(config, info, fresh: bool = False, feature_batches=None):
+    """The run's model, ready to train or restore.
+
+    Args:
+        config: the `RunConfig`.
+        info: the dataset's `DatasetInfo`.
+        fresh: a new run: load the first weights and initialise the head.
+        feature_batches: for `--head_init=class_mean`, a function returning
+            `(images, labels)` batches of the training set preprocessed for
+            evaluation.
+    """
+    model = config.build_model(
+        info.num_classes, info.image_shape, info.preprocessing
+    )
+    if not config.backbone:
+        return model
+    if fresh:
+        _initialize(config, model, info, feature_batches)
+    try:
+        return finetune.prepare(model, config.finetune, config.lora_rank)
+    except ValueError as e:
+        raise app.UsageError(f"--finetune={config.finetune}: {e}") from e
+
+
+def _initialize(config, model, info, feature_batches) -> None:
+    if config.init_from:
+        _copy_backbone(config, model)
+    elif config.pretrained:
+        try:
+            registry.load_pretrained(
+                model, config.model, config.pretrained, config.model_width
+            )
+        except (FileNotFoundError, ValueError, ImportError) as e:
+            raise app.UsageError(
+                f"--pretrained={config.pretrained}: {e}"
+            ) from e
+        logging.info(
+            "Loaded the %s weights %s.", config.model, config.pretrained
+        )
+    if config.head_init == "class_mean":
+        finetune.class_mean_head(model, feature_batches(), info.num_classes)
+        logging.info("Initialised the head from the class-mean features.")
+
+
+def _copy_backbone(config, model) -> None:
+    """The backbone weights of the run in `config.init_from` (LoRA merged)."""
+    from launch import common
+    from launch.config import RunConfig
+
+    source_config = RunConfig.read(config.init_from)
+    flag = f"--init_from={config.init_from}"
+    if not source_config.backbone:
+        raise app.UsageError(
+            f"{flag}: that run trained --model={source_config.model}, not a "
+            "pretrained backbone; --init_from takes a run of one."
+        )
+    source, _, path = common.restore_model(source_config)
+    source = finetune.merge_lora(source)
+    weights = finetune.backbone_of(source).get_weights()
+    target = finetune.backbone_of(model)
+    shapes = [tuple(v.shape) for v in target.weights]
+    if [w.shape for w in weights] != shapes:
+        raise app.UsageError(
+            f"{flag}: its backbone (--model={source_config.model}, width "
+            f"{source_config.model_width}) does not fit --model={config.model}"
+            f" (width {config.model_width}): pass the same --model and "
+            "--model_width."
+        )
+    target.set_weights(weights)
+    logging.info("Started the backbone from %s.", path)
