@@ -8,6 +8,7 @@ import tensorflow as tf
 
 from la_keras.datasets import DatasetBuilder
 from la_keras.datasets import dataset_builder
+from la_keras.datasets import folder
 from la_keras.datasets import load
 from la_keras.datasets.sampling import check_sampler
 from la_keras.datasets.sampling import class_balanced_order
@@ -176,10 +177,18 @@ def test_class_balanced_needs_the_epoch():
     np.testing.assert_array_equal(got, _split("test", "test")[1])
 
 
-def test_class_balanced_refuses_a_streamed_dataset(tmp_path, monkeypatch):
+def test_folder_sets_in_memory_or_refused(tmp_path, monkeypatch):
     folders.make(tmp_path, {"train": {"a": 3, "b": 1}, "test": folders.SMALL})
-    monkeypatch.setattr(dataset_builder, "FOLDER_CACHE_BYTES", 0)
     name = folders.name(tmp_path)
+    # Held in memory: drawn as the order says.
+    builder = DatasetBuilder(name, "train", 2, True, sampler="class_balanced")
+    got = np.concatenate([y for _, y in builder.build(epoch=0)])
+    _, labels, _ = folder.arrays(name, "train")
+    np.testing.assert_array_equal(
+        got, labels[class_balanced_order(labels, 0, 0)]
+    )
+    # Streamed from disk: refused.
+    monkeypatch.setattr(dataset_builder, "FOLDER_CACHE_BYTES", 0)
     with pytest.raises(ValueError, match="needs a dataset held in memory"):
         DatasetBuilder(name, "train", 2, True, sampler="class_balanced")
     # Shuffled, the same set streams as before.
