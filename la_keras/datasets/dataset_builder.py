@@ -14,6 +14,8 @@ from la_keras.datasets.preprocessing import CIFAR_CROP_PADDING
 from la_keras.datasets.preprocessing import check_crop_padding
 from la_keras.datasets.preprocessing import preprocess_images
 from la_keras.datasets.registry import load
+from la_keras.datasets.sampling import check_sampler
+from la_keras.datasets.sampling import class_balanced_order
 
 # Decoded ImageNet-size images are too big to shuffle the whole split in
 # memory; their pipeline shuffles within a buffer of this many images (TFDS
@@ -98,7 +100,11 @@ class DatasetBuilder:
     anew each epoch; by default (see `default_shuffle_buffer`) 10,000 for
     the official TFRecords as the official release, the whole split for the
     other CIFAR-recipe sets, `IMAGENET_SHUFFLE_BUFFER` for the ImageNet
-    recipe. Evaluation does not shuffle.
+    recipe. Evaluation does not shuffle. With `sampler="class_balanced"`,
+    training instead draws `num_examples` examples an epoch by
+    `la_keras.datasets.sampling.class_balanced_order` of `(seed, epoch)`
+    (`dataset_fn`'s `epoch`), gathered from the split's uint8 images held
+    in memory, then batched and preprocessed as above.
 
     One pass over the dataset is one epoch: it does not repeat; iterate it
     again for the next epoch (training reshuffles every pass).
@@ -115,7 +121,13 @@ class DatasetBuilder:
             release, 4 as LDAM / BBN. See `preprocess_images`.
         shuffle_buffer: examples held by the training shuffle of each input
             pipeline, an integer >= 1, or None for the dataset's default.
-            Stored resolved; None there means the whole split.
+            Stored resolved; None there means the whole split. Unused by
+            the class-balanced sampler.
+        sampler: how training draws an epoch's examples (evaluation reads
+            each once, in order): "shuffle" (default), each once in a
+            random order; "class_balanced", each class equally often (see
+            `la_keras.datasets.sampling`), for the datasets held in memory
+            (`cached`: the CIFAR-recipe sets and small folder sets).
         **folder_options: `image_size`, `skip_bad_images`, `augment`,
             `index_cache` of a `folder:<path>` dataset, as for `load`.
 
@@ -144,6 +156,7 @@ class DatasetBuilder:
         drop_remainder=None,
         crop_padding=CIFAR_CROP_PADDING,
         shuffle_buffer=None,
+        sampler="shuffle",
         expected_examples=None,
         **folder_options,
     ):
@@ -156,6 +169,7 @@ class DatasetBuilder:
         # Argument errors first, before any data is read.
         crop_padding = check_crop_padding(crop_padding)
         shuffle_buffer = check_shuffle_buffer(shuffle_buffer)
+        self.sampler = check_sampler(sampler)
         self._dataset, self.info = load(
             name,
             split,
@@ -168,6 +182,15 @@ class DatasetBuilder:
             **folder_options,
         )
         self.cached = caches_in_memory(name, self.info, split)
+        if training and self.sampler == "class_balanced" and not self.cached:
+            raise ValueError(
+                "Invalid value for argument `sampler`: class_balanced sampling"
+                " needs a dataset held in memory (a CIFAR-recipe set, or a "
+                f"folder set of at most {FOLDER_CACHE_BYTES / 2**30:g} GiB of "
+                f"decoded images); {name!r} streams its {split!r} split from "
+                "disk. Use sampler='shuffle'. Received: "
+                f"sampler={self.sampler!r}"
+            )
         self.crop_padding = check_crop_padding(
             crop_padding, self.info.preprocessing
         )
@@ -186,6 +209,7 @@ class DatasetBuilder:
         )
         self.num_examples = int(self.info.num_examples[split])
         self._sources = {}
+        self._arrays = None
         if self.drop_remainder:
             self.steps_per_epoch = self.num_examples // self.global_batch_size
         else:
@@ -212,7 +236,7 @@ class DatasetBuilder:
             )
         return self.global_batch_size // num_replicas
 
-    def dataset_fn(self, input_context=None):
+    def dataset_fn(self, input_context=None, epoch=None):
         """The batched, preprocessed dataset for one input pipeline.
 
         Every call builds a new shuffle, augmentation and batching (whose
@@ -225,12 +249,15 @@ class DatasetBuilder:
         Args:
             input_context: a `tf.distribute.InputContext`, or None for the
                 whole dataset batched at the global batch size.
+            epoch: the training epoch, from 0; needed by the class-balanced
+                sampler, whose draws are a function of `(seed, epoch)`
+                (input pipeline `i` of `n` takes draws `i, i + n, ...`),
+                unused otherwise.
 
         Returns:
             A `tf.data.Dataset` of `(float32 images [B, H, W, C],
             int64 labels [B])`.
         """
-        dataset = self.source(input_context)
         batch_size = self.global_batch_size
         num_examples = self.num_examples
         if input_context is not None:
@@ -262,6 +289,11 @@ class DatasetBuilder:
         def preprocess_image(image, label):
             return augment(image[None])[0], label
 
+        if training and self.sampler == "class_balanced":
+            dataset = self._balanced_batches(input_context, epoch, batch_size)
+            dataset = dataset.map(preprocess_batch, num_parallel_calls=AUTOTUNE)
+            return dataset.prefetch(AUTOTUNE)
+        dataset = self.source(input_context)
         if training:
             dataset = dataset.shuffle(
                 buffer, seed=self.seed, reshuffle_each_iteration=True
@@ -305,6 +337,43 @@ class DatasetBuilder:
             self._sources[key] = dataset
         return dataset
 
+    def _balanced_batches(self, input_context, epoch, batch_size):
+        """The uint8 batches of this input pipeline's share of the
+        class-balanced `epoch`: its draws of `class_balanced_order`, the
+        images gathered from the split held in memory (read once)."""
+        if not is_int_at_least(epoch, 0):
+            raise ValueError(
+                "Invalid value for argument `epoch`. Expected the training "
+                "epoch, an integer >= 0: the class-balanced sampler draws "
+                "each epoch from (seed, epoch). Received: "
+                f"epoch={epoch!r}"
+            )
+        shards, index = 1, 0
+        if input_context is not None:
+            shards = input_context.num_input_pipelines
+            index = input_context.input_pipeline_id
+        if self._arrays is None:
+            images, labels = [], []
+            for x, y in self._dataset.batch(1024).as_numpy_iterator():
+                images.append(x)
+                labels.append(y)
+            # An eager tensor made once, outside any graph and on the host,
+            # that every epoch's gather captures.
+            with tf.init_scope(), tf.device("/cpu:0"):
+                images = tf.constant(np.concatenate(images))
+            self._arrays = images, np.concatenate(labels).astype(np.int64)
+        images, labels = self._arrays
+        order = class_balanced_order(
+            labels, self.seed, epoch, self.num_examples
+        )[index::shards]
+
+        def gather(rows, batch_labels):
+            return tf.gather(images, rows), batch_labels
+
+        dataset = tf.data.Dataset.from_tensor_slices((order, labels[order]))
+        dataset = self._batch(dataset, batch_size)
+        return dataset.map(gather, num_parallel_calls=AUTOTUNE)
+
     @property
     def fixed_size(self) -> bool:
         """Whether every raw image has the same size (batched before the
@@ -316,6 +385,7 @@ class DatasetBuilder:
     def reset_cache(self) -> None:
         """Forgets the cached sources: the next pass reads the data again."""
         self._sources.clear()
+        self._arrays = None
 
     def _batch(self, dataset, batch_size):
         return dataset.batch(
@@ -324,8 +394,11 @@ class DatasetBuilder:
             num_parallel_calls=AUTOTUNE,
         )
 
-    def build(self, strategy=None):
-        """The dataset, distributed over `strategy`'s replicas if given."""
+    def build(self, strategy=None, epoch=None):
+        """The dataset, distributed over `strategy`'s replicas if given;
+        `epoch` as for `dataset_fn`."""
         if strategy is None:
-            return self.dataset_fn(None)
-        return strategy.distribute_datasets_from_function(self.dataset_fn)
+            return self.dataset_fn(None, epoch)
+        return strategy.distribute_datasets_from_function(
+            lambda context: self.dataset_fn(context, epoch)
+        )

@@ -3,7 +3,9 @@
 For `JaxTrainer` on a prepared (`la_keras.datasets.prepared`) dataset that
 fits in accelerator memory: the uint8 images stay on the device for the whole
 run; each epoch is a permutation drawn from `(seed, epoch)` (the same seeding
-as the TensorFlow path, `epoch_seed`), and each batch is normalised
+as the TensorFlow path, `epoch_seed`), or with `sampler="class_balanced"` the
+draws of `la_keras.datasets.sampling.class_balanced_order` (the TensorFlow
+pipeline's, computed on the host), and each batch is normalised
 (`x / 255 - 0.5`), padded `crop_padding` pixels a side, cropped back at a
 random offset and flipped at random inside one jitted function: the official
 CIFAR augmentation.
@@ -17,6 +19,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from la_keras.datasets.sampling import check_sampler
+from la_keras.datasets.sampling import class_balanced_order
 from la_keras.training.loop import epoch_seed
 
 
@@ -61,6 +65,11 @@ class DeviceDataset:
         distribution: a `keras.distribution.DataParallel`, or None (one
             device). With it the data set is replicated on every device and
             each batch is split along its first axis over the devices.
+        sampler: "shuffle" (default), every example once an epoch in a
+            random order; "class_balanced", each class equally often, as
+            `la_keras.datasets.sampling.class_balanced_order` draws (the
+            same examples as the TensorFlow pipeline's for the same seed
+            and epoch). The steps per epoch are the same.
     """
 
     def __init__(
@@ -71,7 +80,9 @@ class DeviceDataset:
         seed=0,
         crop_padding=2,
         distribution=None,
+        sampler="shuffle",
     ):
+        self.sampler = check_sampler(sampler)
         self.batch_size = int(batch_size)
         self.seed = int(seed)
         self.crop_padding = int(crop_padding)
@@ -97,8 +108,9 @@ class DeviceDataset:
             )
             self._replicated = jax.sharding.NamedSharding(mesh, spec())
         self.images = jax.device_put(images, self._replicated)
+        self._host_labels = np.asarray(labels, np.int64)
         self.labels = jax.device_put(
-            np.asarray(labels, np.int32), self._replicated
+            self._host_labels.astype(np.int32), self._replicated
         )
         self._batch = jax.jit(self.batch_at)
 
@@ -119,7 +131,11 @@ class DeviceDataset:
         """The batches of `epoch`, the first `skip` of them skipped."""
         key = jax.random.PRNGKey(epoch_seed(self.seed, epoch))
         key, order_key = jax.random.split(key)
-        order = jax.random.permutation(order_key, len(self.labels))
+        if self.sampler == "class_balanced":
+            order = class_balanced_order(self._host_labels, self.seed, epoch)
+            order = jax.device_put(order.astype(np.int32), self._replicated)
+        else:
+            order = jax.random.permutation(order_key, len(self.labels))
         return DeviceEpoch(self, key, order, int(skip))
 
 

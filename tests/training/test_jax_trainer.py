@@ -205,6 +205,42 @@ out["logits"] = np.asarray(model(x), np.float64).tolist()
 print(json.dumps(out))
 """
 
+# The orders of `DeviceDataset`'s epochs 0 and 1 for the labels in argv[1],
+# with each sampler, and the images each batch holds (row 0 of image `i`
+# is `i`, which neither the flip nor a crop of 0 moves).
+_JAX_SAMPLER = """
+import json, sys
+import jax
+import numpy as np
+from la_keras.training.jax_data import DeviceDataset
+from la_keras.training.loop import epoch_seed
+labels = np.array(json.loads(sys.argv[1]))
+images = np.zeros((labels.size, 4, 4, 1), np.uint8)
+images[:, 0, :, 0] = np.arange(labels.size)[:, None]
+out = {}
+for sampler in ("shuffle", "class_balanced"):
+    data = DeviceDataset(
+        images, labels, 8, seed=3, crop_padding=0, sampler=sampler
+    )
+    out[sampler] = []
+    for epoch in (0, 1):
+        batches = data.epoch(epoch)
+        order = np.asarray(batches.order)
+        rows, batch_labels = [], []
+        for x, y in batches:
+            rows += np.round((np.asarray(x)[:, 0, 0, 0] + 0.5) * 255).tolist()
+            batch_labels += np.asarray(y).tolist()
+        # Today's shuffle: a permutation from the epoch's key.
+        key = jax.random.split(jax.random.PRNGKey(epoch_seed(3, epoch)))[1]
+        shuffled = np.asarray(jax.random.permutation(key, labels.size))
+        out[sampler].append({
+            "order": order.tolist(), "rows": rows, "labels": batch_labels,
+            "steps": data.steps_per_epoch,
+            "is_shuffle": bool(np.array_equal(order, shuffled)),
+        })
+print(json.dumps(out))
+"""
+
 
 def _run(script, *args, backend="jax"):
     result = helpers.run_python(
@@ -311,3 +347,29 @@ class JaxTrainerTest(TestCase):
             + "    print(json.dumps(str(e)))\n"
         )
         self.assertIn("Received: loop='while'", _run(script))
+
+    def test_class_balanced_epochs_are_those_of_tensorflow(self):
+        # The same labels: the `test` split's, as `DatasetBuilder` reads it.
+        from la_keras.datasets import DatasetBuilder
+        from la_keras.datasets.sampling import class_balanced_order
+
+        builder = DatasetBuilder(
+            "test", "train", 8, True, seed=3, sampler="class_balanced"
+        )
+        labels = np.concatenate(
+            [y for _, y in builder._dataset.batch(64).as_numpy_iterator()]
+        )
+        out = _run(_JAX_SAMPLER, json.dumps(labels.tolist()))
+        for epoch in (0, 1):
+            shuffled = out["shuffle"][epoch]
+            self.assertTrue(shuffled["is_shuffle"])  # the default: as before
+            self.assertEqual(sorted(shuffled["order"]), list(range(46)))
+            balanced = out["class_balanced"][epoch]
+            self.assertEqual(balanced["steps"], shuffled["steps"])
+            order = class_balanced_order(labels, 3, epoch)
+            self.assertEqual(balanced["order"], order.tolist())
+            self.assertEqual(balanced["rows"], order[:40].tolist())
+            tf_labels = np.concatenate(
+                [y for _, y in builder.dataset_fn(None, epoch)]
+            )
+            self.assertEqual(balanced["labels"], tf_labels.tolist())
