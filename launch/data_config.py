@@ -168,6 +168,7 @@ class DataConfig:
                 self.dataset_dir,
                 crop_padding=self.crop_padding,
                 shuffle_buffer=self.shuffle_buffer,
+                sampler=self.sampler,
                 **self._load_kwargs(),
             )
 

@@ -104,9 +104,11 @@ def define_flags() -> None:
 
 
 def _present(flags_obj, name: str) -> bool:
+    """Whether flag `name` was given (on the command line, in a flagfile,
+    or set in code, as `flagsaver` does)."""
     try:
-        return bool(flags_obj[name].present)
-    except (KeyError, TypeError):
+        return not flags_obj[name].using_default_value
+    except (KeyError, TypeError, AttributeError):
         return False
 
 

@@ -18,6 +18,7 @@ from absl import logging
 
 from la_keras.models import finetune
 from la_keras.models import registry
+from launch import reporting
 
 
 def has_checkpoint(model_dir: str) -> bool:
@@ -54,9 +55,16 @@ def build_model(config, info, fresh: bool = False, feature_batches=None):
     if fresh:
         _initialize(config, model, info, feature_batches)
     try:
-        return finetune.prepare(model, config.finetune, config.lora_rank)
+        finetune.prepare(model, config.finetune, config.lora_rank)
     except ValueError as e:
         raise app.UsageError(f"--finetune={config.finetune}: {e}") from e
+    if fresh:
+        facts = reporting.model_facts(config, model)["parameters"]
+        logging.info(
+            "--finetune=%s: %s of the model's %s parameters train.",
+            config.finetune, f"{facts['trainable']:,}", f"{facts['total']:,}",
+        )  # fmt: skip
+    return model
 
 
 def _initialize(config, model, info, feature_batches) -> None:

@@ -148,6 +148,26 @@ def dataset_facts(info) -> dict:
     return facts
 
 
+def model_facts(config, model) -> dict:
+    """What metrics.json says of the model: its parameters, trained and all,
+    and for a pretrained backbone how it was fine-tuned."""
+
+    def count(variables):
+        return int(sum(np.prod(v.shape) for v in variables))
+
+    facts = {
+        "parameters": {
+            "trainable": count(model.trainable_variables),
+            "total": count(model.variables)
+            - count(v for v in model.variables if "lora_" in v.path),
+        }
+    }
+    if config.backbone:
+        facts["finetune"] = config.finetune
+        facts["pretrained"] = config.pretrained
+    return facts
+
+
 def log_skipped(info) -> None:
     """A warning naming the unreadable files a run trains without."""
     skipped = info.skipped_images

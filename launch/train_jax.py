@@ -183,6 +183,7 @@ def device_dataset(config, dist) -> DeviceDataset:
         config.data.seed,
         config.data.crop_padding,
         distribution=dist,
+        sampler=config.data.sampler,
     )
 
 
@@ -303,6 +304,7 @@ def _run(config, flags_obj, stop, dist, chief) -> dict:
         config, loop, evaluate, epoch, len(data.labels)
     )
     metrics.update(reporting.dataset_facts(info))
+    metrics.update(reporting.model_facts(config, model))
     metrics["backend"] = "jax"
     metrics["devices"] = 1 if dist is None else dist.device_mesh.devices.size
     metrics["jax_loop"] = trainer.loop

@@ -45,10 +45,16 @@ def train_data(strategy, builder, seed):
     in memory by the first epoch (`DatasetBuilder.source`).
     """
 
+    def per_pipeline(ctx, epoch, skip):
+        # `skip` counts global steps; each step takes one batch from every
+        # replica that an input pipeline feeds.
+        replicas = ctx.num_replicas_in_sync // ctx.num_input_pipelines
+        return builder.dataset_fn(ctx, epoch).skip(skip * max(replicas, 1))
+
     def epoch_data(epoch, skip):
         tf.random.set_seed(epoch_seed(seed, epoch))
         dataset = strategy.distribute_datasets_from_function(
-            lambda ctx: builder.dataset_fn(ctx).skip(skip)
+            lambda ctx: per_pipeline(ctx, epoch, skip)
         )
         return iter(dataset)
 
@@ -152,6 +158,7 @@ def _run(config, strategy, chief, flags_obj, stop) -> dict:
         config, loop, evaluate, epoch, builders["train"].num_examples
     )
     metrics.update(reporting.dataset_facts(info))
+    metrics.update(reporting.model_facts(config, model))
     tau = reporting.served_tau(config, metrics)
     metrics["served_tau"] = tau
     metrics["export_dir"] = config.export_dir
