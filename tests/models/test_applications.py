@@ -5,7 +5,6 @@ import numpy as np
 
 from la_keras.layers.backbone_input import BackboneInput
 from la_keras.models import applications
-from la_keras.models import finetune
 from la_keras.models import registry
 from tests.test_case import TestCase
 
@@ -29,23 +28,17 @@ def build(name="mobilenet", input_shape=(32, 32, 3), weight_decay=5e-4, **kw):
     )
 
 
-def decay_reference(model, factor, lora=False):
-    """`factor * sum(w ** 2)` in float64 over the kernels that decay, and
-    how many there are: the kernels of the convolutions (depthwise ones
-    excepted, as in MobileNet's recipe) and dense layers; with `lora`, their
-    adapters instead (Keras gives them the layer's regularizer), and the
-    head's kernel. Only trainable weights count."""
-    kernels = []
-    for layer in model._flatten_layers(include_self=False):
-        if isinstance(layer, keras.layers.DepthwiseConv2D) or not isinstance(
-            layer, (keras.layers.Conv2D, keras.layers.Dense)
-        ):
-            continue
-        if lora and layer.name != "logits":
-            kernels += [layer.lora_kernel_a, layer.lora_kernel_b]
-        else:
-            kernels.append(layer._kernel)
-    kernels = [np.asarray(k, np.float64) for k in kernels if k.trainable]
+def decay_reference(model, factor):
+    """`factor * sum(w ** 2)` in float64 over the kernels of the
+    convolutions (depthwise ones excepted, as in MobileNet's recipe) and
+    dense layers, and how many there are. (Per fine-tuning mode:
+    tests/models/test_finetune.py.)"""
+    kernels = [
+        np.asarray(layer._kernel, np.float64)
+        for layer in model._flatten_layers(include_self=False)
+        if isinstance(layer, (keras.layers.Conv2D, keras.layers.Dense))
+        and not isinstance(layer, keras.layers.DepthwiseConv2D)
+    ]
     return factor * sum(float(np.sum(k**2)) for k in kernels), len(kernels)
 
 
@@ -198,31 +191,5 @@ class ApplicationsTest(TestCase):
         with self.assertRaisesRegex(ValueError, "`num_classes`"):
             applications.application_model("mobilenet", 0, (32, 32, 3))
 
-    def test_weight_decay_on_trainable_kernels_only(self):
-        # 14 convolutions (conv1, 13 pointwise) and the head; in lora mode,
-        # 2 adapters on each convolution (the base kernels are frozen).
-        counts = {"full": 15, "linear": 1, "lora": 29}
-        for mode, count in counts.items():
-            with self.subTest(mode=mode):
-                model = finetune.prepare(build(), mode, lora_rank=2)
-                # Nonzero adapters, so that each one's decay is checked.
-                for layer in finetune.lora_layers(model):
-                    layer.lora_kernel_b.assign(
-                        np.full(layer.lora_kernel_b.shape, 0.1)
-                    )
-                expected, found = decay_reference(model, 5e-4, mode == "lora")
-                self.assertEqual(found, count)
-                self.assertLen(model.losses, count)
-                total = sum(
-                    float(keras.ops.convert_to_numpy(loss))
-                    for loss in model.losses
-                )
-                self.assertAllClose(total, expected, rtol=1e-5)
-                if mode == "linear":
-                    kernel = model.get_layer("logits").kernel
-                    self.assertAllClose(
-                        expected,
-                        5e-4 * np.sum(np.asarray(kernel, np.float64) ** 2),
-                        rtol=1e-12,
-                    )
+    def test_no_weight_decay(self):
         self.assertEmpty(build(weight_decay=0.0).losses)

@@ -5,6 +5,8 @@ Which weights a few SGD steps change in each mode, on MobileNet (alpha
 decayed, or a batch norm that still updated its statistics, would show.
 """
 
+import warnings
+
 import keras
 import numpy as np
 
@@ -177,6 +179,38 @@ class FinetuneModesTest(TestCase):
         initial, prepared = self.prepared_logits["full"]
         np.testing.assert_array_equal(prepared, initial)
 
+    def test_weight_decay_on_trainable_kernels_only(self):
+        # full: conv1, 13 pointwise convolutions and the head (depthwise
+        # kernels do not decay, as in MobileNet's recipe); lora: the 2
+        # adapters of each of those 14 (Keras gives them the layer's
+        # regularizer) and the head; linear: the head.
+        for mode, count in (("full", 15), ("linear", 1), ("lora", 29)):
+            with self.subTest(mode=mode):
+                model = self.models[mode]
+                kernels = []
+                for layer in model._flatten_layers(include_self=False):
+                    if isinstance(
+                        layer, keras.layers.DepthwiseConv2D
+                    ) or not isinstance(
+                        layer, (keras.layers.Conv2D, keras.layers.Dense)
+                    ):
+                        continue
+                    if getattr(layer, "lora_enabled", False):
+                        kernels += [layer.lora_kernel_a, layer.lora_kernel_b]
+                    else:
+                        kernels.append(layer._kernel)
+                kernels = [k for k in kernels if k.trainable]
+                self.assertLen(kernels, count)
+                expected = 5e-4 * sum(
+                    np.sum(np.asarray(k, np.float64) ** 2) for k in kernels
+                )
+                self.assertLen(model.losses, count)
+                total = sum(
+                    float(keras.ops.convert_to_numpy(loss))
+                    for loss in model.losses
+                )
+                self.assertAllClose(total, expected, rtol=1e-5)
+
     def test_merge_lora_equals_the_lora_model(self):
         model = self.models["lora"]
         merged = finetune.merge_lora(model)
@@ -203,27 +237,37 @@ class FinetuneModesTest(TestCase):
 
 class ClassMeanHeadTest(TestCase):
     def test_matches_reference(self):
-        # ResNet-50: a random MobileNet's features are ~1e-18 (the signal
-        # fades through 27 convolutions), too small to tell classes apart
-        # in float32; a random ResNet's are ~1.
-        model = build("resnet50")
+        # A from-scratch ResNet-8 (the head init of decoupled training):
+        # a random MobileNet's features are ~1e-18 (the signal fades
+        # through its 27 convolutions in inference mode), too small to
+        # tell classes apart in float32.
+        model = registry.build("resnet8", NUM_CLASSES, (32, 32, 3), 5e-4)
         images, labels = batch(14, seed=5)
         # Two batches: classes 2 to 6 have an example in each.
         batches = [(images[:9], labels[:9]), (images[9:], labels[9:])]
-        features_model = finetune.head_features_model(model)
-        # The head's input: the backbone on the backbone's input.
-        backbone_input = model.get_layer("backbone_input")(images)
-        direct = model.get_layer("backbone")(backbone_input, training=False)
-        features = keras.ops.convert_to_numpy(features_model(images))
-        assert_float32_close(features, keras.ops.convert_to_numpy(direct))
-        features = features.astype(np.float64)
+        features = keras.ops.convert_to_numpy(
+            finetune.head_features_model(model)(images)
+        ).astype(np.float64)
+        head = model.get_layer("logits")
+        # The features are what the head sees.
+        assert_float32_close(
+            logits(model, images),
+            features @ np.asarray(head.kernel, np.float64)
+            + np.asarray(head.bias, np.float64),
+        )
         means = np.stack(
             [features[labels == c].mean(axis=0) for c in range(NUM_CLASSES)]
         )
         means /= np.linalg.norm(means, axis=1, keepdims=True)
-        kernel = finetune.class_mean_head(model, batches, NUM_CLASSES)
+        with warnings.catch_warnings(record=True) as noted:
+            warnings.simplefilter("always")
+            kernel = finetune.class_mean_head(model, batches, NUM_CLASSES)
+        # Keras warned at each batch when the features model's input was
+        # a list of one.
+        self.assertEqual(
+            [str(n.message) for n in noted if n.category is UserWarning], []
+        )
         assert_float32_close(kernel, means.T)
-        head = model.get_layer("logits")
         assert_float32_close(head.kernel, means.T)
         np.testing.assert_array_equal(head.bias, np.zeros(NUM_CLASSES))
         # The logits are the features' dot products with the class means.
