@@ -85,9 +85,7 @@ class PixelAffineTest(TestCase):
         pixels = random_pixels((2, 8, 8, 3))
         for preprocessing in ("cifar", "imagenet"):
             scale, offset = pixel_affine(preprocessing, 3)
-            back = normalise(pixels, preprocessing) * scale + np.asarray(
-                offset
-            )
+            back = normalise(pixels, preprocessing) * scale + np.asarray(offset)
             np.testing.assert_allclose(back, pixels, atol=1e-9)
 
     def test_gray_cifar(self):
@@ -163,7 +161,9 @@ class BackboneInputTest(TestCase):
         )
         for channel in range(3):
             np.testing.assert_array_equal(out[..., channel], out[..., 0])
-        self.assertEqual(layer.compute_output_shape((None, 9, 9, 1)), (None, 9, 9, 3))
+        self.assertEqual(
+            layer.compute_output_shape((None, 9, 9, 1)), (None, 9, 9, 3)
+        )
 
     def test_resize(self):
         # Up (28 -> 32, 32 -> 64), down (64 -> 32), anisotropic, gray.

@@ -51,9 +51,11 @@ class ApplicationsTest(TestCase):
 
     def test_every_entry_builds(self):
         self.assertCountEqual(registry.pretrained_names(), list(ENTRIES))
-        images = np.random.default_rng(0).uniform(
-            -0.5, 0.5, (2, 32, 32, 3)
-        ).astype("float32")
+        images = (
+            np.random.default_rng(0)
+            .uniform(-0.5, 0.5, (2, 32, 32, 3))
+            .astype("float32")
+        )
         for name, (width, mode) in ENTRIES.items():
             with self.subTest(name=name):
                 self.assertTrue(registry.is_pretrained(name))

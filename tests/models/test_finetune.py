@@ -130,7 +130,7 @@ class FinetuneModesTest(TestCase):
         # The adapted layers: every convolution but the depthwise ones.
         convolutions = ["conv1"] + [f"conv_pw_{i}" for i in range(1, 14)]
         adapted = finetune.lora_layers(model)
-        self.assertCountEqual([l.name for l in adapted], convolutions)
+        self.assertCountEqual([layer.name for layer in adapted], convolutions)
         adapters = set()
         expected = HEAD_PARAMS
         for layer in adapted:
