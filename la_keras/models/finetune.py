@@ -133,8 +133,6 @@ def merge_lora(model: keras.Model) -> keras.Model:
 
 def head_features_model(model: keras.Model) -> keras.Model:
     """`model` up to the input of its head: the pooled backbone features."""
-    # `model.input`, not `.inputs`: the model's own structure (a list of one
-    # input makes Keras warn at every call with a tensor).
     return keras.Model(model.input, model.get_layer(HEAD).input)
 
 
