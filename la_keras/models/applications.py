@@ -81,15 +81,18 @@ def check_width(name: str, width) -> float | None:
         if width is not None:
             raise ValueError(
                 f"Invalid value for argument `width`: {name} has no width "
-                "multiplier; leave it unset. Received: width={width!r}"
+                f"multiplier; leave it unset. Received: width={width!r}"
             )
         return None
-    width = app.default_width if width is None else float(width)
+    try:
+        width = app.default_width if width is None else float(width)
+    except (TypeError, ValueError):  # "wide": refused below
+        pass
     if width not in app.widths:
         raise ValueError(
             f"Invalid value for argument `width`. Expected one of "
             f"{', '.join(str(w) for w in app.widths)} for {name} (the widths "
-            f"with ImageNet weights). Received: width={width}"
+            f"with ImageNet weights). Received: width={width!r}"
         )
     return width
 
@@ -98,7 +101,10 @@ def check_image_size(image_size) -> tuple[int, int]:
     """`(H, W)` of a backbone's input: `DEFAULT_IMAGE_SIZE` if None."""
     if image_size is None:
         return (DEFAULT_IMAGE_SIZE, DEFAULT_IMAGE_SIZE)
-    size = tuple(int(v) for v in image_size)
+    try:
+        size = tuple(int(v) for v in image_size)
+    except (TypeError, ValueError):  # 64, "64", ("a", "b")
+        size = ()
     if len(size) != 2 or min(size) < 32:
         raise ValueError(
             "Invalid value for argument `image_size`. Expected (height, "

@@ -133,7 +133,7 @@ def merge_lora(model: keras.Model) -> keras.Model:
 
 def head_features_model(model: keras.Model) -> keras.Model:
     """`model` up to the input of its head: the pooled backbone features."""
-    return keras.Model(model.inputs, model.get_layer(HEAD).input)
+    return keras.Model(model.input, model.get_layer(HEAD).input)
 
 
 def class_mean_head(

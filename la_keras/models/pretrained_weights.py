@@ -12,6 +12,7 @@ architecture, or a truncated one, leaves the model as it was and raises a
 from __future__ import annotations
 
 import os
+import warnings
 
 import numpy as np
 
@@ -141,14 +142,26 @@ def _match_legacy(backbone, root, path, what):
 def _load_keras3(backbone, path, what):
     """A Keras 3 weights file, through Keras, its errors in one line."""
     before = [np.array(v) for v in backbone.weights]
-    try:
-        backbone.load_weights(path)
-    except Exception as e:  # Keras raises several kinds; keep the model
-        for variable, value in zip(backbone.weights, before, strict=True):
-            variable.assign(value)
-        raise ValueError(
-            f"Weights file {path} does not fit {what}: {_first_line(e)}"
-        ) from None
+    # A file that does not fit makes Keras warn once per layer it skips
+    # before it raises: the refusal is then the one line below alone.
+    with warnings.catch_warnings(record=True) as noted:
+        warnings.simplefilter("always")
+        try:
+            backbone.load_weights(path)
+            error = None
+        except Exception as e:  # Keras raises several kinds
+            error = e
+    if error is None:
+        for note in noted:
+            warnings.warn_explicit(
+                note.message, note.category, note.filename, note.lineno
+            )
+        return
+    for variable, value in zip(backbone.weights, before, strict=True):
+        variable.assign(value)  # keep the model as it was
+    raise ValueError(
+        f"Weights file {path} does not fit {what}: {_first_line(error)}"
+    ) from None
 
 
 def _first_line(error) -> str:

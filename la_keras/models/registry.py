@@ -138,14 +138,17 @@ def get(name: str, pretrained: bool = False) -> ModelSpec:
         return hub.spec(name[len(HUB_PREFIX) :])
     if pretrained and name in _PRETRAINED:
         return _PRETRAINED[name]
-    if name in _MODELS:
-        spec = _MODELS[name]
-        if pretrained and not spec.pretrained:
-            raise ValueError(
-                f"Model {name!r} has no pretrained form. Pretrained "
-                f"backbones: {', '.join(pretrained_names())}, hub:<preset>."
-            )
-        return spec
+    spec = _MODELS.get(name) or _family_spec(name)
+    if pretrained and not spec.pretrained:
+        raise ValueError(
+            f"Model {name!r} has no pretrained form. Pretrained "
+            f"backbones: {', '.join(pretrained_names())}, hub:<preset>."
+        )
+    return spec
+
+
+def _family_spec(name: str) -> ModelSpec:
+    """The `ModelSpec` of `resnet<6n+2>`; ValueError for an unknown name."""
     depth = _family_depth(name)
     if depth is None:
         raise ValueError(
