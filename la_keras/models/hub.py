@@ -141,8 +141,9 @@ def _loader(preset: str):
     import_keras_hub()
     from keras_hub.src.utils.preset_utils import get_preset_loader
 
+    where = _where(preset)
     try:
-        return get_preset_loader(_where(preset))
+        return get_preset_loader(where)
     except ValueError:
         raise ValueError(
             f"Invalid value for argument `preset`. Expected a KerasHub preset "
