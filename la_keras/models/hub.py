@@ -128,10 +128,12 @@ def _where(preset: str) -> str:
         os.sep in preset or preset.startswith((".", "~")) or os.path.isdir(path)
     )
     if local and not os.path.isdir(path):
-        raise FileNotFoundError(
-            f"KerasHub preset directory {preset} not found: pass "
-            "--model=hub:<a KerasHub preset name or a directory written by "
-            "save_to_preset>."
+        # A ValueError, as every bad `--model`, which launch reports as such.
+        raise ValueError(
+            f"Invalid value for argument `preset`: the KerasHub preset "
+            f"directory {preset} does not exist. Expected a KerasHub preset "
+            "name or a directory written by save_to_preset. Received: "
+            f"preset={preset!r}"
         )
     return path if local else preset
 
@@ -174,7 +176,7 @@ def _converter(preset: str):
     keras_hub = import_keras_hub()
     try:
         return keras_hub.layers.ImageConverter.from_preset(_where(preset))
-    except Exception as e:  # a missing file, a preset without converter
+    except (OSError, ValueError, KeyError) as e:  # no converter file
         raise ValueError(
             f"KerasHub preset {preset!r} has no image converter "
             f"({_first_line(e)}); save it with "
@@ -196,6 +198,14 @@ def _hub_backbone(preset, loader, family, size, load_weights):
             f"downloaded ({_first_line(e)})."
         ) from None
     return getattr(backbone, family.tower) if family.tower else backbone
+
+
+def _check_no_width(width) -> None:
+    if width is not None:
+        raise ValueError(
+            f"Invalid value for argument `width`: KerasHub backbones have no "
+            f"width multiplier; leave it unset. Received: width={width!r}"
+        )
 
 
 def _fixed_size(tower) -> tuple[int, int]:
@@ -246,16 +256,12 @@ def hub_model(
 
     Raises:
         ImportError: keras-hub is not installed.
-        FileNotFoundError: a preset directory that does not exist.
-        ValueError: an unknown preset, one that is not a supported vision
-            backbone or has no image converter, a width, or an image size
-            the backbone does not take.
+        ValueError: a preset directory that does not exist, an unknown
+            preset, one that is not a supported vision backbone or has no
+            image converter, a width, or an image size the backbone does
+            not take.
     """
-    if width is not None:
-        raise ValueError(
-            f"Invalid value for argument `width`: KerasHub backbones have no "
-            f"width multiplier; leave it unset. Received: width={width!r}"
-        )
+    _check_no_width(width)
     loader = _loader(preset)
     family = _family(preset, loader)
     converter = _converter(preset)
@@ -296,14 +302,17 @@ def load_pretrained(preset: str, model, weights: str, width=None) -> None:
     Raises:
         FileNotFoundError, ValueError: see
             `pretrained_weights.load_backbone_weights`; ValueError also for
-            a width or preset weights that cannot be read or downloaded.
+            a width, "imagenet", or preset weights that cannot be read or
+            downloaded.
     """
-    if width is not None:
-        raise ValueError(
-            f"Invalid value for argument `width`: KerasHub backbones have no "
-            f"width multiplier; leave it unset. Received: width={width!r}"
-        )
+    _check_no_width(width)
     backbone = model.get_layer(BACKBONE)
+    if weights == "imagenet":
+        raise ValueError(
+            f"Invalid value for argument `weights`. Expected "
+            f"{PRESET_WEIGHTS!r} (the preset's own weights) or a weights "
+            f"file for --model=hub:{preset}. Received: weights='imagenet'"
+        )
     if weights != PRESET_WEIGHTS:
         load_backbone_weights(backbone, weights, f"--model=hub:{preset}")
         return

@@ -314,7 +314,7 @@ class HubTest(TestCase):
     def test_errors_are_one_line(self):
         missing = os.path.join(self.root, "missing")
         cases = [
-            (FileNotFoundError, "missing not found", dict(preset=missing)),
+            (ValueError, "missing does not exist", dict(preset=missing)),
             (
                 ValueError,
                 "no_such_preset_xyz",
@@ -348,6 +348,10 @@ class HubTest(TestCase):
         with self.assertRaisesRegex(ValueError, "preset=''"):
             registry.get("hub:")
         model = build(self.presets["vit"])
+        with self.assertRaisesRegex(ValueError, "weights='imagenet'"):
+            registry.load_pretrained(
+                model, "hub:" + self.presets["vit"], "imagenet"
+            )
         with self.assertRaisesRegex(ValueError, "width"):
             registry.load_pretrained(
                 model, "hub:" + self.presets["vit"], "preset", 1.0
