@@ -72,7 +72,13 @@ def prepare(model: keras.Model, mode: str, lora_rank: int = 8) -> keras.Model:
         adapted = 0
         for layer in backbone._flatten_layers(include_self=False):
             own = layer._trainable_variables + layer._non_trainable_variables
-            if hasattr(layer, "enable_lora") and layer.built:
+            # A KerasHub backbone (a nested model) has its own `enable_lora`;
+            # its layers are adapted one by one here.
+            if (
+                hasattr(layer, "enable_lora")
+                and not isinstance(layer, keras.Model)
+                and layer.built
+            ):
                 if not layer.lora_enabled:
                     layer.enable_lora(int(lora_rank))
                 for variable in own:
@@ -114,21 +120,30 @@ def merge_lora(model: keras.Model) -> keras.Model:
     if not lora_layers(model):
         return model
 
-    def plain(layer):
-        config = layer.get_config()
-        if config.get("lora_rank"):
-            config["lora_rank"] = None
-            config.pop("lora_alpha", None)
-        return layer.__class__.from_config(config)
-
-    clone = keras.models.clone_model(
-        model, clone_function=plain, recursive=True
-    )
+    # The model rebuilt from its config with LoRA off. (Not a recursive
+    # `clone_model`: it would rebuild the layers inside a KerasHub backbone
+    # one by one from their own configs, which do not all round-trip.)
+    config = _without_lora(keras.saving.serialize_keras_object(model))
+    config.pop("compile_config", None)
+    clone = keras.saving.deserialize_keras_object(config)
     with tempfile.TemporaryDirectory() as tmp:
         path = os.path.join(tmp, "merged.weights.h5")
         model.save_weights(path)  # LoRA layers save their merged kernels
         clone.load_weights(path)
     return clone
+
+
+def _without_lora(config):
+    """A serialized config with every `lora_rank` set to None."""
+    if isinstance(config, dict):
+        config = {k: _without_lora(v) for k, v in config.items()}
+        if config.get("lora_rank"):
+            config["lora_rank"] = None
+            config.pop("lora_alpha", None)
+        return config
+    if isinstance(config, list):
+        return [_without_lora(v) for v in config]
+    return config
 
 
 def head_features_model(model: keras.Model) -> keras.Model:
