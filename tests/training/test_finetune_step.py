@@ -4,9 +4,15 @@ MobileNet v1 alpha 0.25 (the registry's pretrained form, random weights) at
 32x32, prepared for `full`, `linear` and `lora` (adapters set non-zero, so
 that the step goes through them), one SGD step of the logit-adjusted loss
 from the same weights and batch in a `KERAS_BACKEND=tensorflow` and a
-`KERAS_BACKEND=jax` process. Every variable after the step agrees to
-float32 rounding, and the frozen ones are bit-identical to the start on
-both backends.
+`KERAS_BACKEND=jax` process. The frozen variables are bit-identical to the
+start on both backends. With batch norm frozen (`linear`, `lora`) every
+variable after the step agrees to float32 rounding. In `full`, the
+gradients pass back through 27 batch-norm layers in training mode over 8
+images of random-weight features, which amplify the two backends'
+different float32 summation orders: there each variable's update (after -
+before) agrees within `FULL_UPDATE_RTOL` of its norm (measured: at most 2%
+of it; a wrong step, e.g. a missing weight decay term or another learning
+rate, is off by its whole size).
 """
 
 import json
@@ -20,6 +26,8 @@ from tests.numerics import assert_float32_close
 from tests.test_case import TestCase
 
 pytest.importorskip("jax")
+
+FULL_UPDATE_RTOL = 0.1
 
 _SCRIPT = """
 import json, sys
@@ -93,6 +101,11 @@ print(json.dumps(result))
 """
 
 
+def _load(out_dir, mode, what):
+    with np.load(os.path.join(out_dir, f"{mode}.{what}.npz")) as arrays:
+        return dict(arrays)
+
+
 def _run(backend, out_dir):
     result = helpers.run_python(
         ["-c", _SCRIPT, out_dir],
@@ -121,15 +134,7 @@ class FinetuneStepTest(TestCase):
                     self.assertEqual(
                         bool(out["moving_changed"]), mode == "full"
                     )
-                with (
-                    np.load(
-                        os.path.join(out_dir, f"{mode}.tensorflow.npz")
-                    ) as a,
-                    np.load(os.path.join(out_dir, f"{mode}.jax.npz")) as b,
-                ):
-                    self.assertEqual(sorted(a.files), sorted(b.files))
-                    for name in a.files:
-                        assert_float32_close(b[name], a[name], name)
+                self._check_variables(out_dir, mode)
         # What trains in each mode.
         trainable = {m: tf_out[m]["trainable"] for m in tf_out}
         self.assertTrue(all("logits" in p for p in trainable["linear"]))
@@ -137,3 +142,19 @@ class FinetuneStepTest(TestCase):
             all("lora_" in p or "logits" in p for p in trainable["lora"])
         )
         self.assertGreater(len(trainable["full"]), len(trainable["lora"]))
+
+    def _check_variables(self, out_dir, mode):
+        start = _load(out_dir, mode, "start")
+        tf_vars = _load(out_dir, mode, "tensorflow")
+        jax_vars = _load(out_dir, mode, "jax")
+        self.assertEqual(sorted(tf_vars), sorted(jax_vars))
+        for name, expected in tf_vars.items():
+            if mode != "full":
+                assert_float32_close(jax_vars[name], expected, name)
+                continue
+            update = np.linalg.norm(expected - start[name])
+            self.assertLessEqual(
+                np.linalg.norm(jax_vars[name] - expected),
+                FULL_UPDATE_RTOL * update + 1e-7,
+                name,
+            )
