@@ -162,12 +162,26 @@ def application_model(
             f"weights={weights!r}"
         )
     backbone = _backbone(name, size, width, weights)
+    return assemble(
+        name, input_shape, preprocessing, size, app.mode, backbone,
+        num_classes, classifier, weight_decay,
+    )  # fmt: skip
+
+
+def assemble(
+    name, input_shape, preprocessing, size, mode, backbone, num_classes,
+    classifier, weight_decay, scaling=(),
+) -> keras.Model:  # fmt: skip
+    """The pretrained model around `backbone`: `BackboneInput` (the
+    dataset's images to `size` pixels scaled by `mode`), then the `scaling`
+    layers, `backbone` (pooled features), the head `logits`, weight decay.
+    """
     shape = tuple(int(d) for d in input_shape)
     scale, offset = pixel_affine(preprocessing, shape[-1])
     inputs = keras.Input(shape=shape, name="images")
-    x = BackboneInput(scale, offset, size, app.mode, name="backbone_input")(
-        inputs
-    )
+    x = BackboneInput(scale, offset, size, mode, name="backbone_input")(inputs)
+    for layer in scaling:
+        x = layer(x)
     features = backbone(x)
     outputs = logits_layer(num_classes, classifier)(features)
     model = keras.Model(inputs, outputs, name=name)

@@ -35,12 +35,9 @@ import re
 
 import keras
 
-from la_keras.datasets.normalization import pixel_affine
-from la_keras.layers.backbone_input import BackboneInput
 from la_keras.models.applications import BACKBONE
+from la_keras.models.applications import assemble
 from la_keras.models.applications import check_image_size
-from la_keras.models.heads import add_weight_decay
-from la_keras.models.heads import logits_layer
 from la_keras.models.pretrained_weights import _first_line
 from la_keras.models.pretrained_weights import load_backbone_weights
 
@@ -276,21 +273,17 @@ def hub_model(
             f"{preset!r} takes {fixed[0]}x{fixed[1]} images only (its "
             f"position embeddings). Received: image_size={image_size!r}"
         )
-    shape = tuple(int(d) for d in input_shape)
-    scale, offset = pixel_affine(preprocessing, shape[-1])
-    inputs = keras.Input(shape=shape, name="images")
-    x = BackboneInput(scale, offset, size, "raw", name="backbone_input")(inputs)
-    x = keras.layers.Rescaling(
+    converter_layer = keras.layers.Rescaling(
         1.0 if converter.scale is None else converter.scale,
         0.0 if converter.offset is None else converter.offset,
         name="image_converter",
-    )(x)
-    features = _features(tower, family, size)(x)
-    outputs = logits_layer(num_classes, classifier)(features)
+    )
     name = "hub_" + re.sub(r"\W+", "_", os.path.basename(preset.rstrip("/\\")))
-    model = keras.Model(inputs, outputs, name=name)
-    add_weight_decay(model, weight_decay)
-    return model
+    return assemble(
+        name, input_shape, preprocessing, size, "raw",
+        _features(tower, family, size), num_classes, classifier, weight_decay,
+        scaling=(converter_layer,),
+    )  # fmt: skip
 
 
 def load_pretrained(preset: str, model, weights: str, width=None) -> None:
