@@ -93,6 +93,16 @@ def main(argv=None):
     parser.add_argument("--lora_rank", type=int, default=8)
     parser.add_argument("--modes", default=",".join(MODES))
     parser.add_argument("--no_scratch", action="store_true")
+    parser.add_argument(
+        "--train_flag",
+        action="append",
+        default=[],
+        help="A flag for every fine-tuning run (e.g. "
+        "--train_flag=--base_learning_rate=0.05), repeatable.",
+    )
+    parser.add_argument(
+        "--tag", default="", help="Appended to the runs' folder names."
+    )
     args = parser.parse_args(argv)
     os.makedirs(args.output_dir, exist_ok=True)
 
@@ -104,15 +114,20 @@ def main(argv=None):
         "--model=mobilenet", "--model_width=0.25",
         f"--pretrained={os.path.abspath(args.pretrained)}",
         f"--image_size={args.image_size}", f"--epochs={args.epochs}",
-        f"--lora_rank={args.lora_rank}",
+        f"--lora_rank={args.lora_rank}", *args.train_flag,
     ]  # fmt: skip
     rows = []
     full_la = None
     for mode in args.modes.split(","):
         tuned = [*common, f"--finetune={mode}"]
-        la = _train(f"{mode}_la", [*tuned, "--mode=loss"], args.output_dir, log)
+        la = _train(
+            f"{mode}_la{args.tag}",
+            [*tuned, "--mode=loss"],
+            args.output_dir,
+            log,
+        )
         ce = _train(
-            f"{mode}_ce",
+            f"{mode}_ce{args.tag}",
             [*tuned, "--mode=posthoc", "--loss=crossentropy"],
             args.output_dir,
             log,
@@ -150,6 +165,7 @@ def main(argv=None):
     print(
         f"MobileNet v1 0.25 (ImageNet weights), {args.image_size}x"
         f"{args.image_size}, {args.epochs} epochs, LoRA rank {args.lora_rank}"
+        + "".join(f", {flag}" for flag in args.train_flag)
     )
     print()
     print(
