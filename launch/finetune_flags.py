@@ -179,6 +179,4 @@ def resolve(flags_obj) -> dict:
             for name, value in LIFT_DEFAULTS.items()
             if not _present(flags_obj, name)
         }
-        if step_flags:
-            defaults.pop("epochs", None)
     return flat, defaults

@@ -120,7 +120,7 @@ def _resolve_schedule(flags_obj, default_epochs=None) -> dict:
         )
     except ValueError as e:
         raise app.UsageError(str(e)) from e
-    epochs = flags_obj.epochs
+    epochs = flags_obj.epochs if default_epochs is None else default_epochs
     if epochs is None:
         epochs = schedules.default_schedule(dataset)["epochs"]
     return {"epochs": epochs, "schedule": [list(p) for p in schedule]}

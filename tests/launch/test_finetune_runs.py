@@ -246,6 +246,14 @@ class FinetuneFlagsTest(TestCase):
             lr_decay_multipliers=["0.1"], epochs=8,
         )  # fmt: skip
         self.assertEqual(config.schedule.lr_schedule, "step")
+        self.assertEqual(config.schedule.epochs, 8)
+        # Without --epochs, LIFT's 10 (not the dataset's official count).
+        config = self._config(
+            model="mobilenet", pretrained="w.h5", lr_decay_epochs=["5"],
+            lr_decay_multipliers=["0.1"], dataset="cifar10_lt",
+        )  # fmt: skip
+        self.assertEqual(config.schedule.epochs, 10)
+        self.assertEqual(config.schedule.schedule[-1], (0.1, 5.0))
         with self.assertRaisesRegex(app.UsageError, "--lr_schedule=cosine"):
             self._config(
                 model="mobilenet", pretrained="w.h5", lr_schedule="cosine",
