@@ -144,10 +144,16 @@ class DataConfig:
             kwargs.update({k: getattr(self, k) for k in FOLDER_FLAGS})
             kwargs["index_cache"] = self.folder_index
         elif given:
+            also = (
+                " (--image_size also sizes the input of a pretrained "
+                "backbone: --pretrained, hub:)"
+                if "image_size" in given
+                else ""
+            )
             raise app.UsageError(
                 f"--{' / --'.join(given)} appl{'ies' if len(given) == 1 else 'y'}"
-                f" to --dataset=folder:<path> (and --image_size to pretrained "
-                f"backbones), not --dataset={self.dataset}."
+                f" to --dataset=folder:<path> only, not --dataset="
+                f"{self.dataset}{also}."
             )
         return kwargs
 

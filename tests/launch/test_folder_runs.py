@@ -221,7 +221,8 @@ class FolderBadInputTest(TestCase):
         with self.assertRaisesRegex(
             app.UsageError,
             r"^--image_size applies to --dataset=folder:<path> only, not "
-            r"--dataset=test\.$",
+            r"--dataset=test \(--image_size also sizes the input of a "
+            r"pretrained backbone: --pretrained, hub:\)\.$",
         ):
             _train(self.data, os.path.join(self.root, "x"), dataset="test",
                    image_size="32")  # fmt: skip

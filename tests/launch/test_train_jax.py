@@ -61,6 +61,11 @@ def _train(model_dir, **overrides):
 
 
 class TrainOnJaxTest(TestCase):
+    # Slow (88 s): the default suite passed 20 minutes with issue 16's
+    # tests. The default suite still trains and evaluates on JAX
+    # (test_without_tensorflow.py) and checks the JAX loop's resume
+    # (tests/training/test_jax_trainer.py); run this with `-m slow`.
+    @pytest.mark.slow
     def test_train_resume_and_export(self):
         model_dir = os.path.join(self.get_temp_dir(), "jax_run")
         first = _train(model_dir, epochs=2)
