@@ -285,7 +285,9 @@ class FinetuneFlagsTest(TestCase):
 
     def test_image_size_of_a_model_from_scratch_is_refused(self):
         config = self._config(model="resnet8", image_size="64")
-        with self.assertRaisesRegex(app.UsageError, "pretrained backbones"):
+        with self.assertRaisesRegex(
+            app.UsageError, "input of a pretrained backbone"
+        ):
             config.data.builder("train")
 
 
