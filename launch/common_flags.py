@@ -24,6 +24,9 @@ from launch import finetune_flags
 MODES = ("baseline", "posthoc", "loss")
 
 
+DTYPE_POLICIES = ("auto", "float32", "mixed_bfloat16")
+
+
 def define_flags() -> None:
     """Declares the training flags (idempotent per process)."""
     if "train_batch_size" in flags.FLAGS:
@@ -221,6 +224,16 @@ def define_flags() -> None:
         None,
         "XLA-compile the train step. Default: on for GPU and TPU, off on CPU "
         "(XLA trains the ResNets about 40% slower on CPU: bench_train.py).",
+    )
+    flags.DEFINE_enum(
+        "dtype_policy",
+        "auto",
+        list(DTYPE_POLICIES),
+        "Keras dtype policy of the model: float32, or mixed_bfloat16 "
+        "(bfloat16 compute, float32 weights; the head and the losses stay "
+        "float32). auto: float32 on CPU; on GPU and TPU see "
+        "launch/resolve.py `resolve_dtype_policy` (a resumed run keeps the "
+        "policy it started with).",
     )
     flags.DEFINE_bool(
         "deterministic",

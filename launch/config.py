@@ -83,6 +83,8 @@ class RunConfig:
         model_dir, tb_log_dir, export_dir: outputs.
         strategy, tpu, num_logical_cpus: distribution.
         jit_compile: XLA for the train step (resolved: True or False).
+        dtype_policy: the model's Keras dtype policy (resolved: "float32"
+            or "mixed_bfloat16"; a flags.json without it is float32).
         jax_loop: the JAX backend's loop shape ("auto", "python", "scan").
         backbone: whether `model` is a pretrained backbone (its pretrained
             form: `registry.get(model, pretrained)`).
@@ -114,6 +116,7 @@ class RunConfig:
     tpu: str | None = None
     num_logical_cpus: int = 0
     jit_compile: bool = False
+    dtype_policy: str = "float32"
     deterministic: bool = False
     checkpoint_every_steps: int = 0
     keep_checkpoints: int = 3
@@ -136,7 +139,8 @@ class RunConfig:
     def build_model(self, num_classes: int, image_shape, preprocessing="cifar"):
         """The registry model, random weights; for a pretrained backbone its
         pretrained form for images of `preprocessing` (`launch.finetuning`
-        loads weights and sets what trains)."""
+        loads weights and sets what trains). Its layers are built under
+        `dtype_policy`."""
         from la_keras.models import registry
 
         options = {}
@@ -147,6 +151,10 @@ class RunConfig:
                 width=self.model_width,
                 preprocessing=preprocessing,
             )
+        import keras
+
+        previous = keras.config.dtype_policy()
+        keras.config.set_dtype_policy(self.dtype_policy)
         try:
             return registry.build(
                 self.model,
@@ -158,6 +166,8 @@ class RunConfig:
             )
         except (ValueError, ImportError) as e:
             raise app.UsageError(f"--model={self.model}: {e}") from e
+        finally:
+            keras.config.set_dtype_policy(previous)
 
     def loss_kwargs(self) -> dict:
         """The hyperparameters of `loss` given by loss flags."""

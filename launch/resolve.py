@@ -73,6 +73,9 @@ def resolve_flags(flags_obj) -> dict:
     flat["tau_grid"] = [float(t) for t in flags_obj.tau_grid]
     flat.update(_resolve_schedule(flags_obj, lift.get("epochs")))
     flat["jit_compile"] = _resolve_jit(flags_obj.jit_compile, flat["strategy"])
+    flat["dtype_policy"] = resolve_dtype_policy(
+        flags_obj.dtype_policy, flat["strategy"], flat["model_dir"]
+    )
     if not flat["export_dir"]:
         flat["export_dir"] = os.path.join(flat["model_dir"], "export")
     return flat
@@ -151,6 +154,47 @@ def _resolve_jit(value: bool | None, strategy: str) -> bool:
 
     if strategy == "tpu" or keras.backend.backend() == "jax":
         return True
+    import tensorflow as tf
+
+    return bool(tf.config.list_physical_devices("GPU"))
+
+
+# What `--dtype_policy=auto` takes on a GPU or TPU: see RESULTS.md, "float32
+# or bfloat16". On CPU it is always float32 (bfloat16 trained slower there).
+ACCELERATOR_DTYPE_POLICY = "float32"
+
+
+def resolve_dtype_policy(value: str, strategy: str, model_dir: str) -> str:
+    """--dtype_policy, auto resolved.
+
+    A run that already wrote its flags.json keeps the policy it resolved
+    then (so a run moved from a GPU to a CPU resumes as it started);
+    otherwise auto is float32 on CPU and `ACCELERATOR_DTYPE_POLICY` on GPU
+    and TPU.
+    """
+    if value != "auto":
+        return value
+    from launch import config as config_lib
+
+    try:
+        previous = config_lib.read_json(os.path.join(model_dir, "flags.json"))
+    except (FileNotFoundError, ValueError, OSError):
+        previous = {}
+    if isinstance(previous, dict) and previous.get("dtype_policy"):
+        return previous["dtype_policy"]
+    return ACCELERATOR_DTYPE_POLICY if _on_accelerator(strategy) else "float32"
+
+
+def _on_accelerator(strategy: str) -> bool:
+    """Whether the backend trains on a GPU or TPU."""
+    import keras
+
+    if strategy == "tpu":
+        return True
+    if keras.backend.backend() == "jax":
+        import jax
+
+        return jax.default_backend() in ("gpu", "tpu")
     import tensorflow as tf
 
     return bool(tf.config.list_physical_devices("GPU"))

@@ -19,8 +19,7 @@ from __future__ import annotations
 import keras
 from keras import layers
 
-from la_keras.layers.normed_dense import NormedDense
-from la_keras.models.heads import check_classifier
+from la_keras.models.heads import logits_layer
 
 BATCH_NORM_MOMENTUM = 0.9
 BATCH_NORM_EPSILON = 1e-5
@@ -82,16 +81,12 @@ def _official_block(
 
 def _classifier(x, num_classes, weight_decay, name, classifier):
     x = layers.GlobalAveragePooling2D(name="reduce_mean")(x)
-    if check_classifier(classifier) == "normed":
-        return NormedDense(
-            num_classes, kernel_regularizer=_l2(weight_decay), name=name
-        )(x)
-    return layers.Dense(
+    return logits_layer(
         num_classes,
-        kernel_initializer=keras.initializers.RandomNormal(stddev=0.01),
+        classifier,
+        name=name,
         kernel_regularizer=_l2(weight_decay),
         bias_regularizer=_l2(weight_decay),
-        name=name,
     )(x)
 
 

@@ -22,15 +22,42 @@ def check_classifier(classifier: str) -> str:
     return classifier
 
 
-def logits_layer(num_classes: int, classifier: str, name: str = "logits"):
-    """The head: a Dense layer (N(0, 0.01) kernel) or a `NormedDense`."""
+def logits_layer(
+    num_classes: int,
+    classifier: str,
+    name: str = "logits",
+    kernel_regularizer=None,
+    bias_regularizer=None,
+):
+    """The head: a Dense layer (N(0, 0.01) kernel) or a `NormedDense`
+    (which has no bias: `bias_regularizer` is for the Dense one).
+
+    Under a mixed dtype policy (`mixed_bfloat16`, `mixed_float16`) the head
+    computes in float32, as Keras's mixed-precision guide advises for a
+    model's outputs: the logits, and what the losses add to them, keep
+    float32's precision.
+    """
+    dtype = "float32" if _mixed_policy() else None
     if check_classifier(classifier) == "normed":
-        return NormedDense(num_classes, name=name)
+        return NormedDense(
+            num_classes,
+            kernel_regularizer=kernel_regularizer,
+            name=name,
+            dtype=dtype,
+        )
     return layers.Dense(
         num_classes,
         kernel_initializer=keras.initializers.RandomNormal(stddev=0.01),
+        kernel_regularizer=kernel_regularizer,
+        bias_regularizer=bias_regularizer,
         name=name,
+        dtype=dtype,
     )
+
+
+def _mixed_policy() -> bool:
+    policy = keras.config.dtype_policy()
+    return policy.compute_dtype != policy.variable_dtype
 
 
 def add_weight_decay(model: keras.Model, weight_decay: float) -> None:
