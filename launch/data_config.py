@@ -111,7 +111,8 @@ class DataConfig:
     @property
     def has_holdout(self) -> bool:
         if self.dataset.startswith(prepared.PREFIX):
-            return "holdout" in self.prepared_metadata()["num_examples"]
+            own = "holdout" in self.prepared_metadata()["num_examples"]
+            return own or self.holdout_fraction > 0
         return self.holdout_fraction > 0 or self.dataset in OWN_HOLDOUT
 
     def prepared_metadata(self) -> dict:
@@ -194,7 +195,13 @@ class DataConfig:
         if self.dataset.startswith(prepared.PREFIX):
             path = self.dataset[len(prepared.PREFIX) :]
             with _dataset_errors(self.dataset):
-                return prepared.split_arrays(path, split, self.dataset)
+                return prepared.split_arrays(
+                    path,
+                    split,
+                    self.dataset,
+                    self.holdout_fraction,
+                    self.seed,
+                )
         if self.is_folder:
             kwargs = self._load_kwargs()
             kwargs.pop("expected_examples")

@@ -264,33 +264,108 @@ def _read_once(path: str, *_stamp) -> PreparedData:
     return read(path)
 
 
-def split_arrays(path: str, split: str, name: str | None = None):
+def split_arrays(
+    path: str,
+    split: str,
+    name: str | None = None,
+    holdout_fraction: float = 0.0,
+    seed: int = 0,
+):
     """`(uint8 images, int64 labels, DatasetInfo)` of one split; numpy only.
 
     The file is read (and verified) once for all its splits, and again only
     when it changes.
 
+    Args:
+        path: the file.
+        split: "train", "test" or "holdout".
+        name: the dataset name of the `DatasetInfo`.
+        holdout_fraction: for a file written without a holdout, the
+            fraction of each class's training images set aside as the
+            holdout split, chosen from `seed` by the class-stratified
+            selection every dataset uses (`selection.select`): the same
+            images `la_keras.datasets.load` sets aside. A file with a
+            holdout of its own takes 0.
+        seed: the seed of that selection.
+
     Raises:
         FileNotFoundError: no such file.
-        ValueError: a damaged file, or no such split.
+        ValueError: a damaged file, no such split, or a holdout fraction for
+            a file that has its own holdout.
     """
     data = _read_once(os.path.abspath(path), *_file_stamp(path))
+    name = name or PREFIX + path
+    info = dataset_info(data, name)
+    if holdout_fraction:
+        return _derived_split(data, split, info, holdout_fraction, seed)
     if split not in data.splits:
         raise ValueError(
             f"Prepared dataset {path} has no {split!r} split; it has "
             f"{sorted(data.splits)}."
+            + (
+                " Pass a holdout fraction (--holdout_fraction=0.1) to set "
+                "one aside from its train split."
+                if split == "holdout"
+                else ""
+            )
         )
     images, labels = data.splits[split]
-    info = dataset_info(data, name or PREFIX + path)
     return images, np.asarray(labels, np.int64), info
+
+
+def check_holdout_fraction(metadata: dict, path: str, fraction: float) -> None:
+    """ValueError when a file with a holdout of its own gets a fraction."""
+    if fraction and "holdout" in metadata["num_examples"]:
+        raise ValueError(
+            "Invalid value for argument `holdout_fraction`: prepared dataset "
+            f"{path} has a holdout split of its own (written by launch.prepare "
+            "--holdout_fraction); pass 0 to use it, or prepare the file "
+            "with --holdout_fraction=0 to set the holdout aside at training "
+            f"time. Received: holdout_fraction={fraction}"
+        )
+
+
+def _derived_split(data, split, info, fraction, seed):
+    """A split of a file whose holdout is taken out of its train split."""
+    from la_keras import priors as priors_lib
+    from la_keras.datasets import selection
+
+    check_holdout_fraction(data.metadata, data.path, fraction)
+    images, labels = data.splits["train"]
+    labels = np.asarray(labels, np.int64)
+    train_pos, holdout_pos = selection.select(
+        labels, info.num_classes, None, fraction, seed
+    )
+    counts = np.bincount(labels[train_pos], minlength=info.num_classes)
+    info = dataclasses.replace(
+        info,
+        train_counts=counts,
+        priors=priors_lib.from_counts(counts),
+        num_examples=dict(
+            info.num_examples,
+            train=int(len(train_pos)),
+            holdout=int(len(holdout_pos)),
+        ),
+    )
+    if split == "test":
+        test_images, test_labels = data.splits["test"]
+        return test_images, np.asarray(test_labels, np.int64), info
+    if split not in ("train", "holdout"):
+        raise ValueError(
+            f"Prepared dataset {data.path} has no {split!r} split; it has "
+            f"{sorted(data.splits)} and a holdout taken from train."
+        )
+    positions = train_pos if split == "train" else holdout_pos
+    return images[positions], labels[positions], info
 
 
 def make_source(path: str):
     """The `Source` of a prepared file, for `la_keras.datasets.load`.
 
-    The file's train split is already long-tailed (and its holdout, if any,
-    already taken out), so the source takes no profile and its holdout is
-    the file's own.
+    The file's train split is already long-tailed, so the source takes no
+    profile; its holdout is the file's own, or for a file written without
+    one a class-stratified slice of train (`holdout_fraction`), as
+    `split_arrays` selects it.
     """
     import tensorflow as tf
 

@@ -229,12 +229,10 @@ def load(
         )
     holdout_fraction = selection.check_holdout_fraction(holdout_fraction)
     source = _source(name, data_dir, expected_examples)
-    if name.startswith(prepared.PREFIX) and holdout_fraction > 0.0:
-        raise ValueError(
-            "Invalid value for argument `holdout_fraction`: a prepared "
-            f"dataset ({name}) fixes its splits when it is prepared; pass "
-            "holdout_fraction to `launch.prepare` instead, and 0 here. "
-            f"Received: holdout_fraction={holdout_fraction}"
+    if name.startswith(prepared.PREFIX):
+        path = name[len(prepared.PREFIX) :]
+        prepared.check_holdout_fraction(
+            prepared.read_metadata(path), path, holdout_fraction
         )
     if not source.long_tail and (
         ratio != DEFAULT_RATIO or profile != DEFAULT_PROFILE

@@ -15,6 +15,7 @@ from absl import logging
 
 from launch import reporting
 from launch.reproduce import runner
+from launch.reproduce import spec
 
 # Resolved flags of flags.json that say what a training run is.
 _IDENTITY_FLAGS = ("mode", "loss", "tau", "holdout_fraction")
@@ -54,6 +55,38 @@ def _dataset_info(data):
         logging.warning("Cannot load %s here: %s", data.dataset, e)
         return None
     return info
+
+
+def prepared_text(dataset: str) -> str | None:
+    """What a `prepared:PATH` dataset is, for RESULTS.md; None for others.
+
+    The file, its checksum (`la_keras.datasets.prepared.checksum`, which a
+    moved run recognises it by), and the dataset and arguments
+    `launch.prepare` made it from, read from the file.
+    """
+    from la_keras.datasets import prepared
+
+    metadata = spec.prepared_metadata(dataset)
+    if metadata is None:
+        return None
+    path = dataset[len(prepared.PREFIX) :]
+    source = metadata["source"]
+    made = source.get("dataset", "unknown")
+    if source.get("ratio") is not None and ":" not in made:
+        made += (
+            f", {source.get('profile')} profile, imbalance ratio "
+            f"{source['ratio']:g}, seed {source.get('seed')}"
+        )
+    counts = metadata["train_counts"]
+    return (
+        f"the prepared file `{os.path.basename(path)}` (`{dataset}`; "
+        f"checksum {prepared.checksum(path)}, the SHA-256 of its "
+        f"metadata.json, which holds every array's), written by "
+        f"launch.prepare {source.get('la_keras', '')} from {made}; "
+        f"{metadata['num_classes']} classes, "
+        f"{metadata['num_examples']['train']} training images, largest / smallest "
+        f"class {max(counts) / max(min(counts), 1):.4g}"
+    )
 
 
 def schedule_text(config: dict) -> str:

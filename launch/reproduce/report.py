@@ -40,7 +40,9 @@ def write_results(flags_obj, results: dict, total_wall: float) -> str:
             for seed, entry in per_seed.items()
         }
         all_runs += [run for by_run in runs.values() for run in by_run.values()]
-        lines += [f"## {dataset}", ""]
+        source = spec.source_dataset(dataset)
+        title = dataset if source == dataset else f"{source} ({dataset})"
+        lines += [f"## {title}", ""]
         lines += table.table(flags_obj, dataset, per_seed)
         lines.append("")
         lines += _plots(flags_obj, dataset, per_seed, runs, root)
@@ -156,7 +158,10 @@ def _details(flags_obj, dataset: str, per_seed: dict, runs: dict) -> list[str]:
         where = "" if len(budgets) == 1 else f" (runs {', '.join(dirs)})"
         lines.append(f"- Budget {label}: {text}{where}.")
     config, info = finished[0]["config"], finished[0]["info"]
-    if ":" in dataset and not dataset.startswith("tfds:"):
+    prepared_text = facts.prepared_text(dataset)
+    if prepared_text:
+        lines.append(f"- Data: {prepared_text}; evaluated on the test split.")
+    elif ":" in dataset and not dataset.startswith("tfds:"):
         # A folder or prepared file: long-tailed as it is.
         profile = "used as it is" + (
             ""
@@ -168,11 +173,12 @@ def _details(flags_obj, dataset: str, per_seed: dict, runs: dict) -> list[str]:
         profile = (
             f"{config['profile']} profile, imbalance ratio {config['ratio']:g}"
         )
-    lines.append(
-        f"- Data: {dataset} ({profile}"
-        + ("" if info is None else f", {info.num_classes} classes")
-        + "); evaluated on the test split."
-    )
+    if not prepared_text:
+        lines.append(
+            f"- Data: {dataset} ({profile}"
+            + ("" if info is None else f", {info.num_classes} classes")
+            + "); evaluated on the test split."
+        )
     if flags_obj.data_note:
         lines.append(f"- {flags_obj.data_note}")
     lines += ["", "Rows, the run each reads, and its training data:", ""]

@@ -22,6 +22,7 @@ from absl import logging
 
 from launch import reporting
 from launch.reproduce import machine
+from launch.reproduce import plan
 from launch.reproduce import spec
 
 WALL_TIME = "wall_time.json"
@@ -55,24 +56,40 @@ def record(run_dir: str, budget: str, module: str, args: list[str]) -> None:
 
 
 def run_subprocess(
-    module: str, args: list[str], run_dir: str, budget: str
+    module: str,
+    args: list[str],
+    run_dir: str,
+    budget: str,
+    progress: plan.TrainingProgress | None = None,
 ) -> bool:
     """Runs `python -m module args`, logging to run_dir; True on success.
 
     Adds the wall time to `run_dir/wall_time.json` (kept across reruns) and
-    the command and machine to `run_dir/reproduce.json`.
+    the command and machine to `run_dir/reproduce.json`. Every output line
+    goes to the log; `progress`, if given, also reads them (its bar).
     """
     os.makedirs(run_dir, exist_ok=True)
     record(run_dir, budget, module, args)
     log_path = os.path.join(run_dir, f"{module.split('.')[-1]}.log")
     logging.info("python -m %s %s  (log: %s)", module, " ".join(args), log_path)
     start = time.time()
-    with open(log_path, "a") as log:
-        returncode = subprocess.call(
+    with (
+        open(log_path, "a") as log,
+        subprocess.Popen(
             [sys.executable, "-m", module, *args],
-            stdout=log,
+            stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
-        )
+            text=True,
+            errors="replace",
+        ) as child,
+    ):
+        for line in child.stdout:
+            log.write(line)
+            if progress is not None and progress.feed(line):
+                log.flush()
+        returncode = child.wait()
+    if progress is not None:
+        progress.finish()
     elapsed = time.time() - start
     timing = read_json(os.path.join(run_dir, WALL_TIME)) or {}
     timing[module] = timing.get(module, 0.0) + elapsed
@@ -98,20 +115,20 @@ def run_all(flags_obj) -> tuple[dict, list[str]]:
     """
     runs = spec.runs_for(flags_obj.methods)
     results, failed = {}, []
+    trainings = _plan(flags_obj, runs)
+    logging.info("%s", plan.plan_text(list(trainings.values())))
     for dataset in flags_obj.datasets:
         spec.budget_flags(flags_obj.budget, dataset)  # fail early
         results[dataset] = {}
         for seed in (int(s) for s in flags_obj.seeds):
-            seed_dir = os.path.join(
-                flags_obj.output_dir,
-                spec.dataset_dir_name(dataset),
-                f"seed{seed}",
-            )
             entry = {"runs": {}, "wn": {}, "dirs": {}}
             for run in runs:
-                run_dir = os.path.join(seed_dir, run)
+                run_dir = _run_dir(flags_obj, dataset, seed, run)
                 entry["dirs"][run] = run_dir
-                metrics = _train(flags_obj, dataset, seed, run, run_dir, failed)
+                metrics = _train(
+                    flags_obj, dataset, seed, run, run_dir, failed,
+                    _progress(trainings, (dataset, seed, run)),
+                )  # fmt: skip
                 entry["runs"][run] = metrics
                 if run in spec.WEIGHT_NORM_RUNS and metrics is not None:
                     if "weight_norm" in flags_obj.methods:
@@ -122,7 +139,57 @@ def run_all(flags_obj) -> tuple[dict, list[str]]:
     return results, failed
 
 
-def _train(flags_obj, dataset, seed, run, run_dir, failed) -> dict | None:
+def _plan(flags_obj, runs) -> dict:
+    """`{(dataset, seed, run): plan.Training}` in the order they run."""
+    trainings = {}
+    for dataset in flags_obj.datasets:
+        epochs = _epochs(flags_obj, dataset)
+        for seed in (int(s) for s in flags_obj.seeds):
+            for run in runs:
+                run_dir = _run_dir(flags_obj, dataset, seed, run)
+                trainings[(dataset, seed, run)] = plan.Training(
+                    label=f"{dataset} seed {seed} {run}",
+                    epochs=epochs,
+                    examples=spec.train_examples(
+                        dataset, seed, spec.holdout_fraction(run)
+                    ),
+                    finished=os.path.exists(
+                        os.path.join(run_dir, "metrics.json")
+                    ),
+                )
+    return trainings
+
+
+def _epochs(flags_obj, dataset: str) -> int:
+    """The --epochs of the budget, or of the last --train_flag=--epochs."""
+    value = spec.flagfile_value(
+        spec.budget_flagfile(flags_obj.budget, dataset), "epochs"
+    )
+    for flag in flags_obj.train_flag:
+        if flag.startswith("--epochs="):
+            value = flag.split("=", 1)[1]
+    return int(value)
+
+
+def _progress(trainings: dict, key) -> plan.TrainingProgress:
+    """The progress of one training, with the images of those after it."""
+    keys = list(trainings)
+    after = [trainings[k] for k in keys[keys.index(key) + 1 :]]
+    images = [t.images for t in after if not t.finished]
+    return plan.TrainingProgress(
+        trainings[key].label, None if None in images else sum(images)
+    )
+
+
+def _run_dir(flags_obj, dataset: str, seed: int, run: str) -> str:
+    return os.path.join(
+        flags_obj.output_dir, spec.dataset_dir_name(dataset), f"seed{seed}", run
+    )
+
+
+def _train(
+    flags_obj, dataset, seed, run, run_dir, failed, progress=None
+) -> dict | None:
     metrics_path = os.path.join(run_dir, "metrics.json")
     if os.path.exists(metrics_path):
         logging.info("Skipping %s: %s exists.", run, metrics_path)
@@ -134,6 +201,7 @@ def _train(flags_obj, dataset, seed, run, run_dir, failed) -> dict | None:
         spec.train_args(flags_obj, dataset, seed, run, run_dir),
         run_dir,
         flags_obj.budget,
+        progress,
     ):
         failed.append(run_dir)
     return read_json(metrics_path)

@@ -130,6 +130,56 @@ def dataset_dir_name(dataset: str) -> str:
     return f"{kind}-{base}-{digest}"
 
 
+def source_dataset(dataset: str) -> str:
+    """The dataset a `prepared:PATH` file was made from (its official
+    schedule and figures are that dataset's); any other dataset itself."""
+    metadata = prepared_metadata(dataset)
+    if metadata is None:
+        return dataset
+    return metadata["source"].get("dataset") or dataset
+
+
+def prepared_metadata(dataset: str) -> dict | None:
+    """The metadata of a `prepared:PATH` dataset's file, else None.
+
+    Raises:
+        app.UsageError: the file is missing or not a prepared file.
+    """
+    from la_keras.datasets import prepared
+
+    if not dataset.startswith(prepared.PREFIX):
+        return None
+    try:
+        return prepared.read_metadata(dataset[len(prepared.PREFIX) :])
+    except (FileNotFoundError, ValueError) as e:
+        raise app.UsageError(f"--datasets={dataset}: {e}") from e
+
+
+def train_examples(dataset: str, seed: int, fraction: float) -> int | None:
+    """Training images of a run on `dataset` that holds out `fraction`.
+
+    Exact for a prepared file (read from its metadata) and for the datasets
+    la_keras loads by name when their data is found here; None for folders
+    (counting them means indexing them) and data not found.
+    """
+    from la_keras.datasets import selection
+
+    metadata = prepared_metadata(dataset)
+    if metadata is not None:
+        counts = metadata["train_counts"]
+        held = selection.holdout_sizes(counts, fraction).sum()
+        return int(sum(counts) - held)
+    if dataset.startswith("folder:"):
+        return None
+    from launch.data_config import DataConfig
+
+    try:
+        config = DataConfig(dataset, holdout_fraction=fraction, seed=seed)
+        return int(config.info().num_examples["train"])
+    except Exception:  # noqa: BLE001 - a plan without this count still runs
+        return None
+
+
 def budget_flags(budget: str, dataset: str) -> list[str]:
     """The --flagfile of a budget and dataset."""
     return [f"--flagfile={budget_flagfile(budget, dataset)}"]
@@ -138,11 +188,14 @@ def budget_flags(budget: str, dataset: str) -> list[str]:
 def budget_flagfile(budget: str, dataset: str) -> str:
     if budget != "full":
         return os.path.join(CONFIGS, f"reproduce_{budget}.cfg")
-    # cifar10-lt (official TFRecords) and cifar10_lt (TFDS) share one.
-    path = os.path.join(CONFIGS, f"{dataset.replace('-', '_')}.cfg")
+    # cifar10-lt (official TFRecords) and cifar10_lt (TFDS) share one, and
+    # so does a file prepared from either.
+    source = source_dataset(dataset)
+    path = os.path.join(CONFIGS, f"{source.replace('-', '_')}.cfg")
     if not os.path.exists(path):
+        made = "" if source == dataset else f" (made from {source})"
         raise app.UsageError(
-            f"--budget=full has no official schedule for {dataset}: "
+            f"--budget=full has no official schedule for {dataset}{made}: "
             "only cifar10_lt and cifar100_lt have one (launch/configs)."
         )
     return path
@@ -189,7 +242,8 @@ def evaluate_args(run_dir: str, output: str) -> list[str]:
 
 
 def check(flags_obj) -> None:
-    """UsageError for --methods, --seeds or --train_flag the spec refuses."""
+    """UsageError for --methods, --seeds, --datasets or --train_flag the
+    spec refuses."""
     unknown = [m for m in flags_obj.methods if m not in METHODS]
     if unknown:
         raise app.UsageError(
@@ -198,6 +252,17 @@ def check(flags_obj) -> None:
     for seed in flags_obj.seeds:
         if not seed.isdigit():
             raise app.UsageError(f"--seeds must be integers, got {seed!r}.")
+    tuned = {row.run for row in rows_for(flags_obj.methods)} & {"holdout"}
+    for dataset in flags_obj.datasets:
+        metadata = prepared_metadata(dataset)
+        if tuned and metadata and "holdout" in metadata["num_examples"]:
+            raise app.UsageError(
+                f"--datasets={dataset}: the file has a holdout split of its "
+                "own, so the rows of the whole training set would train "
+                "without it. Prepare it again with --holdout_fraction=0: "
+                "launch.reproduce sets the holdout of the τ* rows aside "
+                f"itself ({HOLDOUT_FRACTION:g} of each class)."
+            )
     for flag in flags_obj.train_flag:
         if flag.startswith("--holdout_fraction"):
             raise app.UsageError(

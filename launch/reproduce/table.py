@@ -43,7 +43,9 @@ def pct(value) -> str:
 
 def table(flags_obj, dataset: str, per_seed: dict) -> list[str]:
     """The Markdown table of one dataset, then a line naming the seeds."""
-    official = spec.OFFICIAL.get(dataset.replace("-", "_"), {})
+    official = spec.OFFICIAL.get(
+        spec.source_dataset(dataset).replace("-", "_"), {}
+    )
     lines = [HEADER, "|:--|--:|--:|--:|--:|--:|--:|"]
     reports = {seed: row_reports(flags_obj, e) for seed, e in per_seed.items()}
     for row in spec.rows_for(flags_obj.methods):

@@ -72,10 +72,61 @@ class PreparedTest(TestCase):
         self.assertEqual(meta["source"]["holdout_fraction"], 0.2)
 
     def test_holdout_is_fixed_by_the_file(self):
-        with self.assertRaisesRegex(ValueError, "fixes its splits"):
-            datasets.load(
-                prepared.PREFIX + self.path, "train", holdout_fraction=0.1
-            )
+        name = prepared.PREFIX + self.path
+        with self.assertRaisesRegex(ValueError, "has a holdout split of its"):
+            datasets.load(name, "train", holdout_fraction=0.1)
+        with self.assertRaisesRegex(ValueError, "has a holdout split of its"):
+            prepared.split_arrays(self.path, "train", holdout_fraction=0.1)
+
+    def test_holdout_taken_from_a_file_without_one(self):
+        path = os.path.join(self.get_temp_dir(), "whole.prepared")
+        with flagsaver.flagsaver(
+            dataset="test", holdout_fraction=0.0, seed=0, output=path
+        ):
+            prepare.run(FLAGS)
+        name = prepared.PREFIX + path
+        with self.assertRaisesRegex(ValueError, "--holdout_fraction=0.1"):
+            prepared.split_arrays(path, "holdout")
+        for seed in (0, 3):
+            for split in ("train", "test", "holdout"):
+                got, got_info = datasets.load(
+                    name, split, holdout_fraction=0.25, seed=seed
+                )
+                images, labels, info = prepared.split_arrays(
+                    path, split, name, holdout_fraction=0.25, seed=seed
+                )
+                # The TensorFlow and the numpy reader set aside the same.
+                got_images, got_labels = _arrays(got)
+                np.testing.assert_array_equal(got_images, images)
+                np.testing.assert_array_equal(got_labels, labels)
+                self.assertEqual(got_info.num_examples, info.num_examples)
+                np.testing.assert_array_equal(
+                    got_info.train_counts, info.train_counts
+                )
+                np.testing.assert_allclose(
+                    info.priors, info.train_counts / info.train_counts.sum()
+                )
+                if seed:
+                    continue
+                # Seed 0 keeps each class's first images, so the file's
+                # holdout is the one the source dataset gives.
+                want, want_info = datasets.load(
+                    "test", split, holdout_fraction=0.25, seed=0
+                )
+                want_images, want_labels = _arrays(want)
+                np.testing.assert_array_equal(images, want_images)
+                np.testing.assert_array_equal(labels, want_labels)
+                self.assertEqual(info.num_examples, want_info.num_examples)
+        train = prepared.split_arrays(path, "train")[1]
+        holdout = prepared.split_arrays(path, "holdout", None, 0.25, 3)[1]
+        self.assertGreater(len(holdout), 0)
+        np.testing.assert_array_equal(
+            np.bincount(train),
+            np.bincount(holdout, minlength=3)
+            + np.bincount(
+                prepared.split_arrays(path, "train", None, 0.25, 3)[1]
+            ),
+        )
 
     def test_damaged_and_missing_files(self):
         with open(self.path, "rb") as f:
