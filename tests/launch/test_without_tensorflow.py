@@ -9,6 +9,7 @@ them fails there as on a machine without them, and
 
 import json
 import os
+import re
 import textwrap
 
 import numpy as np
@@ -245,4 +246,95 @@ class WithoutTensorFlowTest(TestCase):
             "trains with the CIFAR recipe on data held in memory; the "
             "ImageNet recipe (random resized crops) needs the TensorFlow "
             "backend.",
+        )
+
+
+class ReproduceWithoutTensorFlowTest(TestCase):
+    """`launch.reproduce` on JAX from a prepared file, TensorFlow blocked."""
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        import tempfile
+
+        cls.root = tempfile.mkdtemp(prefix="no_tf_reproduce_")
+        cls.env = _make_blocker(os.path.join(cls.root, "blocker"))
+        # Prepared without a holdout (with TensorFlow): reproduce sets the
+        # holdout of the τ* rows aside itself.
+        cls.data = os.path.join(cls.root, "data", "test.prepared")
+        made = helpers.run_module(
+            "launch.prepare", ["--dataset=test", f"--output={cls.data}"]
+        )
+        assert made.returncode == 0, made.stderr[-3000:]
+
+    def _reproduce(self, data, out, methods):
+        return helpers.run_module(
+            "launch.reproduce",
+            [
+                f"--datasets=prepared:{data}",
+                f"--methods={methods}",
+                "--budget=smoke",
+                "--seeds=0",
+                f"--output_dir={out}",
+            ],
+            timeout=600,
+            extra_env=self.env,
+        )
+
+    def test_logit_adjusted_row(self):
+        from la_keras.datasets import prepared
+
+        out = os.path.join(self.root, "la_loss")
+        result = self._reproduce(self.data, out, "la_loss")
+        self.assertEqual(result.returncode, 0, result.stderr[-3000:])
+        with open(os.path.join(out, "RESULTS.md")) as f:
+            text = f.read()
+        self.assertRegex(
+            text, r"\| Logit-adjusted loss \| \d+\.\d\d ± n/a \(1 seed\) \|"
+        )
+        self.assertIn(f"## test (prepared:{self.data})", text)
+        self.assertIn(f"checksum {prepared.checksum(self.data)}", text)
+        self.assertIn("accelerators visible to JAX: none", text)
+        self.assertIn("jax ", text)
+        self.assertNotIn("tensorflow ", text)
+        self.assertIn(
+            "Plan: 1 training(s), 1 to run. 1 epochs each", result.stderr
+        )
+
+    @pytest.mark.slow
+    def test_three_rows_then_moved_without_retraining(self):
+        import shutil
+
+        out = os.path.join(self.root, "three")
+        methods = "erm,la_posthoc,la_loss"
+        result = self._reproduce(self.data, out, methods)
+        self.assertEqual(result.returncode, 0, result.stderr[-3000:])
+        with open(os.path.join(out, "RESULTS.md")) as f:
+            text = f.read()
+        for label in (
+            "ERM",
+            "Logit adjustment post-hoc \\(τ = 1\\)",
+            "Logit adjustment post-hoc \\(τ = τ\\*\\)",
+            "Logit-adjusted loss",
+        ):
+            self.assertRegex(text, rf"\| {label} \| \d+\.\d\d ± n/a")
+        self.assertIn("held out to choose τ*", text)
+
+        # The output and the file move (another machine, other paths).
+        moved = os.path.join(self.root, "elsewhere")
+        os.makedirs(moved)
+        new_out = shutil.move(out, os.path.join(moved, "three"))
+        new_data = shutil.move(self.data, os.path.join(moved, "file.lt"))
+        try:
+            rerun = self._reproduce(new_data, new_out, methods)
+        finally:
+            shutil.move(new_data, self.data)
+        self.assertEqual(rerun.returncode, 0, rerun.stderr[-3000:])
+        self.assertIn("3 training(s), 0 to run", rerun.stderr)
+        self.assertNotIn("python -m launch.train --", rerun.stderr)
+        with open(os.path.join(new_out, "RESULTS.md")) as f:
+            new_text = f.read()
+        rows = re.findall(r"^\| [^|]+ \| [^|]+ \|", text, re.M)
+        self.assertEqual(
+            re.findall(r"^\| [^|]+ \| [^|]+ \|", new_text, re.M), rows
         )
