@@ -484,3 +484,35 @@ class PreemptedRunMovesTest(TestCase):
         self.assertTrue(
             os.path.exists(os.path.join(exported, "saved_model.pb"))
         )
+
+
+@pytest.mark.slow
+class MovedFolderRunTest(TestCase):
+    """A `folder:` run moved with its folder: the index in its model_dir
+    (relative paths) and the listing digest recognise the same files."""
+
+    def test_moved_folder_run_resumes(self):
+        from tests.launch import test_folder_runs
+
+        root = self.get_temp_dir()
+        old_data = os.path.join(root, "machine_a", "gray")
+        old_run = os.path.join(root, "machine_a", "run")
+        test_folder_runs.make_gray_folder(old_data)
+        first = test_folder_runs._train(old_data, old_run)
+        new_data = os.path.join(root, "machine_b", "data", "pets")
+        new_run = os.path.join(root, "machine_b", "run")
+        os.makedirs(os.path.dirname(new_data))
+        shutil.move(old_data, new_data)
+        shutil.move(old_run, new_run)
+        test_folder_runs.make_gray_folder(old_data, seed=1, counts=(3, 2))
+        # Other images where the folder was: the run's index refuses them.
+        with self.assertRaisesRegex(app.UsageError, "changed since"):
+            test_folder_runs._train(old_data, new_run, epochs=2, extend=True)
+        metrics = test_folder_runs._train(
+            new_data, new_run, epochs=2, extend=True
+        )
+        self.assertEqual(metrics["step"], 2 * first["step"])
+        log_dir = os.path.join(new_run, "log")
+        self.assertEqual(
+            helpers.trained_steps(log_dir), [first["step"], metrics["step"]]
+        )
