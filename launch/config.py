@@ -2,10 +2,17 @@
 
 A run's configuration is resolved once from the flags
 (`RunConfig.from_flags`), written next to its checkpoints as `flags.json`
-(flat, one key per flag plus the resolved `schedule` and `dataset_dir`) and
-read back by `launch.evaluate`, `launch.export` and `launch.reproduce`
-(`RunConfig.read`). `DataConfig` (`data_config.py`) builds every split's
-dataset, so the dataset construction exists once.
+(flat, one key per flag plus the resolved `schedule`, `dataset_dir` and
+`dataset_checksum`) and read back by `launch.evaluate`, `launch.export` and
+`launch.reproduce` (`RunConfig.read`). `DataConfig` (`data_config.py`)
+builds every split's dataset, so the dataset construction exists once.
+
+A run may move (its model_dir copied to another machine, its prepared file
+or folder to another path): no path in flags.json is needed to resume it.
+The paths are result-neutral, the data is recognised by its checksum, the
+checkpoints and the folder index name their files relative to their own
+folder, and `RunConfig.read` moves the recorded output paths with the
+model_dir.
 """
 
 from __future__ import annotations
@@ -334,7 +341,11 @@ class RunConfig:
         Every flag is compared with the run's flags.json except the
         result-neutral ones (`launch.resume_check.RESULT_NEUTRAL`: paths,
         logging and checkpoint cadence, compilation); `--extend` also lets
-        `--epochs` grow on the same schedule (`resume_check.extends`).
+        `--epochs` grow on the same schedule (`resume_check.extends`). A
+        `prepared:` file or `folder:` dataset is compared by its checksum,
+        not its path (a moved run resumes). Checkpoints of the other
+        backend are refused rather than trained over from step 0
+        (`resume_check.foreign_checkpoints`).
 
         Raises:
             app.UsageError: one line naming each changed flag, old -> new.

@@ -136,7 +136,7 @@ def run_data_at(model_dir: str, recorded: dict, dataset: str | None) -> dict:
         raise app.UsageError(
             f"--dataset={dataset or trained} is not the data the run in "
             f"{model_dir} was trained on: its checksum is {found}, the run's "
-            f"is {checksum}. Pass --dataset= the run's file or folder, "
+            f"is {checksum}. Pass the run's file or folder as --dataset, "
             "wherever it lies now."
         )
     return {"dataset": dataset or trained, "dataset_checksum": found}

@@ -205,7 +205,7 @@ def run_config(flags_obj) -> RunConfig:
     override it when given. A --dataset other than the run's is refused:
     the checkpoint's classes are those of the run's dataset; the run's
     `prepared:` file or `folder:` dataset at another path (a moved run) is
-    accepted by its checksum (`RunConfig.read`). A loss-mode
+    accepted by its checksum (`RunConfig.with_data`). A loss-mode
     run (or a SavedModel given --mode=loss) keeps its mode, and --tau /
     --tau_grid are refused for it; the others are evaluated post hoc.
     """
