@@ -516,3 +516,38 @@ class MovedFolderRunTest(TestCase):
         self.assertEqual(
             helpers.trained_steps(log_dir), [first["step"], metrics["step"]]
         )
+
+
+@pytest.mark.slow
+class MovedReproduceTest(TestCase):
+    """A launch.reproduce output_dir moved with its prepared file reruns
+    without retraining (its folder is named by the file's checksum)."""
+
+    def test_moved_output_dir_trains_nothing(self):
+        root = self.get_temp_dir()
+        old, new = os.path.join(root, "a"), os.path.join(root, "b")
+        data = make_prepared(os.path.join(old, "t.prepared"))
+
+        def reproduce(base, data):
+            args = [
+                f"--datasets=prepared:{data}",
+                "--seeds=0",
+                "--budget=smoke",
+                "--methods=erm",
+                f"--output_dir={base}/out",
+            ]
+            result = helpers.run_module("launch.reproduce", args, timeout=600)
+            self.assertEqual(result.returncode, 0, result.stderr[-3000:])
+            with open(os.path.join(base, "out", "RESULTS.md")) as f:
+                return result, f.read()
+
+        _, first = reproduce(old, data)
+        shutil.move(old, new)
+        moved = os.path.join(new, "renamed.prepared")
+        shutil.move(os.path.join(new, "t.prepared"), moved)
+        result, second = reproduce(new, moved)
+        self.assertIn("Skipping baseline", result.stderr)
+        self.assertNotIn("python -m launch.train --", result.stderr)
+        erm = re.compile(r"^\| ERM \|.*$", re.M)
+        self.assertEqual(erm.findall(second), erm.findall(first))
+        self.assertLen(erm.findall(second), 1)
