@@ -124,7 +124,8 @@ def dataset_dir_name(dataset: str) -> str:
 
     A `prepared:PATH` file is named by what it holds, not where it lies:
     `prepared-<source dataset>-<checksum[:8]>` (the dataset it was made
-    from, as its metadata says, and `la_keras.datasets.prepared.checksum`),
+    from, as its metadata says, or its path's last part for a `folder:`
+    source; and `la_keras.datasets.prepared.checksum`),
     so an output_dir moved with its file to other paths finds its runs.
     """
     if ":" not in dataset:
@@ -138,7 +139,9 @@ def dataset_dir_name(dataset: str) -> str:
             digest = prepared.checksum(path)[:8]
         except (ValueError, FileNotFoundError) as e:
             raise app.UsageError(f"--datasets={dataset}: {e}") from e
-        base = str(source or os.path.basename(path))
+        # A source of a path (folder:PATH) is named by its last part.
+        base = str(source or path).split(":", 1)[-1]
+        base = os.path.basename(os.path.normpath(base))
     else:
         base = os.path.basename(os.path.normpath(path)) or kind
         digest = hashlib.sha256(dataset.encode()).hexdigest()[:8]

@@ -265,6 +265,19 @@ class MovedRunTest(TestCase):
         )
         with self.assertRaisesRegex(app.UsageError, "not found"):
             spec.dataset_dir_name(f"prepared:{copy}.missing")
+        # A file prepared from a folder is named by the folder's last part.
+        from_folder = os.path.join(self.get_temp_dir(), "f.prepared")
+        data = prepared.read(self.data)
+        prepared.write(
+            from_folder,
+            data.splits,
+            prepared.dataset_info(data),
+            {"dataset": "folder:/data/my pets/"},
+        )
+        self.assertEqual(
+            spec.dataset_dir_name(f"prepared:{from_folder}"),
+            f"prepared-my_pets-{prepared.checksum(from_folder)[:8]}",
+        )
 
 
 def _flat(dataset, checksum, **extra):
