@@ -2,10 +2,17 @@
 
 A run's configuration is resolved once from the flags
 (`RunConfig.from_flags`), written next to its checkpoints as `flags.json`
-(flat, one key per flag plus the resolved `schedule` and `dataset_dir`) and
-read back by `launch.evaluate`, `launch.export` and `launch.reproduce`
-(`RunConfig.read`). `DataConfig` (`data_config.py`) builds every split's
-dataset, so the dataset construction exists once.
+(flat, one key per flag plus the resolved `schedule`, `dataset_dir` and
+`dataset_checksum`) and read back by `launch.evaluate`, `launch.export` and
+`launch.reproduce` (`RunConfig.read`). `DataConfig` (`data_config.py`)
+builds every split's dataset, so the dataset construction exists once.
+
+A run may move (its model_dir copied to another machine, its prepared file
+or folder to another path): no path in flags.json is needed to resume it.
+The paths are result-neutral, the data is recognised by its checksum, the
+checkpoints and the folder index name their files relative to their own
+folder, and `RunConfig.read` moves the recorded output paths with the
+model_dir.
 """
 
 from __future__ import annotations
@@ -18,6 +25,7 @@ from absl import app
 
 from la_keras import schedules
 from launch import common_flags
+from launch import data_config
 from launch import outputs
 from launch import resolve
 from launch import resume_check
@@ -206,7 +214,9 @@ class RunConfig:
     @classmethod
     def from_flags(cls, flags_obj) -> RunConfig:
         """Resolves the flags once; UsageError on conflicts."""
-        return cls.from_dict(resolve.resolve_flags(flags_obj))
+        flat = resolve.resolve_flags(flags_obj)
+        flat["dataset_checksum"] = data_config.dataset_checksum(flat["dataset"])
+        return cls.from_dict(flat)
 
     def to_dict(self) -> dict:
         """The flat, JSON-ready form written as flags.json."""
@@ -294,7 +304,13 @@ class RunConfig:
 
     @classmethod
     def read(cls, model_dir: str) -> RunConfig:
-        """The config of the launch.train run in `model_dir`."""
+        """The config of the launch.train run in `model_dir`.
+
+        The run may have moved since it was written: `model_dir` is this
+        one, and a `tb_log_dir` or `export_dir` that lay inside the
+        recorded model_dir lies at the same place inside this one. (Its
+        data's path is the recorded one: see `with_data`.)
+        """
         path = os.path.join(model_dir, "flags.json")
         try:
             flat = read_json(path)
@@ -305,7 +321,29 @@ class RunConfig:
             ) from None
         except (OSError, ValueError) as e:
             raise app.UsageError(f"{path} cannot be read: {e}") from e
-        return cls.from_dict(dict(flat, model_dir=model_dir))
+        recorded = flat.get("model_dir")
+        flat = dict(flat, model_dir=model_dir)
+        for key in ("tb_log_dir", "export_dir"):
+            flat[key] = resume_check.moved_path(
+                flat.get(key), recorded, model_dir
+            )
+        return cls.from_dict(flat)
+
+    def with_data(self, dataset: str | None = None) -> RunConfig:
+        """This run with its data checked, found at `dataset` if given.
+
+        For the entry points that read a finished or moved run
+        (`launch.evaluate`, `launch.export`): a `prepared:` file or
+        `folder:` dataset is the run's wherever it lies if its checksum is
+        the one the run recorded (`data_config.run_data_at`).
+
+        Raises:
+            app.UsageError: `dataset` (or the recorded path) holds other
+                data, or is another dataset than the run's (one line).
+        """
+        return self.replace(
+            **data_config.run_data_at(self.model_dir, self.to_dict(), dataset)
+        )
 
     def check_resume(self, has_checkpoint: bool) -> None:
         """Refuses to resume a run that computed something else.
@@ -313,11 +351,19 @@ class RunConfig:
         Every flag is compared with the run's flags.json except the
         result-neutral ones (`launch.resume_check.RESULT_NEUTRAL`: paths,
         logging and checkpoint cadence, compilation); `--extend` also lets
-        `--epochs` grow on the same schedule (`resume_check.extends`).
+        `--epochs` grow on the same schedule (`resume_check.extends`). A
+        `prepared:` file or `folder:` dataset is compared by its checksum,
+        not its path (a moved run resumes). Checkpoints of the other
+        backend are refused rather than trained over from step 0
+        (`resume_check.foreign_checkpoints`).
 
         Raises:
             app.UsageError: one line naming each changed flag, old -> new.
         """
+        if not has_checkpoint:
+            refusal = resume_check.foreign_checkpoints(self.model_dir)
+            if refusal:
+                raise app.UsageError(refusal)
         path = os.path.join(self.model_dir, "flags.json")
         if not has_checkpoint or not _exists(path):
             return  # a new run, or checkpoints whose flags.json was removed

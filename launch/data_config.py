@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import os
 
 import numpy as np
 from absl import app
 
 from la_keras import datasets
 from la_keras.datasets import folder
+from la_keras.datasets import folder_index
 from la_keras.datasets import prepared
 
 # Datasets whose official TFRecords and base_probs live in --data_home.
@@ -50,6 +52,96 @@ def _dataset_errors(dataset: str):
         ) from e
 
 
+def dataset_checksum(dataset: str) -> str | None:
+    """The identity of a dataset's contents, wherever its files lie.
+
+    A `prepared:` file's `la_keras.datasets.prepared.checksum` (the SHA-256
+    of its metadata, which holds every array's); a `folder:` dataset's
+    listing digest (`folder_index.listing_digest`: the SHA-256 of every
+    image's path relative to the folder, label and byte size, which the
+    run's folder index also checks). None for the other kinds, which are
+    named, not located.
+
+    Raises:
+        app.UsageError: the file or folder cannot be read (one line).
+    """
+    with _dataset_errors(dataset):
+        if dataset.startswith(prepared.PREFIX):
+            return prepared.checksum(dataset[len(prepared.PREFIX) :])
+        if dataset.startswith(folder.PREFIX):
+            root = os.path.expanduser(dataset[len(folder.PREFIX) :])
+            return folder_index.listing_digest(folder_index.list_files(root)[2])
+    return None
+
+
+def located(dataset: str) -> bool:
+    """Whether `dataset` names files by path (`prepared:`, `folder:`)."""
+    return dataset.startswith((prepared.PREFIX, folder.PREFIX))
+
+
+def run_data_at(model_dir: str, recorded: dict, dataset: str | None) -> dict:
+    """The fields of a run's data found at `dataset`, checked by checksum.
+
+    For `launch.evaluate` / `launch.export` of a run that may have moved:
+    its `prepared:` file or `folder:` dataset is accepted at any path
+    where it has the checksum the run recorded, and refused (one line)
+    where another file lies.
+
+    Args:
+        model_dir: the run's folder (for messages).
+        recorded: the run's flags.json.
+        dataset: the `--dataset` given, or None: the run's recorded one.
+
+    Returns:
+        `{"dataset": ..., "dataset_checksum": ...}` (empty when there is
+        nothing to check: a named dataset, or a run recorded before
+        checksums at its recorded path).
+
+    Raises:
+        app.UsageError: another kind of dataset, other contents, data not
+            found, or a moved run that recorded no checksum.
+    """
+    trained = recorded.get("dataset", "")
+    checksum = recorded.get("dataset_checksum")
+    kind = (dataset or trained).split(":", 1)[0] + ":"
+    if dataset not in (None, trained) and not (
+        located(dataset) and trained.startswith(kind)
+    ):
+        raise app.UsageError(
+            f"--dataset={dataset} conflicts with the run in {model_dir}, "
+            f"trained on --dataset={trained}. Leave --dataset out to "
+            "evaluate on the run's dataset; to evaluate on other data, export "
+            "a SavedModel and pass --saved_model with --dataset."
+        )
+    if not located(trained) or (
+        checksum is None and dataset in (None, trained)
+    ):
+        return {}
+    if checksum is None:
+        raise app.UsageError(
+            f"--dataset={dataset}: the run in {model_dir} was trained on "
+            f"--dataset={trained} and recorded no checksum of it (an older "
+            "la_keras), so its data cannot be recognised at another path; "
+            f"pass --dataset={trained}."
+        )
+    path = (dataset or trained).split(":", 1)[1]
+    if dataset is None and not os.path.exists(os.path.expanduser(path)):
+        raise app.UsageError(
+            f"The run in {model_dir} was trained on --dataset={trained}, "
+            f"which is not there (a moved run?): pass --dataset={kind}PATH "
+            "where it lies now; it is recognised by its checksum."
+        )
+    found = dataset_checksum(dataset or trained)
+    if found != checksum:
+        raise app.UsageError(
+            f"--dataset={dataset or trained} is not the data the run in "
+            f"{model_dir} was trained on: its checksum is {found}, the run's "
+            f"is {checksum}. Pass the run's file or folder as --dataset, "
+            "wherever it lies now."
+        )
+    return {"dataset": dataset or trained, "dataset_checksum": found}
+
+
 @dataclasses.dataclass(frozen=True)
 class DataConfig:
     """Which data a run reads, and how it is batched.
@@ -74,6 +166,9 @@ class DataConfig:
             `la_keras.datasets.folder`); `image_size` is `[H, W]` or None.
         sampler: the training order, "shuffle" or "class_balanced" (see
             `la_keras.datasets.sampling`).
+        dataset_checksum: what a `prepared:` file or `folder:` dataset
+            holds, wherever it lies (`dataset_checksum`); None for the
+            other kinds. A resumed run compares it instead of the path.
         folder_index: where the folder's checked file index is kept (the
             run's model_dir; not a flag, not in flags.json), or None.
     """
@@ -95,6 +190,7 @@ class DataConfig:
     skip_bad_images: bool = False
     augment: str = "auto"
     sampler: str = "shuffle"
+    dataset_checksum: str | None = None
     folder_index: str | None = dataclasses.field(default=None, compare=False)
 
     @property

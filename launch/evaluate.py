@@ -15,6 +15,9 @@ raw figures only, since its loss already adjusted the logits (`--tau` and
 
 With `KERAS_BACKEND=jax` it evaluates the `.npz` checkpoints of a JAX run
 (also readable on TensorFlow), without TensorFlow for `prepared:` data.
+A run moved with its prepared file (or folder) takes
+`--dataset=prepared:NEWPATH`, recognised by the checksum the run recorded;
+a file of other contents, at any path, is refused.
 
 `--weight_norm_taus=0,0.5,1,1.5,2` also reports tau-normalisation of the
 classifier (Kang et al. 2020, `la_keras.models.weight_norm`) at tau=1 and at
@@ -200,7 +203,9 @@ def run_config(flags_obj) -> RunConfig:
 
     With --model_dir, the run's flags.json; the flags in `_OVERRIDABLE`
     override it when given. A --dataset other than the run's is refused:
-    the checkpoint's classes are those of the run's dataset. A loss-mode
+    the checkpoint's classes are those of the run's dataset; the run's
+    `prepared:` file or `folder:` dataset at another path (a moved run) is
+    accepted by its checksum (`RunConfig.with_data`). A loss-mode
     run (or a SavedModel given --mode=loss) keeps its mode, and --tau /
     --tau_grid are refused for it; the others are evaluated post hoc.
     """
@@ -216,22 +221,12 @@ def run_config(flags_obj) -> RunConfig:
                 flags_obj, f"{flags_obj.saved_model} is evaluated with"
             )
         return config.replace(mode=_evaluation_mode(config.mode))
-    config = RunConfig.read(flags_obj.model_dir)
+    config = RunConfig.read(flags_obj.model_dir).with_data(
+        given_dataset(flags_obj)
+    )
     if config.mode == "loss":
         _refuse_post_hoc_flags(
             flags_obj, f"the run in {flags_obj.model_dir} was trained with"
-        )
-    dataset_flag = flags_obj["dataset"]
-    if (
-        not dataset_flag.using_default_value
-        and dataset_flag.value != config.data.dataset
-    ):
-        raise app.UsageError(
-            f"--dataset={dataset_flag.value} conflicts with the run in "
-            f"{flags_obj.model_dir}, trained on --dataset="
-            f"{config.data.dataset}. Leave --dataset out to evaluate on the "
-            "run's dataset; to evaluate on other data, export a SavedModel "
-            "and pass --saved_model with --dataset."
         )
     changes = {
         name: getattr(flags_obj, name)
@@ -241,6 +236,12 @@ def run_config(flags_obj) -> RunConfig:
     if "tau_grid" in changes:
         changes["tau_grid"] = tuple(float(t) for t in changes["tau_grid"])
     return config.replace(mode=_evaluation_mode(config.mode), **changes)
+
+
+def given_dataset(flags_obj) -> str | None:
+    """--dataset when given (the run's data, perhaps at another path)."""
+    flag = flags_obj["dataset"]
+    return None if flag.using_default_value else flag.value
 
 
 def output_path(flags_obj) -> str | None:

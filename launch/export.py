@@ -9,7 +9,8 @@ writes a SavedModel whose
 with the tau chosen during training (metrics.json's `served_tau`) unless
 --tau is given; baseline runs serve raw logits unless --tau is given.
 Loss-mode runs always serve their raw logits (tau 0): the loss already
-adjusted them, and --tau is refused.
+adjusted them, and --tau is refused. A run moved with its prepared file
+(or folder) takes `--dataset=prepared:NEWPATH`, recognised by checksum.
 
     python -m launch.export --model_dir=/tmp/run --export_dir=/tmp/run/serving
 """
@@ -27,6 +28,7 @@ from la_keras import serving
 from la_keras.models import finetune
 from launch import common
 from launch import common_flags
+from launch import evaluate
 from launch import outputs
 from launch.config import RunConfig
 
@@ -67,7 +69,9 @@ def export_tau(config, flags_obj) -> float | None:
 
 def run(flags_obj) -> str:
     """Exports; returns the SavedModel directory."""
-    config = RunConfig.read(flags_obj.model_dir)
+    config = RunConfig.read(flags_obj.model_dir).with_data(
+        evaluate.given_dataset(flags_obj)
+    )
     tau = export_tau(config, flags_obj)
     keras_model = os.path.join(flags_obj.model_dir, outputs.KERAS_MODEL)
     if not flags_obj.checkpoint and os.path.exists(keras_model):

@@ -16,7 +16,9 @@ steps that start at or after the old last epoch.
 
 from __future__ import annotations
 
+import glob
 import json
+import os
 
 # Fields that cannot change the trained weights or the figures computed
 # from them:
@@ -28,7 +30,8 @@ RESULT_NEUTRAL = frozenset(
         "export_dir",
         # where the named dataset is read from (its files are checked by
         # record counts, `--expected_*_examples`, and a prepared file by its
-        # checksums; the dataset's name or `prepared:` path is compared);
+        # checksums; the dataset's name is compared, a `prepared:` file or
+        # `folder:` dataset by its `dataset_checksum`, not its path);
         "data_home",
         "data_dir",
         "dataset_dir",
@@ -67,7 +70,9 @@ _TAU = "tau"
 # How a field is named in the refusal: its flag, or the flags it is made of.
 _FLAG_NAMES = {
     "schedule": "--warmup_epochs/--lr_decay_epochs/--lr_decay_multipliers",
+    "dataset_checksum": "the checksum of --dataset",
 }
+_CHECKSUM = "dataset_checksum"
 
 
 def changed_fields(previous: dict, current: dict, loss_uses_tau: bool):
@@ -78,13 +83,26 @@ def changed_fields(previous: dict, current: dict, loss_uses_tau: bool):
             model_dir and of this invocation.
         loss_uses_tau: whether `--tau` enters the training loss.
     """
-    return {
+    changed = {
         key: (previous.get(key), value)
         for key, value in current.items()
         if key not in RESULT_NEUTRAL
         and (key != _TAU or loss_uses_tau)
         and previous.get(key) != value
     }
+    if previous.get(_CHECKSUM) is None:
+        # Recorded before checksums were: the path is what can be compared.
+        changed.pop(_CHECKSUM, None)
+    elif current.get(_CHECKSUM) is not None and _kind(
+        previous["dataset"]
+    ) == _kind(current["dataset"]):
+        # A file or folder is the same data wherever it lies (a moved run).
+        changed.pop("dataset", None)
+    return changed
+
+
+def _kind(dataset: str) -> str:
+    return dataset.split(":", 1)[0] if ":" in dataset else ""
 
 
 def extends(previous: dict, current: dict) -> bool:
@@ -112,6 +130,11 @@ def refusal(model_dir: str, changed: dict, previous: dict, extend: bool):
         for key, (old, new) in changed.items()
     )
     hint = ""
+    if _CHECKSUM in changed:
+        hint = (
+            " --dataset must be the data the run was trained on (checksum "
+            f"{changed[_CHECKSUM][0]}), wherever it lies now."
+        )
     grows = "epochs" in changed and changed["epochs"][1] > changed["epochs"][0]
     if grows and set(changed) == {"epochs"} and not extend:
         hint = " To train it further on the same schedule, add --extend."
@@ -150,3 +173,60 @@ def _text(value) -> str:
     if isinstance(value, str):
         return value
     return json.dumps(value)
+
+
+def moved_path(path: str | None, old: str | None, new: str) -> str | None:
+    """`path`, if it lies in folder `old`, at the same place in `new`.
+
+    How a run's recorded `tb_log_dir` / `export_dir` follow its model_dir
+    when the run is moved (`old`: the model_dir recorded, `new`: today's).
+    """
+    if not path or not old:
+        return path
+    if "://" not in old + path:
+        path, old = os.path.normpath(path), os.path.normpath(old)
+    old = old.rstrip("/")
+    if path == old:
+        return new
+    if path.startswith(old + "/"):
+        return new.rstrip("/") + path[len(old) :]
+    return path
+
+
+def foreign_checkpoints(model_dir: str) -> str | None:
+    """Why this backend may not start over in `model_dir`, or None.
+
+    A run resumes on the backend that wrote its checkpoints: TensorFlow's
+    `ckpt-N.index` / `.data` (`tf.train.Checkpoint`) or the JAX backend's
+    `ckpt-N.npz`. Each backend's store sees only its own, so without this a
+    run moved to the other backend would start over from step 0 beside
+    them. (`launch.evaluate` and `launch.export` read a JAX run's `.npz` on
+    either backend.)
+    """
+    if "://" in model_dir:
+        return None
+    import keras
+
+    from la_keras.training.loop import checkpoint_dir
+
+    directory = checkpoint_dir(model_dir)
+    written = {
+        "jax": glob.glob(os.path.join(directory, "ckpt-*.npz")),
+        "tensorflow": glob.glob(os.path.join(directory, "ckpt-*.index")),
+    }
+    backend = keras.backend.backend()
+    for writer, paths in written.items():
+        if writer != backend and paths:
+            newest = os.path.basename(max(paths, key=_step_of))
+            return (
+                f"--model_dir={model_dir} holds checkpoints of the {writer} "
+                f"backend ({newest}), which the {backend} backend cannot "
+                f"resume: rerun with KERAS_BACKEND={writer}, or use a new "
+                "--model_dir."
+            )
+    return None
+
+
+def _step_of(path: str) -> int:
+    digits = os.path.basename(path).split("-", 1)[1].split(".", 1)[0]
+    return int(digits) if digits.isdigit() else -1

@@ -119,14 +119,33 @@ def holdout_fraction(run: str) -> float:
 
 def dataset_dir_name(dataset: str) -> str:
     """The folder (and plot) name of a dataset's runs: its name, or for a
-    `folder:PATH` / `prepared:PATH` / `tfds:NAME` dataset the kind, the
-    path's last part and a hash of the whole (no `:` or `/`)."""
+    `folder:PATH` / `tfds:NAME` dataset the kind, the path's last part and
+    a hash of the whole (no `:` or `/`).
+
+    A `prepared:PATH` file is named by what it holds, not where it lies:
+    `prepared-<source dataset>-<checksum[:8]>` (the dataset it was made
+    from, as its metadata says, or its path's last part for a `folder:`
+    source; and `la_keras.datasets.prepared.checksum`),
+    so an output_dir moved with its file to other paths finds its runs.
+    """
     if ":" not in dataset:
         return dataset
     kind, path = dataset.split(":", 1)
-    base = os.path.basename(os.path.normpath(path)) or kind
+    if kind == "prepared":
+        from la_keras.datasets import prepared
+
+        try:
+            source = prepared.read_metadata(path)["source"].get("dataset")
+            digest = prepared.checksum(path)[:8]
+        except (ValueError, FileNotFoundError) as e:
+            raise app.UsageError(f"--datasets={dataset}: {e}") from e
+        # A source of a path (folder:PATH) is named by its last part.
+        base = str(source or path).split(":", 1)[-1]
+        base = os.path.basename(os.path.normpath(base))
+    else:
+        base = os.path.basename(os.path.normpath(path)) or kind
+        digest = hashlib.sha256(dataset.encode()).hexdigest()[:8]
     base = re.sub(r"[^A-Za-z0-9_.-]+", "_", base)
-    digest = hashlib.sha256(dataset.encode()).hexdigest()[:8]
     return f"{kind}-{base}-{digest}"
 
 

@@ -174,7 +174,7 @@ def test_dataset_dir_names_are_one_safe_path_component():
     assert spec.dataset_dir_name("cifar10_lt") == "cifar10_lt"
     names = {
         spec.dataset_dir_name(d)
-        for d in ("folder:/data/a/pets", "folder:/data/b/pets/", "prepared:x.p")
+        for d in ("folder:/data/a/pets", "folder:/data/b/pets/", "tfds:pets")
     }
     assert len(names) == 3  # the same last part, other paths: other names
     for name in names:
