@@ -21,12 +21,14 @@ from launch.reproduce import spec
 _IDENTITY_FLAGS = ("mode", "loss", "tau", "holdout_fraction")
 
 
-def load_run(run_dir: str, metrics: dict | None) -> dict:
+def load_run(run_dir: str, metrics: dict | None, dataset=None) -> dict:
     """`{"dir", "metrics", "config", "record", "wall", "info"}` of a run.
 
     `config` is flags.json, `record` reproduce.json, `wall` wall_time.json
     (each None when missing), `info` the run's training set
-    (`la_keras.datasets.DatasetInfo`, None when it cannot be loaded here).
+    (`la_keras.datasets.DatasetInfo`, None when it cannot be loaded here),
+    read from `dataset` (this invocation's `--datasets` value, where a
+    moved prepared file or folder now lies) when given.
     """
     config = runner.read_json(os.path.join(run_dir, "flags.json"))
     return {
@@ -35,15 +37,28 @@ def load_run(run_dir: str, metrics: dict | None) -> dict:
         "config": config,
         "record": runner.read_json(os.path.join(run_dir, runner.RECORD)),
         "wall": runner.read_json(os.path.join(run_dir, runner.WALL_TIME)),
-        "info": None if config is None else dataset_info(config),
+        "info": None if config is None else dataset_info(run_dir, dataset),
     }
 
 
-def dataset_info(config: dict):
-    """The DatasetInfo of a run's training split (None if not loadable)."""
+def dataset_info(run_dir: str, dataset: str | None = None):
+    """The DatasetInfo of a run's training split (None if not loadable).
+
+    Args:
+        run_dir: the run's model_dir.
+        dataset: where its data lies now (checked by checksum), or None
+            for where flags.json says.
+    """
+    from absl import app
+
     from launch.config import RunConfig
 
-    return _dataset_info(RunConfig.from_dict(config).data)
+    try:
+        data = RunConfig.read(run_dir).with_data(dataset).data
+    except app.UsageError as e:
+        logging.warning("Cannot load the data of %s here: %s", run_dir, e)
+        return None
+    return _dataset_info(data)
 
 
 @functools.cache

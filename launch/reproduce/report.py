@@ -34,7 +34,7 @@ def write_results(flags_obj, results: dict, total_wall: float) -> str:
     for dataset, per_seed in results.items():
         runs = {
             seed: {
-                run: facts.load_run(run_dir, entry["runs"].get(run))
+                run: facts.load_run(run_dir, entry["runs"].get(run), dataset)
                 for run, run_dir in entry["dirs"].items()
             }
             for seed, entry in per_seed.items()

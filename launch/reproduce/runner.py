@@ -133,7 +133,7 @@ def run_all(flags_obj) -> tuple[dict, list[str]]:
                 if run in spec.WEIGHT_NORM_RUNS and metrics is not None:
                     if "weight_norm" in flags_obj.methods:
                         entry["wn"][run] = _weight_norm(
-                            flags_obj, run_dir, failed
+                            flags_obj, dataset, run_dir, failed
                         )
             results[dataset][seed] = entry
     return results, failed
@@ -219,12 +219,12 @@ def _check_holdout(run: str, run_dir: str) -> None:
         )  # fmt: skip
 
 
-def _weight_norm(flags_obj, run_dir: str, failed: list) -> dict | None:
+def _weight_norm(flags_obj, dataset, run_dir, failed) -> dict | None:
     path = os.path.join(run_dir, WEIGHT_NORM)
     if not os.path.exists(path) and not flags_obj.report_only:
         if not run_subprocess(
             "launch.evaluate",
-            spec.evaluate_args(run_dir, path),
+            spec.evaluate_args(run_dir, path, dataset),
             run_dir,
             flags_obj.budget,
         ):

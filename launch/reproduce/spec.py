@@ -251,10 +251,12 @@ def train_args(flags_obj, dataset: str, seed: int, run: str, run_dir: str):
     ]
 
 
-def evaluate_args(run_dir: str, output: str) -> list[str]:
-    """The launch.evaluate command line of a weight-normalisation report."""
+def evaluate_args(run_dir: str, output: str, dataset: str) -> list[str]:
+    """The launch.evaluate command line of a weight-normalisation report
+    (`--dataset`: where the run's data lies now, for a moved run)."""
     return [
         f"--model_dir={run_dir}",
+        f"--dataset={dataset}",
         f"--weight_norm_taus={','.join(WEIGHT_NORM_TAUS)}",
         f"--output={output}",
     ]
