@@ -51,6 +51,7 @@ import time
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 FLAGFILE = os.path.join(ROOT, "launch", "configs", "cifar10_lt.cfg")
 BATCH = 128
@@ -236,14 +237,32 @@ def _time_jax(config, data, args):
     return result
 
 
+def worker_overhead(args):
+    """Per-epoch overhead rows of this backend (`bench/loop_overhead.py`)."""
+    import keras
+    import loop_overhead
+
+    config = _run_config(args.prepared, args.batch)
+    if keras.backend.backend() == "tensorflow":
+        return loop_overhead.measure_tensorflow(config, args)
+    loops = (args.jax_loops or "python,scan").split(",")
+    return loop_overhead.measure_jax(config, args, loops)
+
+
 def worker_main(args):
     import keras
 
-    run = worker_tensorflow if args._worker == "tensorflow" else worker_jax
-    results = run(args)
+    parts = args.parts.split(",")
+    results = {}
+    if "throughput" in parts:
+        run = worker_tensorflow if args._worker == "tensorflow" else worker_jax
+        results["throughput"] = run(args)
+    if "overhead" in parts:
+        results["overhead"] = worker_overhead(args)
     backend = keras.backend.backend()
-    for result in results:
-        result["backend"] = backend
+    for rows in results.values():
+        for result in rows:
+            result["backend"] = backend
     print(RESULT_PREFIX + json.dumps(results), flush=True)
 
 
@@ -292,6 +311,8 @@ def _run_worker(backend, args, prepared_path):
         f"--batch={args.batch}",
         f"--repeats={args.repeats}",
         f"--jax_loops={args.jax_loops}",
+        f"--parts={args.parts}",
+        f"--overhead_epochs={args.overhead_epochs}",
     ]
     env = dict(os.environ, KERAS_BACKEND=backend)
     start = time.perf_counter()
@@ -354,6 +375,19 @@ def main():
         help="launch.train --jax_loop values to time, each on its own, e.g. "
         "python,scan (default: auto only).",
     )
+    parser.add_argument(
+        "--parts",
+        default="throughput,overhead",
+        help="What to measure: throughput (ResNet-32 images/s), overhead "
+        "(the loop's per-epoch overhead, a tiny dense net), fit (Keras's "
+        "model.fit, ResNet-32), comma-separated.",
+    )
+    parser.add_argument(
+        "--overhead_epochs",
+        type=int,
+        default=None,
+        help="Epochs of each timed TrainingLoop.run (default 20; --quick 5).",
+    )
     parser.add_argument("--_worker", choices=("tensorflow", "jax"))
     args = parser.parse_args()
     smoke = args.dataset == "test" and not args.prepared
@@ -361,6 +395,7 @@ def main():
         ("batch", BATCH, 4),
         ("steps", 30, 3),
         ("warmup", 5, 1),
+        ("overhead_epochs", 20, 3),
     ):
         if getattr(args, name) is None:
             setattr(args, name, smoke_default if smoke else default)
