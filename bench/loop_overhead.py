@@ -200,3 +200,32 @@ def measure_jax(config, args, loops):
         row["variant"] = f"JaxTrainer + DeviceDataset, loop={loop}"
         rows.append(row)
     return rows
+
+
+def print_rows(rows, batch, repeats):
+    """Prints the overhead table of `(row, wall)` pairs (bench_backends)."""
+    first = rows[0][0]
+    print(
+        f"\nPer-epoch overhead of TrainingLoop: a tiny dense net, "
+        f"{first['steps_per_epoch']} steps an epoch (batch {batch}), "
+        f"{first['epochs']} epochs timed (best of {repeats}); "
+        "bench/loop_overhead.py says how"
+    )
+    official_ms = OFFICIAL_EPOCH_SECONDS * 1e3
+    print(
+        f"\n   {'backend':11s} {'path':44s} {'steps ms':>9s} {'epoch ms':>9s} "
+        f"{'outside ms':>10s} {'of ' + format(official_ms, '.0f') + ' ms':>9s}"
+    )
+    for row, _ in rows:
+        print(
+            f"   {row['backend']:11s} {row['variant']:44s} "
+            f"{row['step_ms']:9.1f} {row['epoch_ms']:9.1f} "
+            f"{row['overhead_ms']:10.1f} {row['fraction'] * 100:8.1f}%"
+        )
+    print(
+        "\n   steps ms: train_steps of one epoch's steps alone; epoch ms: "
+        "TrainingLoop.run per epoch;\n   outside ms: the difference, per "
+        "epoch (target <= 25 ms); of 534 ms: its share of an official\n   "
+        "epoch at 23,000 images/s. Negative: the loop overlapped the host "
+        "work with the steps."
+    )
