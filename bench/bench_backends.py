@@ -177,7 +177,11 @@ def worker_tensorflow(args):
         builder.steps_per_epoch,
         args,
     )
-    device = tf.DeviceSpec.from_string(strategy.extended.worker_devices[0])
+    try:
+        worker_device = strategy.extended.worker_devices[0]
+    except RuntimeError:  # the default strategy (one device, e.g. a CPU)
+        worker_device = tf.config.list_logical_devices()[0].name
+    device = tf.DeviceSpec.from_string(worker_device)
     result.update(
         device=f"{device.device_type}:{device.device_index} "
         f"({type(strategy).__name__})",

@@ -30,6 +30,7 @@ import time
 from collections.abc import Callable
 from collections.abc import Iterable
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
@@ -118,9 +119,13 @@ class TrainingLoop:
       epoch, none lost) at most every `log_every_seconds`, and at every
       save, evaluation, stop and the end.
     - From the second epoch a loop runs, the next epoch's iterator is made
-      as an epoch starts (`train_data(epoch + 1, 0)`), so that an input
-      pipeline fills its shuffle buffer while the steps run; the first
-      epoch of a process may still be filling the pipeline's cache.
+      in a thread of its own as an epoch starts (`train_data(epoch + 1,
+      0)`, never two calls at once), so that building an input pipeline
+      and filling its shuffle buffer overlap the steps; the first epoch of
+      a process may still be filling the pipeline's cache. `train_data`
+      must give the same batches whichever thread calls it (TensorFlow's
+      global seed, which `launch.train_tf` sets per epoch, is set and used
+      by the call itself).
 
     Args:
         runner: the step runner (see the module docstring).
@@ -196,7 +201,8 @@ class TrainingLoop:
         self.last_checkpoint = None
         self._last_saved_step = None
         self._unread = None  # the last chunk's (first step, steps, loss)
-        self._ahead = None  # (epoch, iterator) made one epoch early
+        self._ahead = None  # (epoch, future iterator) made one epoch early
+        self._maker = None  # the thread that makes it
 
     @property
     def total_steps(self) -> int:
@@ -271,27 +277,43 @@ class TrainingLoop:
         step = self.runner.step
         self._checkpoint_due.reset()
         self._log_due.reset()
-        self._ahead = None
         if self.progress is not None:
             self.progress.start(step)
         first_epoch = step // self.steps_per_epoch
-        while step < self.total_steps:
-            step = self._run_epoch(step, first_epoch)
+        try:
+            while step < self.total_steps:
+                step = self._run_epoch(step, first_epoch)
+        finally:
+            self._drop_ahead()
         self._read_loss()
         self._write_records()
         if self.progress is not None:
             self.progress.finish(step)
         return step
 
+    def _drop_ahead(self) -> None:
+        """Waits for an iterator made ahead, unused, and ends its thread."""
+        ahead, self._ahead = self._ahead, None
+        if ahead is not None:
+            ahead[1].exception()  # done; an error there no longer matters
+        if self._maker is not None:
+            self._maker.shutdown(wait=True)
+            self._maker = None
+
     def _iterator(self, epoch: int, in_epoch: int, first_epoch: int):
-        """The epoch's iterator (made ahead if it was); makes the next."""
-        if self._ahead is not None and self._ahead[0] == epoch and not in_epoch:
-            iterator = self._ahead[1]
+        """The epoch's iterator (made ahead if it was); starts the next."""
+        ahead, self._ahead = self._ahead, None
+        # Never two `train_data` calls at once (TensorFlow's global seed).
+        made = ahead[1].result() if ahead is not None else None
+        if made is not None and ahead[0] == epoch and not in_epoch:
+            iterator = made
         else:
             iterator = self.train_data(epoch, in_epoch)
-        self._ahead = None
         if epoch > first_epoch and epoch + 1 < self.epochs:
-            self._ahead = (epoch + 1, self.train_data(epoch + 1, 0))
+            if self._maker is None:
+                self._maker = ThreadPoolExecutor(1, "la_keras_train_data")
+            future = self._maker.submit(self.train_data, epoch + 1, 0)
+            self._ahead = (epoch + 1, future)
         return iterator
 
     def _run_epoch(self, step: int, first_epoch: int) -> int:
