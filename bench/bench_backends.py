@@ -1,8 +1,28 @@
-"""Training throughput of launch.train on TensorFlow vs on JAX.
+"""Training throughput and per-epoch overhead of launch.train, TF vs JAX.
 
-    TFDS_DATA_DIR=../shared/tfds python bench/bench_backends.py
+    TFDS_DATA_DIR=../shared/tfds python bench/bench_backends.py \
+        --jax_loops=python,scan --parts=throughput,fit,overhead
 
-Prints, side by side in one run, the images/s (input pipeline included) of
+Prints, per `--parts`:
+
+- throughput: the images/s of launch.train's training paths (below);
+- fit: beside them, on each backend, Keras's own `model.fit` on the same
+  model, data (launch.train's `tf.data` pipeline with the official crop
+  and flip), batch, `jit_compile` left to Keras and `steps_per_execution`
+  tuned (`--fit_steps_per_execution`, the best counts; `bench/
+  keras_fit.py`), and on TensorFlow the official release's eager loop
+  (`bench/official_loop.py`): our ratio to each is printed;
+- overhead: the wall time per epoch that `TrainingLoop` spends outside the
+  step, in ms and as a share of the 534 ms an official epoch takes at
+  23,000 images/s, for a tiny dense net on the official 96-step epoch, on
+  TensorFlow and on JAX with each loop shape (default python,scan):
+  `TrainingLoop.run` over `--overhead_epochs` epochs, minus that many
+  times one epoch's `train_steps` timed alone; `bench/loop_overhead.py`
+  says exactly how.
+
+`--quick` times fewer steps and epochs (a minute or two a part here).
+
+Throughput: the images/s (input pipeline included) of
 the two training paths of `launch.train` on CIFAR-10-LT (official profile,
 ratio 100, 12,406 training images), the official ResNet-32 and the
 logit-adjusted loss (`--mode=loss`), batch 128, with the optimizer and

@@ -321,3 +321,38 @@ class FlagTest(TestCase):
             )
             self.assertEqual(loop._checkpoint_due.seconds, expected)
             self.assertEqual(loop._log_due.seconds, common.LOG_EVERY_SECONDS)
+
+
+class LogLinesTest(TestCase):
+    def test_every_epoch_line_is_logged_in_batches(self):
+        from absl import logging
+
+        verbosity = logging.get_verbosity()
+        logging.set_verbosity(logging.INFO)
+        self.addCleanup(logging.set_verbosity, verbosity)
+        runner = _Runner(_Clock())  # 1 s an epoch
+        loop, _ = _loop(
+            runner, checkpoint_every_seconds=1000, log_every_seconds=4.0
+        )
+        lines = []
+        loop.records.epoch = _recorded(loop.records.epoch, lines, "record")
+        loop.records.write = _recorded(loop.records.write, lines, "write")
+        with self.assertLogs("absl", level="INFO") as logs:
+            loop.run()
+        epochs = [m for m in logs.output if "epoch " in m]
+        self.assertEqual(len(epochs), 6)
+        self.assertIn(
+            "epoch 6/6 step 24: loss 1.0000  train acc 0.5000", epochs[-1]
+        )
+        # Written at t = 4 and at the final save: two batches.
+        self.assertEqual(
+            lines, ["record"] * 4 + ["write"] + ["record"] * 2 + ["write"] * 2
+        )
+
+
+def _recorded(fn, calls, name):
+    def wrapper(*args, **kwargs):
+        calls.append(name)
+        return fn(*args, **kwargs)
+
+    return wrapper
