@@ -43,6 +43,7 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
+from la_keras import distribute  # noqa: E402
 from la_keras import losses as losses_lib  # noqa: E402
 from la_keras.datasets import DatasetBuilder  # noqa: E402
 from la_keras.datasets import registry  # noqa: E402
@@ -73,7 +74,8 @@ def _trainer(loss, strategy, jit_compile=False, policy="float32"):
 def bench_la_keras(data_dir, steps, warmup, jit_compile, policy="float32"):
     """images/s of launch.train's loop, pipeline included."""
     builder = DatasetBuilder("cifar10_lt", "train", BATCH, True, data_dir)
-    strategy = tf.distribute.OneDeviceStrategy("/cpu:0")
+    # launch.train's strategy on a CPU (--strategy=auto): the default one.
+    strategy = distribute.get_strategy("auto")
     loss = losses_lib.build("logit_adjusted", builder.info.train_counts)
     trainer, _ = _trainer(loss, strategy, jit_compile, policy)
     iterator = iter(
