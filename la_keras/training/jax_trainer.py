@@ -106,6 +106,16 @@ class JaxTrainer:
         without waiting for the device (`float()` reads it)."""
         return keras.ops.convert_to_tensor(self.optimizer.learning_rate)
 
+    def any_worker(self, flag: bool) -> bool:
+        """True on every process if `flag` is True on any (a collective:
+        every process calls it at the same point); `flag` on one process."""
+        if jax.process_count() == 1:
+            return bool(flag)
+        from jax.experimental import multihost_utils
+
+        gathered = multihost_utils.process_allgather(np.array(flag))
+        return bool(np.any(gathered))
+
     def _state(self):
         return (
             [v.value for v in self.model.trainable_variables],

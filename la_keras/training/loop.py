@@ -16,7 +16,10 @@ step itself is a *step runner*: any object with
 - `learning_rate`: the current learning rate, a scalar `float()` reads
   (a backend tensor is read only when the summaries are written);
 - `model`: the Keras model it trains; its trainable weights are checked to
-  be finite before every checkpoint (see `weights_finite`).
+  be finite before every checkpoint (see `weights_finite`);
+- optionally `any_worker(flag) -> bool`, true on every worker when `flag`
+  is true on any (a collective): workers whose clocks differ then agree on
+  a time-based checkpoint.
 
 `la_keras.training.Trainer` is the `tf.distribute` step runner,
 `la_keras.training.JaxTrainer` the JAX one.
@@ -371,13 +374,14 @@ class TrainingLoop:
             and (epoch + 1) % self.eval_every_epochs == 0
         )
         every = self.checkpoint_every_steps
-        if (
-            every
-            and step % every == 0
-            or (last or evaluate or self._checkpoint_due.due())
-        ):
-            if self._last_saved_step != step:
-                self._save(step, epoch + 1)
+        due = last or evaluate or bool(every and step % every == 0)
+        if not due and self._last_saved_step != step:
+            due = self._checkpoint_due.due()
+            # Clocks differ between workers; a save is done by all or none.
+            agree = getattr(self.runner, "any_worker", None)
+            due = agree(due) if agree is not None else due
+        if due and self._last_saved_step != step:
+            self._save(step, epoch + 1)
         if self._log_due.due():
             self._write_records()
         if evaluate:

@@ -191,6 +191,16 @@ class CheckpointCadenceTest(TestCase):
         self.assertEqual(raised.exception.checkpoint, "ckpt-8.npz")
         self.assertEqual(saved, [(8, 2, True)])
 
+    def test_workers_agree_on_a_time_based_save(self):
+        # Another worker's clock says due at every epoch's end: all save.
+        runner = _Runner(_Clock())
+        asked = []
+        runner.any_worker = lambda flag: asked.append(flag) or True
+        loop, saved = _loop(runner, epochs=3, checkpoint_every_seconds=1000)
+        loop.run()
+        self.assertEqual([s[0] for s in saved], [4, 8, 12])
+        self.assertEqual(asked, [False, False])  # not asked at the end
+
     def test_step_cadence_still_saves(self):
         runner = _Runner(_Clock())
         loop, saved = _loop(
