@@ -1,8 +1,28 @@
-"""Training throughput of launch.train on TensorFlow vs on JAX.
+"""Training throughput and per-epoch overhead of launch.train, TF vs JAX.
 
-    TFDS_DATA_DIR=../shared/tfds python bench/bench_backends.py
+    TFDS_DATA_DIR=../shared/tfds python bench/bench_backends.py \
+        --jax_loops=python,scan --parts=throughput,fit,overhead
 
-Prints, side by side in one run, the images/s (input pipeline included) of
+Prints, per `--parts`:
+
+- throughput: the images/s of launch.train's training paths (below);
+- fit: beside them, on each backend, Keras's own `model.fit` on the same
+  model, data (launch.train's `tf.data` pipeline with the official crop
+  and flip), batch, `jit_compile` left to Keras and `steps_per_execution`
+  tuned (`--fit_steps_per_execution`, the best counts; `bench/
+  keras_fit.py`), and on TensorFlow the official release's eager loop
+  (`bench/official_loop.py`): our ratio to each is printed;
+- overhead: the wall time per epoch that `TrainingLoop` spends outside the
+  step, in ms and as a share of the 534 ms an official epoch takes at
+  23,000 images/s, for a tiny dense net on the official 96-step epoch, on
+  TensorFlow and on JAX with each loop shape (default python,scan):
+  `TrainingLoop.run` over `--overhead_epochs` epochs, minus that many
+  times one epoch's `train_steps` timed alone; `bench/loop_overhead.py`
+  says exactly how.
+
+`--quick` times fewer steps and epochs (a minute or two a part here).
+
+Throughput: the images/s (input pipeline included) of
 the two training paths of `launch.train` on CIFAR-10-LT (official profile,
 ratio 100, 12,406 training images), the official ResNet-32 and the
 logit-adjusted loss (`--mode=loss`), batch 128, with the optimizer and
@@ -51,6 +71,7 @@ import time
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 FLAGFILE = os.path.join(ROOT, "launch", "configs", "cifar10_lt.cfg")
 BATCH = 128
@@ -176,7 +197,11 @@ def worker_tensorflow(args):
         builder.steps_per_epoch,
         args,
     )
-    device = tf.DeviceSpec.from_string(strategy.extended.worker_devices[0])
+    try:
+        worker_device = strategy.extended.worker_devices[0]
+    except RuntimeError:  # the default strategy (one device, e.g. a CPU)
+        worker_device = tf.config.list_logical_devices()[0].name
+    device = tf.DeviceSpec.from_string(worker_device)
     result.update(
         device=f"{device.device_type}:{device.device_index} "
         f"({type(strategy).__name__})",
@@ -236,14 +261,37 @@ def _time_jax(config, data, args):
     return result
 
 
+def worker_overhead(args):
+    """Per-epoch overhead rows of this backend (`bench/loop_overhead.py`)."""
+    import keras
+    import loop_overhead
+
+    config = _run_config(args.prepared, args.batch)
+    if keras.backend.backend() == "tensorflow":
+        return loop_overhead.measure_tensorflow(config, args)
+    loops = (args.jax_loops or "python,scan").split(",")
+    return loop_overhead.measure_jax(config, args, loops)
+
+
 def worker_main(args):
     import keras
 
-    run = worker_tensorflow if args._worker == "tensorflow" else worker_jax
-    results = run(args)
+    parts = args.parts.split(",")
+    results = {}
+    if "throughput" in parts:
+        run = worker_tensorflow if args._worker == "tensorflow" else worker_jax
+        results["throughput"] = run(args)
+    if "overhead" in parts:
+        results["overhead"] = worker_overhead(args)
+    if "fit" in parts:
+        import keras_fit
+
+        config = _run_config(args.prepared, args.batch)
+        results["reference"] = keras_fit.reference_rows(config, args)
     backend = keras.backend.backend()
-    for result in results:
-        result["backend"] = backend
+    for rows in results.values():
+        for result in rows:
+            result["backend"] = backend
     print(RESULT_PREFIX + json.dumps(results), flush=True)
 
 
@@ -292,6 +340,9 @@ def _run_worker(backend, args, prepared_path):
         f"--batch={args.batch}",
         f"--repeats={args.repeats}",
         f"--jax_loops={args.jax_loops}",
+        f"--parts={args.parts}",
+        f"--overhead_epochs={args.overhead_epochs}",
+        f"--fit_steps_per_execution={args.fit_steps_per_execution}",
     ]
     env = dict(os.environ, KERAS_BACKEND=backend)
     start = time.perf_counter()
@@ -354,16 +405,44 @@ def main():
         help="launch.train --jax_loop values to time, each on its own, e.g. "
         "python,scan (default: auto only).",
     )
+    parser.add_argument(
+        "--parts",
+        default="throughput,overhead",
+        help="What to measure: throughput (ResNet-32 images/s), overhead "
+        "(the loop's per-epoch overhead, a tiny dense net), fit (Keras's "
+        "model.fit, ResNet-32), comma-separated.",
+    )
+    parser.add_argument(
+        "--overhead_epochs",
+        type=int,
+        default=None,
+        help="Epochs of each timed TrainingLoop.run (default 20; --quick 5).",
+    )
+    parser.add_argument(
+        "--fit_steps_per_execution",
+        default="1,4,16",
+        help="model.fit's steps_per_execution values to try; the best counts.",
+    )
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="Fewer steps and epochs (10 steps, 2 warm-up, 5 epochs; "
+        "model.fit with steps_per_execution 1,8): a minute or two a part.",
+    )
     parser.add_argument("--_worker", choices=("tensorflow", "jax"))
     args = parser.parse_args()
     smoke = args.dataset == "test" and not args.prepared
-    for name, default, smoke_default in (
-        ("batch", BATCH, 4),
-        ("steps", 30, 3),
-        ("warmup", 5, 1),
+    for name, default, smoke_default, quick_default in (
+        ("batch", BATCH, 4, BATCH),
+        ("steps", 30, 3, 10),
+        ("warmup", 5, 1, 2),
+        ("overhead_epochs", 20, 3, 5),
     ):
         if getattr(args, name) is None:
-            setattr(args, name, smoke_default if smoke else default)
+            quick = quick_default if args.quick else default
+            setattr(args, name, smoke_default if smoke else quick)
+    if args.quick and not args._worker:
+        args.fit_steps_per_execution = "1,8"
     if args._worker:
         worker_main(args)
         return
@@ -374,10 +453,11 @@ def main():
             args.dataset, args.data_dir, directory
         )
         prepared_path = os.path.abspath(prepared_path)
-        rows = []
+        parts = {}
         for backend in args.backends.split(","):
             results, wall = _run_worker(backend, args, prepared_path)
-            rows.extend((r, wall) for r in results)
+            for part, rows in results.items():
+                parts.setdefault(part, []).extend((r, wall) for r in rows)
         load_after = _load()
 
     print(
@@ -386,40 +466,75 @@ def main():
         f"{len(os.sched_getaffinity(0))} CPUs"
     )
     print(
-        f"{os.path.basename(prepared_path)}: {rows[0][0]['train_examples']} "
-        f"train images, official ResNet-32, logit-adjusted loss, batch "
-        f"{args.batch}, {args.steps} steps timed after {args.warmup} (best of "
-        f"{args.repeats})"
-    )
-    print(
         f"load average (1, 5, 15 min): before {load_before}, after {load_after}"
     )
-    reference = next(
-        (r["images_per_s"] for r, _ in rows if r["backend"] == "tensorflow"),
+    if "throughput" in parts or "reference" in parts:
+        _print_throughput(args, prepared_path, parts)
+    if "overhead" in parts:
+        import loop_overhead
+
+        loop_overhead.print_rows(parts["overhead"], args.batch, args.repeats)
+    print(
+        "\n   The machine may be shared: compare the ratios, and rerun when "
+        "in doubt."
+    )
+
+
+def _print_throughput(args, prepared_path, parts):
+    ours = parts.get("throughput", [])
+    references = parts.get("reference", [])
+    print(
+        f"\n{os.path.basename(prepared_path)}: official ResNet-32, "
+        f"logit-adjusted loss, batch {args.batch}, {args.steps} steps timed "
+        f"after {args.warmup} (best of {args.repeats})"
+    )
+
+    def reference(kind, backend=None):
+        return next(
+            (r["images_per_s"] for r, _ in references
+             if r["kind"] == kind and backend in (None, r["backend"])),
+            None,
+        )  # fmt: skip
+
+    def ratio(value, base):
+        return f"{value / base:5.2f}x" if base else "     -"
+
+    tf_rate = next(
+        (r["images_per_s"] for r, _ in ours if r["backend"] == "tensorflow"),
         None,
     )
-    header = (
-        f"\n   {'backend':11s} {'path':52s} {'device':26s} "
-        f"{'images/s':>9s} {'vs TF':>6s} {'slowest':>8s} {'process':>8s}"
+    official = reference("official")
+    print(
+        f"\n   {'backend':11s} {'path':52s} {'device':20s} {'images/s':>9s} "
+        f"{'vs TF':>6s} {'vs fit':>6s} {'vs off.':>7s} {'process':>8s}"
     )
-    print(header)
-    for result, wall in rows:
-        slowest = args.steps * args.batch / max(result["seconds"])
-        ratio = (
-            f"{result['images_per_s'] / reference:5.2f}x"
-            if reference
-            else "     -"
-        )
+    for result, wall in ours:
+        rate = result["images_per_s"]
+        fit = reference("fit", result["backend"])
         print(
             f"   {result['backend']:11s} {result['variant']:52s} "
-            f"{result['device'][:26]:26s} {result['images_per_s']:9.1f} "
-            f"{ratio:>6s} {slowest:8.1f} {wall:7.0f}s"
+            f"{result['device'][:20]:20s} {rate:9.1f} "
+            f"{ratio(rate, tf_rate):>6s} {ratio(rate, fit):>6s} "
+            f"{ratio(rate, official):>7s} {wall:7.0f}s"
+        )
+    for result, _ in references:
+        tried = result.get("tried")
+        print(
+            f"   {result['backend']:11s} {result['variant']:52s} "
+            f"{'':20s} {result['images_per_s']:9.1f}"
+            + (
+                "  (tried: "
+                + ", ".join(f"{k}: {v:.1f}" for k, v in tried.items())
+                + ")"
+                if tried
+                else ""
+            )
         )
     print(
-        "\n   images/s: the fastest repeat; slowest: the slowest; process: "
-        "the worker's wall\n   time (imports, data, compilation and steps). "
-        "The machine may be shared:\n   compare the ratios, and rerun when "
-        "in doubt."
+        "\n   images/s: the fastest repeat (input pipeline included); vs fit: "
+        "ours over Keras's\n   model.fit on the same backend (best "
+        "steps_per_execution); vs off.: over the\n   official eager loop "
+        "(TensorFlow); process: the worker's wall time."
     )
 
 

@@ -138,6 +138,11 @@ def restore_model(config, checkpoint: str | None = None):
     return model, info, path
 
 
+# How often a run writes its TensorBoard scalars and epoch log lines (all of
+# them, in one batch): seldom enough for half-second epochs.
+LOG_EVERY_SECONDS = 5.0
+
+
 def training_loop(config, runner, train_data, steps_per_epoch, save, **kwargs):
     """The `TrainingLoop` of a run: its schedule, cadence and progress bar.
 
@@ -161,6 +166,8 @@ def training_loop(config, runner, train_data, steps_per_epoch, save, **kwargs):
         config.schedule.epochs,
         save,
         checkpoint_every_steps=config.checkpoint_every_steps,
+        checkpoint_every_seconds=config.checkpoint_every_seconds,
+        log_every_seconds=LOG_EVERY_SECONDS,
         max_chunk_steps=config.steps_per_loop,
         eval_every_epochs=config.eval_every_epochs,
         progress=Progress(

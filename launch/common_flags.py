@@ -247,6 +247,22 @@ def define_flags() -> None:
         0,
         "Also checkpoint every N steps (0: once per epoch only).",
     )
+    flags.DEFINE_float(
+        "checkpoint_every_seconds",
+        60.0,
+        "Checkpoint at an epoch's end only when this many seconds passed "
+        "since the last checkpoint (0: every epoch). Epochs longer than "
+        "that still checkpoint every epoch; short ones (half a second on an "
+        "accelerator) do not pay a save each. A run always checkpoints at "
+        "its end, before an evaluation and on SIGTERM (exit 75); a run "
+        "killed harder loses at most this much training.",
+    )
+    flags.register_validator(
+        "checkpoint_every_seconds",
+        lambda v: math.isfinite(v) and v >= 0,
+        message="--checkpoint_every_seconds must be a finite number of "
+        "seconds >= 0.",
+    )
     flags.DEFINE_integer("keep_checkpoints", 3, "Checkpoints kept.")
     flags.DEFINE_float(
         "lock_timeout",

@@ -102,7 +102,8 @@ class RunConfig:
         finetune, lora_rank: what trains (`la_keras.models.finetune`).
         init_from: the model_dir of a run whose backbone a new run starts
             from; head_init: "random" or "class_mean".
-        deterministic, checkpoint_every_steps, keep_checkpoints, lock_timeout,
+        deterministic, checkpoint_every_steps, checkpoint_every_seconds,
+        keep_checkpoints, lock_timeout,
         steps_per_loop, eval_every_epochs, extend: see the flags of the same
             names.
     """
@@ -127,6 +128,7 @@ class RunConfig:
     dtype_policy: str = "float32"
     deterministic: bool = False
     checkpoint_every_steps: int = 0
+    checkpoint_every_seconds: float = 60.0
     keep_checkpoints: int = 3
     lock_timeout: float = 300.0
     steps_per_loop: int = 100

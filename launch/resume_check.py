@@ -39,6 +39,7 @@ RESULT_NEUTRAL = frozenset(
         "test_batch_size",
         # how often the loop saves, evaluates and checks for SIGTERM;
         "checkpoint_every_steps",
+        "checkpoint_every_seconds",
         "keep_checkpoints",
         "steps_per_loop",
         "eval_every_epochs",

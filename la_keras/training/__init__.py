@@ -2,7 +2,9 @@
 
 - `TrainingLoop` (`loop.py`): epochs, chunks, checkpoint cadence, resume,
   NaN stop, loss hooks, preemption, progress and summaries; independent of
-  the backend.
+  the backend. Its cadences go by the clock, and what it reports is
+  written in batches (`cadence.py`), so that half-second epochs pay no
+  per-epoch save, host sync or file flush.
 - `Trainer` / `Predictor` (`trainer.py`): the `tf.distribute` step runner.
   Keras 3's `model.fit` does not run under `MultiWorkerMirroredStrategy`
   (keras-team/keras#20585), hence one `strategy.run` loop inside a

@@ -101,9 +101,20 @@ class JaxTrainer:
         return int(np.asarray(self.optimizer.iterations.value))
 
     @property
-    def learning_rate(self) -> float:
-        """The optimizer's current learning rate as a Python float."""
-        return float(np.asarray(self.optimizer.learning_rate))
+    def learning_rate(self):
+        """The optimizer's current learning rate: a JAX scalar, computed
+        without waiting for the device (`float()` reads it)."""
+        return keras.ops.convert_to_tensor(self.optimizer.learning_rate)
+
+    def any_worker(self, flag: bool) -> bool:
+        """True on every process if `flag` is True on any (a collective:
+        every process calls it at the same point); `flag` on one process."""
+        if jax.process_count() == 1:
+            return bool(flag)
+        from jax.experimental import multihost_utils
+
+        gathered = multihost_utils.process_allgather(np.array(flag))
+        return bool(np.any(gathered))
 
     def _state(self):
         return (
@@ -168,6 +179,15 @@ class JaxTrainer:
             The sum over steps of the training loss (regularization
             included), as a Python float; NaN or inf when training diverged.
         """
+        return float(self.dispatch_steps(iterator, num_steps))
+
+    def dispatch_steps(self, iterator, num_steps: int):
+        """`train_steps` without waiting: the loss sum as a JAX scalar.
+
+        JAX dispatches the steps asynchronously; the Keras variables hold
+        the (future) results, so the host can prepare the next call while
+        the device runs these.
+        """
         state = self._state()
         if self.loop == "scan" and hasattr(iterator, "batch_at"):
             state, losses = self._scan(
@@ -186,7 +206,7 @@ class JaxTrainer:
                 state, loss = self._step(state, images, labels)
                 losses.append(loss)
         self._assign(state)
-        return float(np.sum(np.asarray(jax.device_get(losses), np.float64)))
+        return jax.numpy.sum(jax.numpy.asarray(losses, jax.numpy.float32))
 
     def _scan_fn(self, state, key, order, start, batch_at, num_steps):
         def body(state, i):

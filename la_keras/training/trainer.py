@@ -100,9 +100,10 @@ class Trainer:
         return int(np.asarray(self.optimizer.iterations.numpy()))
 
     @property
-    def learning_rate(self) -> float:
-        """The optimizer's current learning rate as a Python float."""
-        return float(np.asarray(self.optimizer.learning_rate))
+    def learning_rate(self):
+        """The optimizer's current learning rate: a scalar tensor, read
+        now (`float()` converts it)."""
+        return tf.identity(self.optimizer.learning_rate)
 
     def _replica_gradients(self, images, labels):
         with tf.GradientTape() as tape:
@@ -144,10 +145,12 @@ class Trainer:
             (regularization included), as a Python float; NaN or inf when
             the training diverged.
         """
-        total = self._train_loop(
-            iterator, tf.constant(int(num_steps), tf.int32)
-        )
-        return float(total.numpy())
+        return float(self.dispatch_steps(iterator, num_steps).numpy())
+
+    def dispatch_steps(self, iterator, num_steps: int):
+        """`train_steps` returning the loss sum as a scalar tensor, which
+        an accelerator may still be computing."""
+        return self._train_loop(iterator, tf.constant(int(num_steps), tf.int32))
 
     def any_worker(self, flag: bool) -> bool:
         """True if `flag` is true on any worker of a multi-worker run.

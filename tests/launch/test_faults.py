@@ -150,6 +150,7 @@ class DamagedCheckpointTest(TestCase):
                 epochs=3,
                 keep_checkpoints=3,
                 eval_every_epochs=100,
+                checkpoint_every_seconds=0.0,  # one checkpoint per epoch
             )
         ):
             return train.run(FLAGS)

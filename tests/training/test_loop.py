@@ -40,8 +40,11 @@ def train_data(epoch, skip):
 def save(step, epoch):
     saved.append(step)
     return f"ckpt-{step}.npz"
-steps = trainer.train_steps
-trainer.train_steps = lambda it, n: losses.append(steps(it, n)) or losses[-1]
+steps = trainer.dispatch_steps
+def dispatch_steps(iterator, num_steps):
+    losses.append(float(steps(iterator, num_steps)))
+    return losses[-1]
+trainer.dispatch_steps = dispatch_steps
 loop = TrainingLoop(trainer, train_data, 4, 1, save, checkpoint_every_steps=1)
 try:
     loop.run()
@@ -182,13 +185,13 @@ class NonFiniteWeightsTest(TestCase):
         directory = os.path.join(self.get_temp_dir(), "checkpoints")
         store = CheckpointStore(directory, model=model, optimizer=optimizer)
         losses = []
-        train_steps = trainer.train_steps
+        dispatch_steps = trainer.dispatch_steps
 
         def recorded(iterator, num_steps):
-            losses.append(train_steps(iterator, num_steps))
+            losses.append(float(dispatch_steps(iterator, num_steps)))
             return losses[-1]
 
-        trainer.train_steps = recorded
+        trainer.dispatch_steps = recorded
         loop = TrainingLoop(
             trainer,
             train_data,
@@ -202,6 +205,7 @@ class NonFiniteWeightsTest(TestCase):
             r"by step 2.*last good checkpoint \(.*ckpt-1\)",
         ):
             loop.run()
+        self.assertEqual(len(losses), 2)
         self.assertTrue(all(np.isfinite(losses)), losses)
         self.assertFalse(
             np.all(np.isfinite(model.trainable_variables[0].numpy()))
@@ -226,6 +230,7 @@ class NonFiniteWeightsTest(TestCase):
             out["error"], r"by step 2.*last good checkpoint \(ckpt-1\.npz\)"
         )
         self.assertEqual(out["saved"], [1])
+        self.assertEqual(len(out["losses"]), 2)
         self.assertTrue(all(np.isfinite(out["losses"])), out["losses"])
         self.assertFalse(out["kernel_finite"])
 
