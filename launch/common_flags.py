@@ -295,8 +295,10 @@ def define_flags() -> None:
     )
     flags.DEFINE_integer(
         "eval_every_epochs",
-        1,
-        "Evaluate on the test split every N epochs (and always at the end).",
+        0,
+        "Also evaluate on the test split every N epochs (0: only at the end, "
+        "as the run's report does; an evaluation costs about an epoch's "
+        "time, and a checkpoint, which short epochs would pay every epoch).",
     )
     flags.DEFINE_integer(
         "num_logical_cpus",

@@ -132,7 +132,7 @@ class RunConfig:
     keep_checkpoints: int = 3
     lock_timeout: float = 300.0
     steps_per_loop: int = 100
-    eval_every_epochs: int = 1
+    eval_every_epochs: int = 0
     jax_loop: str = "auto"
     extend: bool = False
     backbone: bool = False

@@ -149,7 +149,8 @@ class TrainingLoop:
             every epoch, also the first one after a resume).
         on_epoch_end: `on_epoch_end(epoch, step)` after every
             `eval_every_epochs`-th epoch but the last (evaluation).
-        eval_every_epochs: see `on_epoch_end`.
+        eval_every_epochs: see `on_epoch_end`; 0: no evaluation before
+            the end of the run.
         stop_requested: returns True when the run must save and stop
             (preemption); checked after every chunk.
         progress: a `Progress` bar, or None.
@@ -191,7 +192,7 @@ class TrainingLoop:
             h for h in epoch_hooks if hasattr(h, "on_epoch_begin")
         ]
         self.on_epoch_end = on_epoch_end
-        self.eval_every_epochs = max(1, int(eval_every_epochs))
+        self.eval_every_epochs = max(0, int(eval_every_epochs))
         self.stop_requested = stop_requested or (lambda: False)
         self.progress = progress
         self.summaries = summaries
@@ -371,6 +372,7 @@ class TrainingLoop:
         evaluate = (
             self.on_epoch_end is not None
             and not last
+            and self.eval_every_epochs > 0
             and (epoch + 1) % self.eval_every_epochs == 0
         )
         every = self.checkpoint_every_steps

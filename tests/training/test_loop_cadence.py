@@ -177,6 +177,19 @@ class CheckpointCadenceTest(TestCase):
         self.assertEqual(evaluated, [(8, 8), (16, 16)])
         self.assertEqual([s[0] for s in saved], [8, 16, 24])
 
+    def test_no_evaluation_before_the_end_by_default(self):
+        runner = _Runner(_Clock())
+        evaluated = []
+        loop, saved = _loop(
+            runner,
+            checkpoint_every_seconds=1000,
+            on_epoch_end=lambda epoch, step: evaluated.append(step),
+            eval_every_epochs=0,
+        )
+        loop.run()
+        self.assertEqual(evaluated, [])
+        self.assertEqual([s[0] for s in saved], [24])
+
     def test_stop_request_saves_the_current_step(self):
         runner = _Runner(_Clock())
         stops = iter([False, True])
