@@ -5,9 +5,9 @@ finished earlier are skipped), their epochs and the images they will see.
 `TrainingProgress` follows one launch.train subprocess through the lines
 its progress prints (`step S/T - loss: L - images/s: R - ETA: H:MM:SS`,
 `la_keras.training.Progress` on a pipe): one Keras progress bar per
-training on a terminal, and elsewhere a line when the first timed chunk
-gives the training's and the whole plan's remaining time, then one every
-`line_interval` seconds.
+training on a terminal, and, once the steps after the first (compiling)
+chunk are timed, the training's and the whole plan's remaining time,
+then again every `line_interval` seconds.
 """
 
 from __future__ import annotations
@@ -67,29 +67,40 @@ def plan_text(trainings: list[Training]) -> str:
 class TrainingProgress:
     """The progress of one training, from its subprocess's output lines.
 
+    The remaining time is measured here, from the steps between the lines
+    that follow the first chunk (which also compiles the step, so its rate
+    says little about the rest): the first estimate comes with the second
+    line after that chunk, then one every `line_interval` seconds.
+
     Args:
         label: the training, e.g. "cifar10_lt seed 0 la_loss".
+        batch_size: its global batch (images per step).
         images_after: training images of the plan's trainings still to run
             after this one (for the whole plan's remaining time), or None.
         stream: where to draw (default `sys.stdout`); a Keras `Progbar` on
             a terminal, else absl log lines.
         line_interval: seconds between log lines off a terminal.
+        clock: the time in seconds (a test's fake clock).
     """
 
     def __init__(
         self,
         label: str,
+        batch_size: int,
         images_after: int | None = None,
         stream=None,
         line_interval: float = 300.0,
+        clock=time.time,
     ):
         self.label = label
+        self.batch_size = int(batch_size)
         self.images_after = images_after
         self.line_interval = float(line_interval)
         self._stream = stream or sys.stdout
+        self._clock = clock
         self._bar = None
-        self._timed = False
-        self._last_line = 0.0
+        self._origin = None  # (time, step) of the first line after a chunk
+        self._last_status = None
 
     def feed(self, line: str) -> bool:
         """Reads one output line of the training; True if it was progress."""
@@ -97,30 +108,40 @@ class TrainingProgress:
         if not match:
             return False
         step, total = int(match.group(1)), int(match.group(2))
-        loss, rate, eta = match.group(3), match.group(4), match.group(5)
+        loss, rate = match.group(3), match.group(4)
         rate = float(rate) if rate else None
+        now = self._clock()
         if self._stream is sys.stdout and is_terminal(self._stream):
             self._draw(step, total, loss, rate)
-        if not rate:
+        if step == 0 or step >= total:
             return True
-        first = not self._timed
-        self._timed = True
-        if first and self._bar is not None:
-            # Above the bar, once: the estimate of the first timed chunk.
-            self._stream.write("\n" + self.status(step, total, rate, eta))
-            self._stream.write("\n")
-        elif self._bar is None and (
-            first or time.time() - self._last_line >= self.line_interval
+        if self._origin is None:
+            self._origin = (now, step)
+            return True
+        start, first_step = self._origin
+        if step <= first_step or now <= start:
+            return True
+        seconds_per_step = (now - start) / (step - first_step)
+        if (
+            self._last_status is None
+            or now - self._last_status >= self.line_interval
         ):
-            logging.info("%s", self.status(step, total, rate, eta))
-            self._last_line = time.time()
+            self._last_status = now
+            text = self.status(step, total, seconds_per_step)
+            if self._bar is not None:
+                self._stream.write("\n" + text + "\n")
+            else:
+                logging.info("%s", text)
         return True
 
-    def status(self, step: int, total: int, rate: float, eta=None) -> str:
+    def status(self, step: int, total: int, seconds_per_step: float) -> str:
         """`label: step S/T, R images/s, about H:MM:SS left (...)`."""
-        text = f"{self.label}: step {step}/{total}, {rate:.1f} images/s"
-        if eta:
-            text += f", about {eta} left"
+        rate = self.batch_size / seconds_per_step
+        left = (total - step) * seconds_per_step
+        text = (
+            f"{self.label}: step {step}/{total}, {rate:.1f} images/s, about "
+            f"{hms(left)} left"
+        )
         if self.images_after:
             text += (
                 f"; the trainings after it, about "

@@ -127,7 +127,7 @@ def run_all(flags_obj) -> tuple[dict, list[str]]:
                 entry["dirs"][run] = run_dir
                 metrics = _train(
                     flags_obj, dataset, seed, run, run_dir, failed,
-                    _progress(trainings, (dataset, seed, run)),
+                    _progress(flags_obj, trainings, (dataset, seed, run)),
                 )  # fmt: skip
                 entry["runs"][run] = metrics
                 if run in spec.WEIGHT_NORM_RUNS and metrics is not None:
@@ -143,7 +143,7 @@ def _plan(flags_obj, runs) -> dict:
     """`{(dataset, seed, run): plan.Training}` in the order they run."""
     trainings = {}
     for dataset in flags_obj.datasets:
-        epochs = _epochs(flags_obj, dataset)
+        epochs = int(_budget_value(flags_obj, dataset, "epochs"))
         for seed in (int(s) for s in flags_obj.seeds):
             for run in runs:
                 run_dir = _run_dir(flags_obj, dataset, seed, run)
@@ -160,24 +160,27 @@ def _plan(flags_obj, runs) -> dict:
     return trainings
 
 
-def _epochs(flags_obj, dataset: str) -> int:
-    """The --epochs of the budget, or of the last --train_flag=--epochs."""
+def _budget_value(flags_obj, dataset: str, name: str) -> str:
+    """--name of the budget, or of the last --train_flag=--name=..."""
     value = spec.flagfile_value(
-        spec.budget_flagfile(flags_obj.budget, dataset), "epochs"
+        spec.budget_flagfile(flags_obj.budget, dataset), name
     )
     for flag in flags_obj.train_flag:
-        if flag.startswith("--epochs="):
+        if flag.startswith(f"--{name}="):
             value = flag.split("=", 1)[1]
-    return int(value)
+    return value
 
 
-def _progress(trainings: dict, key) -> plan.TrainingProgress:
+def _progress(flags_obj, trainings: dict, key) -> plan.TrainingProgress:
     """The progress of one training, with the images of those after it."""
     keys = list(trainings)
     after = [trainings[k] for k in keys[keys.index(key) + 1 :]]
     images = [t.images for t in after if not t.finished]
     return plan.TrainingProgress(
-        trainings[key].label, None if None in images else sum(images)
+        trainings[key].label,
+        # 128: launch.train's default, for a flagfile that gives none.
+        int(_budget_value(flags_obj, key[0], "train_batch_size") or 128),
+        None if None in images else sum(images),
     )
 
 

@@ -157,29 +157,56 @@ class PlanTest(TestCase):
             "? images",
         )
 
-    def test_progress_reads_the_training_lines(self):
+    def test_progress_times_the_steps_after_the_first_chunk(self):
         stream = io.StringIO()
+        now = [0.0]
         progress = plan.TrainingProgress(
-            "c10 seed 0 la_loss", images_after=2_000_000, stream=stream
+            "c10 seed 0 la_loss",
+            batch_size=128,
+            images_after=2_000_000,
+            stream=stream,
+            line_interval=60,
+            clock=lambda: now[0],
         )
+        lines = [
+            (0, "step 0/1000\n"),
+            # The first chunk compiles: 100 steps in 50 s, not timed.
+            (
+                50,
+                "step 100/1000 - loss: 2.3 - images/s: 256.0 - ETA: 0:07:30\n",
+            ),
+            # Then 100 steps every 10 s (1,280 images/s).
+            (
+                60,
+                "step 200/1000 - loss: 2.1 - images/s: 400.0 - ETA: 0:03:00\n",
+            ),
+            (
+                70,
+                "step 300/1000 - loss: 2.0 - images/s: 480.0 - ETA: 0:02:00\n",
+            ),
+            (
+                130,
+                "step 900/1000 - loss: 1.9 - images/s: 900.0 - ETA: 0:00:10\n",
+            ),
+            (140, "step 1000/1000 - loss: 1.9 - images/s: 910.0\n"),
+        ]
         with self.assertLogs(level="INFO") as logs:
-            self.assertTrue(progress.feed("step 0/96928\n"))
             self.assertFalse(progress.feed("I1130 epoch 1/1241 step 78\n"))
-            self.assertTrue(
-                progress.feed(
-                    "step 780/96928 - loss: 2.1000 - images/s: 20000.0 - "
-                    "ETA: 0:10:15\n"
-                )
-            )
-            # Within line_interval: no second line.
-            progress.feed(
-                "step 800/96928 - loss: 2.0 - images/s: 20000.0 - ETA: 0:10\n"
-            )
-        (line,) = [r.getMessage() for r in logs.records]
+            for t, line in lines:
+                now[0] = t
+                self.assertTrue(progress.feed(line))
         self.assertEqual(
-            line,
-            "c10 seed 0 la_loss: step 780/96928, 20000.0 images/s, about "
-            "0:10:15 left; the trainings after it, about 0:01:40 at this "
-            "rate",
+            [r.getMessage() for r in logs.records],
+            [
+                # At step 200: 800 steps of 0.1 s left; the trainings after
+                # it, 2,000,000 images at 1,280 images/s.
+                "c10 seed 0 la_loss: step 200/1000, 1280.0 images/s, about "
+                "0:01:20 left; the trainings after it, about 0:26:02 at "
+                "this rate",
+                # 60 s later (line_interval), not at step 300.
+                "c10 seed 0 la_loss: step 900/1000, 1280.0 images/s, about "
+                "0:00:10 left; the trainings after it, about 0:26:02 at "
+                "this rate",
+            ],
         )
         self.assertEqual(stream.getvalue(), "")  # not a terminal: no bar
