@@ -183,6 +183,10 @@ def resolve_dtype_policy(value: str, strategy: str, model_dir: str) -> str:
         previous = {}
     if isinstance(previous, dict) and previous.get("dtype_policy"):
         return previous["dtype_policy"]
+    if ACCELERATOR_DTYPE_POLICY == "float32":
+        # No need to ask the backend; asking JAX starts its devices, which
+        # must wait for `keras.distribution.initialize` and --deterministic.
+        return "float32"
     return ACCELERATOR_DTYPE_POLICY if _on_accelerator(strategy) else "float32"
 
 
@@ -193,9 +197,18 @@ def _on_accelerator(strategy: str) -> bool:
     if strategy == "tpu":
         return True
     if keras.backend.backend() == "jax":
-        import jax
+        # The platforms JAX will use, without starting its devices (which
+        # must wait for `keras.distribution.initialize`): JAX_PLATFORMS, or
+        # whether a GPU or TPU plugin is installed.
+        import importlib.util
 
-        return jax.default_backend() in ("gpu", "tpu")
+        platforms = os.environ.get("JAX_PLATFORMS", "")
+        if platforms:
+            return platforms.split(",")[0] in ("cuda", "gpu", "rocm", "tpu")
+        return any(
+            importlib.util.find_spec(name) is not None
+            for name in ("jax_cuda12_plugin", "jax_cuda13_plugin", "libtpu")
+        )
     import tensorflow as tf
 
     return bool(tf.config.list_physical_devices("GPU"))

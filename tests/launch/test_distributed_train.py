@@ -58,7 +58,11 @@ class MultiWorkerTrainTest(TestCase):
                     helpers.popen_module(
                         "launch.train",
                         helpers.smoke_args(model_dir, epochs=2)
-                        + ["--strategy=multi_worker_mirrored"],
+                        # A checkpoint per epoch, whatever the epochs last.
+                        + [
+                            "--strategy=multi_worker_mirrored",
+                            "--checkpoint_every_seconds=0",
+                        ],
                         logs[-1],
                         extra_env={"TF_CONFIG": json.dumps(tf_config)},
                     )
