@@ -190,7 +190,7 @@ def worker_tensorflow(args):
     trainer = Trainer(
         strategy, model, loss, optimizer, jit_compile=config.jit_compile
     )
-    epoch_data = train_data(strategy, builder, config.data.seed)
+    epoch_data = train_data(strategy, builder)
     result = _time(
         trainer,
         epoch_data,

@@ -217,7 +217,7 @@ def _training_epochs(builder, epochs, new_cache_each_epoch):
     from launch import train_tf
 
     strategy = tf.distribute.OneDeviceStrategy("/cpu:0")
-    epoch_data = train_tf.train_data(strategy, builder, seed=0)
+    epoch_data = train_tf.train_data(strategy, builder)
 
     def one_epoch(epoch):
         # As `TrainingLoop._run_epoch`: the iterator lives for its epoch.

@@ -154,7 +154,7 @@ def measure_tensorflow(config, args):
     step_s = step_seconds(runner, lambda: running, steps, args.repeats)
     store = CheckpointStore(_folder("checkpoints"), model=model,
                             optimizer=optimizer, epoch=epoch)  # fmt: skip
-    epoch_data = train_data(strategy, builder, config.data.seed)
+    epoch_data = train_data(strategy, builder)
     loop_s = loop_seconds(config, runner, epoch_data, steps, store, epoch,
                           args.overhead_epochs, args.repeats)  # fmt: skip
     row = overhead_row(step_s, loop_s, args.overhead_epochs, steps)

@@ -23,7 +23,6 @@ from la_keras.models import finetune
 from la_keras.training import CheckpointStore
 from la_keras.training import Summaries
 from la_keras.training import Trainer
-from la_keras.training import epoch_seed
 from la_keras.training.checkpoints import checkpoint_dir
 from la_keras.training.preemption import StopSignal
 from launch import common
@@ -33,16 +32,17 @@ from launch import outputs
 from launch import reporting
 
 
-def train_data(strategy, builder, seed):
+def train_data(strategy, builder):
     """`epoch_data(epoch, skip)` of the `TrainingLoop`: one distributed epoch.
 
-    Each epoch's shuffle and augmentation are built anew with TensorFlow's
-    global seed set to `epoch_seed(seed, epoch)`, so that the data order
-    (and, with `--deterministic`, which fixes the order of the parallel
-    augmentation's random draws, the crops) is a function of (seed, epoch)
-    only and a run resumed in a new process sees the batches of an
-    uninterrupted one. They all read the same source, decoded and cached
-    in memory by the first epoch (`DatasetBuilder.source`).
+    Each epoch's shuffle and augmentation are built anew, their random
+    draws a function of (seed, epoch) passed to their ops
+    (`DatasetBuilder.dataset_fn`), so that a run resumed in a new process
+    sees the batches of an uninterrupted one, and the `TrainingLoop` can
+    build the next epoch on its data thread while this one trains: nothing
+    here touches process-wide TensorFlow state. They all read the same
+    source, decoded and cached in memory by the first epoch
+    (`DatasetBuilder.source`).
     """
 
     def per_pipeline(ctx, epoch, skip):
@@ -52,7 +52,6 @@ def train_data(strategy, builder, seed):
         return builder.dataset_fn(ctx, epoch).skip(skip * max(replicas, 1))
 
     def epoch_data(epoch, skip):
-        tf.random.set_seed(epoch_seed(seed, epoch))
         dataset = strategy.distribute_datasets_from_function(
             lambda ctx: per_pipeline(ctx, epoch, skip)
         )
@@ -144,7 +143,7 @@ def _run(config, strategy, chief, flags_obj, stop) -> dict:
     loop = common.training_loop(
         config,
         trainer,
-        train_data(strategy, builders["train"], config.data.seed),
+        train_data(strategy, builders["train"]),
         steps_per_epoch,
         save,
         last_checkpoint=restored,

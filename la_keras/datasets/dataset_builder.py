@@ -8,7 +8,7 @@ import numpy as np
 import tensorflow as tf
 
 from la_keras.datasets import folder
-from la_keras.datasets import official
+from la_keras.datasets import shuffling
 from la_keras.datasets.arguments import is_int_at_least
 from la_keras.datasets.preprocessing import CIFAR_CROP_PADDING
 from la_keras.datasets.preprocessing import check_crop_padding
@@ -16,11 +16,9 @@ from la_keras.datasets.preprocessing import preprocess_images
 from la_keras.datasets.registry import load
 from la_keras.datasets.sampling import check_sampler
 from la_keras.datasets.sampling import class_balanced_order
+from la_keras.datasets.shuffling import check_shuffle_buffer
+from la_keras.datasets.shuffling import default_shuffle_buffer
 
-# Decoded ImageNet-size images are too big to shuffle the whole split in
-# memory; their pipeline shuffles within a buffer of this many images (TFDS
-# writes its shards in a hashed, class-mixed order).
-IMAGENET_SHUFFLE_BUFFER = 4096
 # A folder dataset's decoded images are cached in memory up to this size
 # (e.g. 20,000 CIFAR-size images take 60 MB); larger sets stream from disk.
 FOLDER_CACHE_BYTES = 2 * 2**30
@@ -34,47 +32,6 @@ def caches_in_memory(name: str, info, split: str) -> bool:
         pixels = int(np.prod(info.image_shape))
         return info.num_examples[split] * pixels <= FOLDER_CACHE_BYTES
     return info.preprocessing == "cifar"
-
-
-def default_shuffle_buffer(
-    name: str, preprocessing: str, cached: bool | None = None
-) -> int | None:
-    """The training shuffle buffer of a dataset; None is the whole split.
-
-    * `cifar10-lt`, `cifar100-lt` (the official TFRecords):
-      `official.SHUFFLE_BUFFER` (10,000) records, as the official release.
-    * Other CIFAR-recipe sets (TFDS `*_lt`, `tfds:<name>` with small images,
-      `test`): the whole split. Their decoded images are cached in memory
-      anyway, and the long-tail selection streams the kept images in source
-      order, so that with `seed=0` the few images of a tail class are the
-      first of that class in the file, near the start of the split: a buffer
-      smaller than the split would not mix them uniformly into the epoch.
-    * ImageNet-recipe sets: `IMAGENET_SHUFFLE_BUFFER` (4,096) images.
-    * Folder sets: the whole split when it is cached in memory (`cached`),
-      else `IMAGENET_SHUFFLE_BUFFER` over files that come in an order with
-      the classes interleaved (`folder.Folder.split`).
-    """
-    if name in official.NUM_CLASSES:
-        return official.SHUFFLE_BUFFER
-    if name.startswith(folder.PREFIX):
-        return None if cached else IMAGENET_SHUFFLE_BUFFER
-    if preprocessing == "cifar":
-        return None
-    return IMAGENET_SHUFFLE_BUFFER
-
-
-def check_shuffle_buffer(shuffle_buffer) -> int | None:
-    """Validates `shuffle_buffer`: None or an integer >= 1."""
-    if shuffle_buffer is None:
-        return None
-    if not is_int_at_least(shuffle_buffer, 1):
-        raise ValueError(
-            "Invalid value for argument `shuffle_buffer`. Expected None (the "
-            "dataset's default) or the number of examples the training "
-            "shuffle holds, an integer >= 1 (1 does not shuffle). Received: "
-            f"shuffle_buffer={shuffle_buffer!r}"
-        )
-    return int(shuffle_buffer)
 
 
 class DatasetBuilder:
@@ -239,20 +196,26 @@ class DatasetBuilder:
     def dataset_fn(self, input_context=None, epoch=None):
         """The batched, preprocessed dataset for one input pipeline.
 
-        Every call builds a new shuffle, augmentation and batching (whose
-        random draws follow TensorFlow's global seed at the call, as
-        `launch.train_tf` sets it per epoch) over the same source: the
-        examples of this input pipeline, cached in memory for the CIFAR
-        recipe (see `source`), so that only the first epoch reads and
-        decodes the data.
+        Every call builds a new shuffle, augmentation and batching over the
+        same source: the examples of this input pipeline, cached in memory
+        for the CIFAR recipe (see `source`), so that only the first epoch
+        reads and decodes the data. A training epoch's random draws are a
+        function of `(seed, epoch)` and the input pipeline only, passed to
+        its ops (`epoch_seed`): the shuffle's seed, and a stateless seed per
+        batch (per image for the ImageNet recipe) for the augmentation, from
+        a `tf.data.Dataset.random` stream. No process-wide random state is
+        set, so an epoch can be built on any thread, and the same epoch
+        gives the same batches (crops included) in any process, whatever
+        the parallelism of its `map`. The first pass over the returned
+        dataset is that epoch; iterating it again (for example with
+        `repeat()` or `model.fit`) reshuffles and redraws.
 
         Args:
             input_context: a `tf.distribute.InputContext`, or None for the
                 whole dataset batched at the global batch size.
-            epoch: the training epoch, from 0; needed by the class-balanced
-                sampler, whose draws are a function of `(seed, epoch)`
-                (input pipeline `i` of `n` takes draws `i, i + n, ...`),
-                unused otherwise.
+            epoch: the training epoch, from 0 (None: 0). The class-balanced
+                sampler's draws (input pipeline `i` of `n` takes draws
+                `i, i + n, ...`) need it given.
 
         Returns:
             A `tf.data.Dataset` of `(float32 images [B, H, W, C],
@@ -260,7 +223,9 @@ class DatasetBuilder:
         """
         batch_size = self.global_batch_size
         num_examples = self.num_examples
+        pipeline = 0
         if input_context is not None:
+            pipeline = input_context.input_pipeline_id
             batch_size = self.per_replica_batch_size(
                 input_context.num_replicas_in_sync
             )
@@ -272,39 +237,50 @@ class DatasetBuilder:
         if buffer is None:
             buffer = max(num_examples, 1)
 
-        def augment(images):
+        seed = None
+        if training:
+            if epoch is None and self.sampler != "class_balanced":
+                epoch = 0
+            seed = shuffling.epoch_seed(self.seed, epoch, pipeline)
+
+        def augment(images, draw_seed=None):
             return preprocess_images(
                 images,
                 self.info.preprocessing,
                 training,
                 crop_padding=self.crop_padding,
                 image_size=self.info.image_shape[:2],
+                seed=draw_seed,
             )
 
         # Named functions, not lambdas: AutoGraph cannot find the source of
         # a lambda that spans lines.
-        def preprocess_batch(images, labels):
-            return augment(images), labels
+        def preprocess_batch(images, labels, draw_seed=None):
+            return augment(images, draw_seed), labels
 
-        def preprocess_image(image, label):
-            return augment(image[None])[0], label
+        def preprocess_image(image, label, draw_seed=None):
+            return augment(image[None], draw_seed)[0], label
+
+        def preprocess(dataset, fn):
+            if training:  # Each element with its augmentation seed.
+                dataset, fn = shuffling.with_seeds(dataset, seed, fn)
+            return dataset.map(fn, num_parallel_calls=AUTOTUNE)
 
         if training and self.sampler == "class_balanced":
             dataset = self._balanced_batches(input_context, epoch, batch_size)
-            dataset = dataset.map(preprocess_batch, num_parallel_calls=AUTOTUNE)
-            return dataset.prefetch(AUTOTUNE)
+            return preprocess(dataset, preprocess_batch).prefetch(AUTOTUNE)
         dataset = self.source(input_context)
         if training:
             dataset = dataset.shuffle(
-                buffer, seed=self.seed, reshuffle_each_iteration=True
+                buffer, seed=seed, reshuffle_each_iteration=True
             )
         if self.fixed_size:
             # Whole batches at once: `preprocess_images` is vectorized.
             dataset = self._batch(dataset, batch_size)
-            dataset = dataset.map(preprocess_batch, num_parallel_calls=AUTOTUNE)
+            dataset = preprocess(dataset, preprocess_batch)
         else:
             # Image by image: the sizes differ until the crop.
-            dataset = dataset.map(preprocess_image, num_parallel_calls=AUTOTUNE)
+            dataset = preprocess(dataset, preprocess_image)
             dataset = self._batch(dataset, batch_size)
         return dataset.prefetch(AUTOTUNE)
 
@@ -341,13 +317,6 @@ class DatasetBuilder:
         """The uint8 batches of this input pipeline's share of the
         class-balanced `epoch`: its draws of `class_balanced_order`, the
         images gathered from the split held in memory (read once)."""
-        if not is_int_at_least(epoch, 0):
-            raise ValueError(
-                "Invalid value for argument `epoch`. Expected the training "
-                "epoch, an integer >= 0: the class-balanced sampler draws "
-                "each epoch from (seed, epoch). Received: "
-                f"epoch={epoch!r}"
-            )
         shards, index = 1, 0
         if input_context is not None:
             shards = input_context.num_input_pipelines

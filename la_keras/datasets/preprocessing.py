@@ -55,6 +55,7 @@ def preprocess_images(
     *,
     crop_padding=CIFAR_CROP_PADDING,
     image_size=None,
+    seed=None,
 ):
     """Preprocesses a batch of uint8 images into float32 model inputs.
 
@@ -86,6 +87,11 @@ def preprocess_images(
             `"imagenet"` recipe takes only the default.
         image_size: `(H, W)` of the `"imagenet"` recipe's output (default
             224x224); the `"cifar"` recipe keeps the input's size.
+        seed: the training augmentation's seed, an integer tensor of shape
+            `[2]`: its draws are stateless random ops of this seed, so the
+            same seed gives the same crops and flips on any thread, in any
+            order of a parallel `map`, and in a resumed run. None draws one
+            from TensorFlow's global random state (one draw per call).
 
     Returns:
         A float32 tensor `[batch, H', W', C']`.
@@ -109,24 +115,48 @@ def preprocess_images(
             f"'imagenet'. Received: preprocessing={preprocessing!r}"
         )
     pad = check_crop_padding(crop_padding, preprocessing)
+    if training:
+        seed = augmentation_seed(seed)
     if preprocessing == "cifar":
-        return _cifar(tf.cast(images, tf.float32), training, pad)
+        return _cifar(tf.cast(images, tf.float32), training, pad, seed)
     size = (IMAGENET_SIZE, IMAGENET_SIZE) if image_size is None else image_size
-    return _imagenet(images, training, tuple(int(v) for v in size))
+    return _imagenet(images, training, tuple(int(v) for v in size), seed)
 
 
-def _cifar(images, training, pad):
+def augmentation_seed(seed=None):
+    """`seed` as an int64 tensor `[2]` for stateless random ops; None draws
+    one from TensorFlow's global random state."""
+    if seed is None:
+        return tf.random.uniform([2], maxval=tf.int64.max, dtype=tf.int64)
+    seed = tf.convert_to_tensor(seed)
+    if not seed.dtype.is_integer or not seed.shape.is_compatible_with([2]):
+        raise ValueError(
+            "Invalid value for argument `seed`. Expected None or an integer "
+            "tensor of shape [2] (a stateless random seed). Received: "
+            f"seed with shape {seed.shape} and dtype {seed.dtype.name}"
+        )
+    return tf.cast(seed, tf.int64)
+
+
+def _draws(seed, count):
+    """`count` independent stateless seeds `[2]` from `seed`."""
+    return tf.unstack(tf.random.experimental.stateless_split(seed, count))
+
+
+def _cifar(images, training, pad, seed):
     images = images / 255.0 - 0.5
     if not training:
         return images
     shape = tf.shape(images)
     batch, height, width = shape[0], shape[1], shape[2]
     padded = tf.pad(images, [[0, 0], [pad, pad], [pad, pad], [0, 0]])
-    offset_y = tf.random.uniform([batch], 0, 2 * pad + 1, tf.int32)
-    offset_x = tf.random.uniform([batch], 0, 2 * pad + 1, tf.int32)
-    rows = offset_y[:, None] + tf.range(height)[None, :]
-    cols = offset_x[:, None] + tf.range(width)[None, :]
-    flip = tf.random.uniform([batch]) < 0.5
+    offset_seed, flip_seed = _draws(seed, 2)
+    offsets = tf.random.stateless_uniform(
+        [2, batch], offset_seed, 0, 2 * pad + 1, tf.int32
+    )
+    rows = offsets[0][:, None] + tf.range(height)[None, :]
+    cols = offsets[1][:, None] + tf.range(width)[None, :]
+    flip = tf.random.stateless_uniform([batch], flip_seed) < 0.5
     # A flip reverses the column indices of the crop window.
     cols = tf.where(flip[:, None], tf.reverse(cols, axis=[1]), cols)
     cropped = tf.gather(padded, rows, axis=1, batch_dims=1)
@@ -135,13 +165,13 @@ def _cifar(images, training, pad):
     return cropped
 
 
-def _imagenet(images, training, size):
+def _imagenet(images, training, size, seed):
     # The crop or resize reads the images as they come (uint8): no cast of
     # the full-size batch; its output is float32 at `size`.
     if images.shape[-1] == 1:
         images = tf.image.grayscale_to_rgb(images)
     if training:
-        images = _random_resized_crop(images, size)
+        images = _random_resized_crop(images, size, seed)
     else:
         images = _resize_and_center_crop(images, size)
     mean = tf.constant(IMAGENET_MEAN, tf.float32) * 255.0
@@ -149,28 +179,34 @@ def _imagenet(images, training, size):
     return images * (1.0 / std) - mean / std
 
 
-def _random_resized_crop(images, size):
+def _random_resized_crop(images, size, seed):
     """Random resized crops of `images` to `size`, each flipped left-right
     with probability 1/2 (by its box: x1 > x2 samples the crop mirrored)."""
     shape = tf.shape(images)
     batch = shape[0]
     height = tf.cast(shape[1], tf.float32)
     width = tf.cast(shape[2], tf.float32)
-    area = height * width * tf.random.uniform([batch], *CROP_AREA_RANGE)
+    area_seed, aspect_seed, place_seed, flip_seed = _draws(seed, 4)
+    area_fraction = tf.random.stateless_uniform([batch], area_seed)
+    low, high = CROP_AREA_RANGE
+    area = height * width * (low + (high - low) * area_fraction)
     log_low, log_high = (tf.math.log(r) for r in CROP_ASPECT_RANGE)
-    aspect = tf.exp(tf.random.uniform([batch], log_low, log_high))
+    aspect = tf.exp(
+        tf.random.stateless_uniform([batch], aspect_seed, log_low, log_high)
+    )
     crop_w = tf.minimum(tf.round(tf.sqrt(area * aspect)), width)
     crop_h = tf.minimum(tf.round(tf.sqrt(area / aspect)), height)
     crop_w = tf.maximum(crop_w, 1.0)
     crop_h = tf.maximum(crop_h, 1.0)
-    top = tf.floor(tf.random.uniform([batch]) * (height - crop_h + 1.0))
-    left = tf.floor(tf.random.uniform([batch]) * (width - crop_w + 1.0))
+    place = tf.random.stateless_uniform([2, batch], place_seed)
+    top = tf.floor(place[0] * (height - crop_h + 1.0))
+    left = tf.floor(place[1] * (width - crop_w + 1.0))
     # crop_and_resize maps a box coordinate y to pixel y * (size - 1).
     denom_h = tf.maximum(height - 1.0, 1.0)
     denom_w = tf.maximum(width - 1.0, 1.0)
     x1 = left / denom_w
     x2 = (left + crop_w - 1.0) / denom_w
-    flip = tf.random.uniform([batch]) < 0.5
+    flip = tf.random.stateless_uniform([batch], flip_seed) < 0.5
     boxes = tf.stack(
         [
             top / denom_h,

@@ -19,7 +19,7 @@ from __future__ import annotations
 import numpy as np
 
 from la_keras.datasets.arguments import is_int_at_least
-from la_keras.training.loop import epoch_seed
+from la_keras.seeds import epoch_seed
 
 SAMPLERS = ("shuffle", "class_balanced")
 

@@ -17,10 +17,31 @@
 
 The TensorFlow and JAX parts are imported on first use, so this package
 imports where only one of them is installed.
+
+Threads, and what each may touch:
+
+- The main thread owns every process-wide state: TensorFlow's global seed
+  (`tf.random.set_seed`, `keras.utils.set_random_seed`, set once at a
+  run's start), `tf.config` (devices, determinism, threads), the eager
+  context and its caches, signal handlers, and every step, checkpoint,
+  evaluation and summary.
+- `la_keras_train_data` (`TrainingLoop`) builds the next epoch's iterator
+  while the main thread trains: a `tf.data` pipeline, or a JAX
+  permutation. It only creates datasets and ops whose seeds it is given
+  (`la_keras.seeds.epoch_seed`). In eager TensorFlow, `tf.random.set_seed`
+  clears the context's caches, freeing the per-step container that a
+  running `tf.function` still uses (a crash once Grappler adds
+  `TemporaryVariable` ops to a large graph): never from this thread.
+- The model_dir lock's heartbeat (`launch.lock`) rewrites its lease file
+  (`tf.io.gfile` only for remote paths) and touches nothing else.
+- Preemption (`preemption.StopSignal`) installs its handlers on the main
+  thread; the handler only sets a flag that the loop reads.
+- `Progress` and `Summaries` run on the main thread.
 """
 
 import importlib
 
+from la_keras.seeds import epoch_seed
 from la_keras.training.array_checkpoints import ArrayCheckpointStore
 from la_keras.training.evaluation import classification_report
 from la_keras.training.evaluation import select_tau
@@ -29,7 +50,6 @@ from la_keras.training.loop import NoUsableCheckpointError
 from la_keras.training.loop import TrainingDivergedError
 from la_keras.training.loop import TrainingLoop
 from la_keras.training.loop import TrainingPreempted
-from la_keras.training.loop import epoch_seed
 from la_keras.training.progress import Progress
 from la_keras.training.progress import Summaries
 

@@ -21,7 +21,7 @@ import numpy as np
 
 from la_keras.datasets.sampling import check_sampler
 from la_keras.datasets.sampling import class_balanced_order
-from la_keras.training.loop import epoch_seed
+from la_keras.seeds import epoch_seed
 
 
 def normalize(images):

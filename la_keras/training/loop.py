@@ -35,8 +35,6 @@ from collections.abc import Iterable
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 
-import numpy as np
-
 from la_keras.training.cadence import Interval
 from la_keras.training.cadence import Records
 from la_keras.training.progress import Progress
@@ -89,18 +87,6 @@ def weights_finite(model) -> bool:
     return bool(ops.convert_to_numpy(ops.all(ops.stack(checks))))
 
 
-def epoch_seed(seed: int, epoch: int) -> int:
-    """The random seed of epoch `epoch`'s input pipeline, from the run seed.
-
-    Setting it right before building the epoch's dataset makes its
-    shuffling and augmentation a function of `(seed, epoch)` only, so a
-    run resumed in a new process sees the same data order as an
-    uninterrupted one.
-    """
-    mixed = np.random.SeedSequence([int(seed), int(epoch)]).generate_state(1)
-    return int(mixed[0] % (2**31 - 1))
-
-
 class TrainingLoop:
     """Trains a step runner for `epochs` epochs, resumable at any step.
 
@@ -126,9 +112,9 @@ class TrainingLoop:
       0)`, never two calls at once), so that building an input pipeline
       and filling its shuffle buffer overlap the steps; the first epoch of
       a process may still be filling the pipeline's cache. `train_data`
-      must give the same batches whichever thread calls it (TensorFlow's
-      global seed, which `launch.train_tf` sets per epoch, is set and used
-      by the call itself).
+      must give the same batches whichever thread calls it, and must not
+      touch process-wide state (see the threads in `la_keras.training`):
+      its random draws are a function of `(seed, epoch)` passed to its ops.
 
     Args:
         runner: the step runner (see the module docstring).
@@ -307,7 +293,7 @@ class TrainingLoop:
     def _iterator(self, epoch: int, in_epoch: int, first_epoch: int):
         """The epoch's iterator (made ahead if it was); starts the next."""
         ahead, self._ahead = self._ahead, None
-        # Never two `train_data` calls at once (TensorFlow's global seed).
+        # Never two `train_data` calls at once.
         made = ahead[1].result() if ahead is not None else None
         if made is not None and ahead[0] == epoch and not in_epoch:
             iterator = made

@@ -12,6 +12,7 @@ from la_keras.datasets import DatasetBuilder
 from la_keras.datasets import dataset_builder
 from la_keras.datasets import folder
 from la_keras.datasets import preprocessing
+from la_keras.datasets import shuffling
 from tests.datasets import folders
 from tests.launch import helpers
 
@@ -76,7 +77,7 @@ def test_builder_streams_a_folder_too_big_to_cache(tmp_path, monkeypatch):
     monkeypatch.setattr(dataset_builder, "FOLDER_CACHE_BYTES", 7 * 6 * 8 * 3)
     builder = DatasetBuilder(folders.name(tmp_path), "train", 4, training=True)
     assert not builder.cached
-    assert builder.shuffle_buffer == dataset_builder.IMAGENET_SHUFFLE_BUFFER
+    assert builder.shuffle_buffer == shuffling.IMAGENET_SHUFFLE_BUFFER
     labels = np.concatenate([y for _, y in builder.build()])
     np.testing.assert_array_equal(np.bincount(labels), [5, 3])
     small = DatasetBuilder(folders.name(tmp_path), "test", 4, training=False)

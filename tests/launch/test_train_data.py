@@ -19,7 +19,7 @@ from launch.train_tf import train_data
 def steps(strategy, epoch, skip, sampler):
     builder = DatasetBuilder("test", "train", 8, training=True,
                              sampler=sampler)
-    iterator = train_data(strategy, builder, 3)(epoch, skip)
+    iterator = train_data(strategy, builder)(epoch, skip)
     labels = []
     for batch in iterator:
         parts = strategy.experimental_local_results(batch[1])
