@@ -30,6 +30,7 @@ import la_keras
 from la_keras.datasets import prepared
 from launch import common
 from launch import common_flags
+from launch import data_checks
 from launch.config import RunConfig
 
 
@@ -51,6 +52,7 @@ def run(flags_obj) -> str:
     if data.dataset.startswith(prepared.PREFIX):
         raise app.UsageError(f"--dataset={data.dataset} is prepared already.")
     info = data.info()
+    data_checks.log(info)
     if info.preprocessing != "cifar" and not data.is_folder:
         raise app.UsageError(
             f"--dataset={data.dataset} has images of varying sizes "

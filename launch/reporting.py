@@ -18,6 +18,7 @@ from absl import logging
 
 from la_keras.training import evaluation
 from la_keras.training.progress import hms  # noqa: F401 - re-exported
+from launch import data_checks
 from launch import outputs
 
 SHOTS = ("many", "medium", "few")
@@ -137,9 +138,10 @@ SKIPPED_NAMED = 5
 
 
 def dataset_facts(info) -> dict:
-    """What metrics.json says of the data: the class names and, for a
-    folder dataset trained with --skip_bad_images, the files left out."""
-    facts = {"class_names": list(info.class_names)}
+    """What metrics.json says of the data: the class names, the test
+    split's checks (`launch.data_checks`) and, for a folder dataset
+    trained with --skip_bad_images, the files left out."""
+    facts = {"class_names": list(info.class_names), **data_checks.facts(info)}
     if info.skipped_images:
         facts["skipped_images"] = {
             "count": len(info.skipped_images),
@@ -169,7 +171,9 @@ def model_facts(config, model) -> dict:
 
 
 def log_skipped(info) -> None:
-    """A warning naming the unreadable files a run trains without."""
+    """The warnings of the data a run starts with: the unreadable files it
+    trains without, the test split's problems (`launch.data_checks`)."""
+    data_checks.log(info)
     skipped = info.skipped_images
     if skipped:
         more = len(skipped) - SKIPPED_NAMED

@@ -33,6 +33,7 @@ import numpy as np
 from la_keras import priors as priors_lib
 from la_keras.datasets import folder_index
 from la_keras.datasets import selection
+from la_keras.datasets import split_checks
 from la_keras.datasets.info import DatasetInfo
 
 PREFIX = folder_index.PREFIX
@@ -109,6 +110,7 @@ class Folder:
                     f"{name}/train/{class_name}: every image of the class is "
                     "unreadable; fix them or remove the class folder."
                 )
+        self.checks = self._split_checks()
         gray = self.index.gray["train"]
         channels = 1 if 2 * int(gray.sum()) > len(gray) else 3
         height, width = self.resize or self._common_size()
@@ -137,6 +139,22 @@ class Folder:
                     )
         ((size, _),) = seen.items()
         return size
+
+    def _split_checks(self) -> dict:
+        """`DatasetInfo` keywords: the test counts, the test files that
+        are files of train/ too (`split_checks`)."""
+        index = self.index
+        pairs = split_checks.duplicate_pairs(
+            index.digests["train"], index.digests["test"]
+        )
+        return {
+            "test_counts": split_checks.test_counts(
+                index.labels["test"], len(index.class_names)
+            ),
+            **split_checks.describe_pairs(
+                pairs, index.files["test"], index.files["train"]
+            ),
+        }
 
     def split(self, split, holdout_fraction=0.0, seed=0):
         """`(absolute paths, int64 labels, DatasetInfo)` of `split`.
@@ -176,6 +194,7 @@ class Folder:
             preprocessing=self.preprocessing,
             resize=self.resize,
             skipped_images=self.skipped,
+            **self.checks,
         )
         if split == "test":
             files, split_labels = (

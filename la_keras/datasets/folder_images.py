@@ -1,7 +1,7 @@
 """Whether an image file of a folder dataset can be read, with Pillow.
 
-`inspect_image` decodes a file once and returns its size and whether it is
-grayscale, or why it cannot be used: empty, not an image, truncated or
+`inspect_image` decodes a file once and returns its size, whether it is
+grayscale and the SHA-256 of its bytes, or why it cannot be used: empty, not an image, truncated or
 corrupt, or damaged where Pillow does not look but TensorFlow's decoders do
 (a missing end, a PNG chunk's checksum, GIF color indices beyond the
 palette), or a kind that TensorFlow cannot decode or decodes differently
@@ -17,18 +17,24 @@ import zlib
 
 import numpy as np
 
+from la_keras.datasets.split_checks import digest
+
 # What Pillow calls the formats TensorFlow's `decode_image` reads.
 _FORMATS = {"PNG", "JPEG", "MPO", "BMP", "GIF"}
 _GRAY_MODES = {"1", "L", "LA", "La", "I", "I;16", "I;16B", "I;16L", "F"}
 
 
 def _bad(reason: str):
-    return 0, 0, False, reason
+    return 0, 0, False, reason, None
 
 
 def inspect_image(path: str):
-    """`(height, width, gray, None)` of a readable image, or
-    `(0, 0, False, reason)`; decodes the whole image to find damage."""
+    """`(height, width, gray, None, sha256)` of a readable image, or
+    `(0, 0, False, reason, None)`; decodes the whole image to find damage.
+
+    The SHA-256 (hex) of the file's bytes finds the test images that are
+    training images too (`split_checks`).
+    """
     from PIL import Image
 
     try:
@@ -69,7 +75,8 @@ def inspect_image(path: str):
         return _bad(str(e).split(".")[0])
     except (OSError, SyntaxError, ValueError) as e:
         return _bad(f"truncated or corrupt: {str(e) or type(e).__name__}")
-    return height, width, mode in _GRAY_MODES or _gray_palette(image), None
+    gray = mode in _GRAY_MODES or _gray_palette(image)
+    return height, width, gray, None, digest(data)
 
 
 def _unseen_damage(kind: str, data: bytes) -> str | None:

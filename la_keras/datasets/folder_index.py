@@ -8,8 +8,9 @@ and hidden files and folders (a leading `.`, e.g. macOS's `._x.jpg`), are
 ignored. Files are listed sorted by class, then by path.
 
 `build(root)` lists the files (one `stat` each), then opens and decodes every
-image once, in threads, to record its size and whether it is grayscale, and
-to find the files that cannot be read: empty, not an image, truncated or
+image once, in threads, to record its size, whether it is grayscale and the
+SHA-256 of its bytes (test files identical to training files:
+`split_checks`), and to find the files that cannot be read: empty, not an image, truncated or
 corrupt, or a kind TensorFlow cannot decode or decodes otherwise
 (`folder_images.inspect_image`). `build(root, cache=PATH)` keeps
 that index in a JSON file (a run's model_dir) and reuses it when the listing
@@ -28,6 +29,7 @@ import os
 
 import numpy as np
 
+from la_keras.datasets import split_checks
 from la_keras.datasets.folder_images import inspect_image
 
 PREFIX = "folder:"
@@ -59,6 +61,9 @@ class FolderIndex:
         gray: `{split: bool [N]}`: the image is grayscale.
         bad: `{relative path: reason}` of the files that cannot be read.
         listing: SHA-256 of the listing (relative paths and byte sizes).
+        digests: `{split: [SHA-256 hex of the file, or None]}`; None for a
+            bad file, or one whose byte size no file of the other split has
+            when the index came from a cache made without the hashes.
     """
 
     root: str
@@ -70,6 +75,7 @@ class FolderIndex:
     gray: dict
     bad: dict
     listing: str
+    digests: dict = dataclasses.field(default_factory=dict)
 
     def without_bad(self) -> FolderIndex:
         """The index without its bad files."""
@@ -86,6 +92,14 @@ class FolderIndex:
             labels={s: self.labels[s][keep[s]] for s in self.files},
             sizes={s: self.sizes[s][keep[s]] for s in self.files},
             gray={s: self.gray[s][keep[s]] for s in self.files},
+            digests={
+                s: [
+                    d
+                    for d, k in zip(self.digests[s], keep[s], strict=True)
+                    if k
+                ]
+                for s in self.files
+            },
             bad={},
         )
 
@@ -214,8 +228,11 @@ def _inspect_all(root: str, listing: dict) -> dict:
 
 
 def _index_from(root, class_names, test_folder, listing, facts, digest):
-    files, labels, sizes, gray, bad = {}, {}, {}, {}, {}
+    files, labels, sizes, gray, bad, digests = {}, {}, {}, {}, {}, {}
     for split, rows in listing.items():
+        digests[split] = [
+            facts[p][4] if len(facts[p]) > 4 else None for p, _, _ in rows
+        ]
         files[split] = [p for p, _, _ in rows]
         labels[split] = np.array([lab for _, lab, _ in rows], np.int64)
         split_facts = [facts[p] for p in files[split]]
@@ -240,6 +257,14 @@ def _index_from(root, class_names, test_folder, listing, facts, digest):
         gray=gray,
         bad=bad,
         listing=digest,
+        digests=split_checks.hash_colliding(
+            {
+                s: [os.path.join(root, p) for p, _, _ in r]
+                for s, r in listing.items()
+            },
+            {s: [size for _, _, size in r] for s, r in listing.items()},
+            digests,
+        ),
     )
 
 
@@ -255,6 +280,7 @@ def _to_json(index: FolderIndex, listing: dict) -> dict:
                 bool(index.gray[split][i]),
                 index.bad.get(path),
                 sizes[path],
+                index.digests[split][i],
             ]
     return {
         "format": _INDEX_FORMAT,
@@ -286,7 +312,10 @@ def build(root: str, cache: str | None = None) -> FolderIndex:
     if cached is not None and cached["listing"] != digest:
         raise FolderChangedError(_changed_message(root, cache, cached, listing))
     if cached is not None:
-        facts = {p: tuple(f[:4]) for p, f in cached["facts"].items()}
+        facts = {
+            p: (*f[:4], f[5] if len(f) > 5 else None)
+            for p, f in cached["facts"].items()
+        }
     elif (root, digest) in _MEMO:
         facts = _MEMO[(root, digest)]
     else:

@@ -6,6 +6,7 @@ import dataclasses
 
 import numpy as np
 
+from la_keras.datasets import split_checks
 from la_keras.datasets.normalization import PREPROCESSINGS
 
 
@@ -34,6 +35,13 @@ class DatasetInfo:
             used at their own size.
         skipped_images: paths of the unreadable files left out
             (`skip_bad_images=True` of a folder dataset).
+        test_counts: int64 per-class counts of the test split, or None
+            where they are not known without reading it (TFDS). See
+            `split_checks.py`.
+        test_duplicates: how many test images are byte-identical to a
+            training (or holdout) image, or None: not checked.
+        test_duplicate_examples: the first of those, as `(test image,
+            training image)` name pairs.
     """
 
     name: str
@@ -46,6 +54,9 @@ class DatasetInfo:
     preprocessing: str
     resize: tuple | None = None
     skipped_images: tuple = ()
+    test_counts: np.ndarray | None = None
+    test_duplicates: int | None = None
+    test_duplicate_examples: tuple = ()
 
     def __post_init__(self):
         counts = np.asarray(self.train_counts, dtype=np.int64)
@@ -76,3 +87,27 @@ class DatasetInfo:
                 self, "resize", tuple(int(v) for v in self.resize)
             )
         object.__setattr__(self, "skipped_images", tuple(self.skipped_images))
+        if self.test_counts is not None:
+            test_counts = np.asarray(self.test_counts, dtype=np.int64)
+            if test_counts.shape != counts.shape:
+                raise ValueError(
+                    "Invalid DatasetInfo: `test_counts` must have one entry "
+                    f"per class ({self.num_classes}). Received shape "
+                    f"{test_counts.shape}."
+                )
+            object.__setattr__(self, "test_counts", test_counts)
+        object.__setattr__(
+            self,
+            "test_duplicate_examples",
+            tuple(tuple(pair) for pair in self.test_duplicate_examples),
+        )
+
+    def classes_without_test_images(self) -> list[str]:
+        """Names of the classes with training images and no test image
+        (empty where `test_counts` is unknown)."""
+        if self.test_counts is None:
+            return []
+        missing = split_checks.classes_without_test_images(
+            self.train_counts, self.test_counts
+        )
+        return [self.class_names[c] for c in missing]

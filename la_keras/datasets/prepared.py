@@ -30,6 +30,7 @@ import zlib
 
 import numpy as np
 
+from la_keras.datasets import split_checks
 from la_keras.datasets.info import DatasetInfo
 
 PREFIX = "prepared:"
@@ -47,11 +48,14 @@ class PreparedData:
         splits: `{split: (uint8 images [N, H, W, C], int64 labels [N])}`.
         metadata: num_classes, class_names, train_counts, priors,
             image_shape, preprocessing, num_examples and source.
+        checks: the test counts and the test images identical to training
+            ones (`split_checks.of_arrays`), for the `DatasetInfo`.
     """
 
     path: str
     splits: dict
     metadata: dict
+    checks: dict = dataclasses.field(default_factory=dict)
 
 
 def _sha256(array: np.ndarray) -> str:
@@ -227,7 +231,8 @@ def read(path: str) -> PreparedData:
                     raise _damaged(path, f"checksum of {key} differs")
                 pair.append(array)
             splits[split] = tuple(pair)
-    return PreparedData(path=path, splits=splits, metadata=metadata)
+    checks = split_checks.of_arrays(splits, metadata["num_classes"])
+    return PreparedData(path, splits, metadata, checks)
 
 
 def dataset_info(data: PreparedData, name: str | None = None) -> DatasetInfo:
@@ -248,6 +253,7 @@ def dataset_info(data: PreparedData, name: str | None = None) -> DatasetInfo:
         num_examples={s: len(data.splits[s][1]) for s in data.splits},
         preprocessing=meta["preprocessing"],
         resize=meta.get("resize"),
+        **data.checks,
     )
 
 
@@ -401,4 +407,5 @@ def make_source(path: str):
         long_tail=False,
         priors=np.asarray(meta["priors"], np.float64),
         resize=meta.get("resize"),
+        checks=data.checks,
     )

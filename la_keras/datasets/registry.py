@@ -283,6 +283,7 @@ def load(
         num_examples=num_examples,
         preprocessing=source.preprocessing,
         resize=source.resize,
+        **source.checks,
     )
     if split == "train":
         everything = len(train_pos) == len(labels)

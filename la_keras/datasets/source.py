@@ -38,6 +38,9 @@ class Source:
         priors: fixed priors for the whole train split (the official
             `base_probs` files), or None to compute them from the counts.
         resize: `DatasetInfo.resize` (a prepared file of a resized folder).
+        checks: `DatasetInfo` keywords of `split_checks.py` (test counts,
+            test images identical to training ones), where they are known
+            without reading the data again (a prepared file); else empty.
     """
 
     num_classes: int
@@ -52,6 +55,7 @@ class Source:
     long_tail: bool = True
     priors: np.ndarray | None = None
     resize: tuple | None = None
+    checks: dict = dataclasses.field(default_factory=dict)
 
 
 def keep_positions(dataset, positions):

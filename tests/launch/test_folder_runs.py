@@ -22,6 +22,7 @@ from PIL import Image
 from la_keras.datasets import folder
 from la_keras.datasets import prepared
 from launch import common
+from launch import data_checks
 from launch import export
 from launch import prepare
 from launch import train
@@ -100,6 +101,11 @@ class FolderRunTest(TestCase):
             raw["balanced_accuracy"], np.mean(raw["per_class_accuracy"])
         )
         self.assertNotIn("skipped_images", metrics)
+        self.assertEqual(metrics["classes_without_test_images"], [])
+        self.assertEqual(
+            metrics["test_images_identical_to_training"],
+            {"count": 0, "first": []},
+        )
         self.assertTrue(
             os.path.exists(os.path.join(self.model_dir, "folder_index.json"))
         )
@@ -184,6 +190,18 @@ class FolderBadInputTest(TestCase):
             head = f.read(100)
         with open(cls.bad, "wb") as f:
             f.write(head)  # a truncated PNG
+        # "elk" has no test image; a training image is a test image too.
+        shutil.rmtree(os.path.join(cls.data, "test", "elk"))
+        shutil.copy(
+            os.path.join(cls.data, "train", "ant", "000.png"),
+            os.path.join(cls.data, "test", "ant", "dup.png"),
+        )
+        cls.skipped_dir = os.path.join(cls.root, "skipped")
+        with mock.patch.object(data_checks.logging, "warning") as warning:
+            cls.skipped_metrics = _train(
+                cls.data, cls.skipped_dir, skip_bad_images=True
+            )
+        cls.warnings = [c.args[0] % c.args[1:] for c in warning.call_args_list]
 
     def test_corrupt_png_exits_1_naming_it(self):
         result = helpers.run_module(
@@ -203,8 +221,7 @@ class FolderBadInputTest(TestCase):
         self.assertIn("--skip_bad_images", lines[0])
 
     def test_skip_bad_images_trains_and_reports_it(self):
-        model_dir = os.path.join(self.root, "skipped")
-        metrics = _train(self.data, model_dir, skip_bad_images=True)
+        model_dir, metrics = self.skipped_dir, self.skipped_metrics
         self.assertEqual(
             metrics["skipped_images"], {"count": 1, "first": [self.bad]}
         )
@@ -215,6 +232,31 @@ class FolderBadInputTest(TestCase):
         info = RunConfig.read(model_dir).data.info()
         self.assertAllEqual(
             info.train_counts, np.subtract(TRAIN_COUNTS, [0, 1, 0, 0, 0])
+        )
+
+    def test_train_only_class_and_leaked_test_image_are_reported(self):
+        missing = [w for w in self.warnings if "no test image" in w]
+        self.assertLen(missing, 1)
+        self.assertIn("elk (2 training images)", missing[0])
+        self.assertIn("averaged over the 4 classes that have test", missing[0])
+        self.assertIn(
+            f"folder:{self.data}: 1 test image is byte-identical to training "
+            "images (e.g. test/ant/dup.png = train/ant/000.png); its accuracy "
+            "overstates generalisation.",
+            self.warnings,
+        )
+        with open(os.path.join(self.skipped_dir, "metrics.json")) as f:
+            metrics = json.load(f)
+        self.assertEqual(metrics["classes_without_test_images"], ["elk"])
+        self.assertEqual(
+            metrics["test_images_identical_to_training"],
+            {"count": 1, "first": ["test/ant/dup.png = train/ant/000.png"]},
+        )
+        # Balanced accuracy: the mean over the classes with test images.
+        raw = metrics["test"]["raw"]
+        self.assertIsNone(raw["per_class_accuracy"][-1])
+        self.assertAllClose(
+            raw["balanced_accuracy"], np.mean(raw["per_class_accuracy"][:-1])
         )
 
     def test_folder_flags_need_a_folder(self):
