@@ -32,6 +32,7 @@ import numpy as np
 
 from la_keras import priors as priors_lib
 from la_keras.datasets import folder_index
+from la_keras.datasets import orientation
 from la_keras.datasets import selection
 from la_keras.datasets.info import DatasetInfo
 
@@ -227,11 +228,12 @@ def _read_one(path, mode, resize):
     from PIL import Image
 
     with Image.open(path) as image:
+        turn = orientation.exif_orientation(image)  # before loading
         if image.mode.startswith("I"):
             # 16-bit gray: the high byte, as TensorFlow's PNG decoder keeps.
             values = np.asarray(image).astype(np.int64) >> 8
             image = Image.fromarray(np.clip(values, 0, 255).astype(np.uint8))
-        image = image.convert(mode)
+        image = orientation.upright(image.convert(mode), turn)
         if resize is not None:
             image = image.resize((resize[1], resize[0]), Image.BILINEAR)
         return np.asarray(image, np.uint8)

@@ -7,7 +7,8 @@ corrupt, or damaged where Pillow does not look but TensorFlow's decoders do
 palette), or a kind that TensorFlow cannot decode or decodes differently
 (1-bit and color-palette BMPs, a GIF whose first frame is not the whole
 image). A file it accepts is read alike by `folder.read_images` (Pillow)
-and `folder.load` (TensorFlow).
+and `folder.load` (TensorFlow). Sizes are those of the upright image (its
+EXIF orientation applied, `orientation.py`), as both readers return it.
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ import io
 import zlib
 
 import numpy as np
+
+from la_keras.datasets import orientation
 
 # What Pillow calls the formats TensorFlow's `decode_image` reads.
 _FORMATS = {"PNG", "JPEG", "MPO", "BMP", "GIF"}
@@ -27,7 +30,7 @@ def _bad(reason: str):
 
 
 def inspect_image(path: str):
-    """`(height, width, gray, None)` of a readable image, or
+    """`(height, width, gray, None)` of a readable image (upright), or
     `(0, 0, False, reason)`; decodes the whole image to find damage."""
     from PIL import Image
 
@@ -41,6 +44,7 @@ def inspect_image(path: str):
     try:
         with Image.open(io.BytesIO(data)) as image:
             kind, mode, (width, height) = image.format, image.mode, image.size
+            turn = orientation.exif_orientation(image)  # before loading
             if kind not in _FORMATS:
                 return _bad(
                     f"a {kind} image; la_keras reads PNG, JPEG, BMP, GIF"
@@ -69,6 +73,7 @@ def inspect_image(path: str):
         return _bad(str(e).split(".")[0])
     except (OSError, SyntaxError, ValueError) as e:
         return _bad(f"truncated or corrupt: {str(e) or type(e).__name__}")
+    height, width = orientation.upright_size(height, width, turn)
     return height, width, mode in _GRAY_MODES or _gray_palette(image), None
 
 
