@@ -4,7 +4,8 @@ The layout and the checks are `folder_index.py`'s. The data is used as it
 is (it is long-tailed already): the class counts give the priors, and a
 class-stratified holdout is taken as for every dataset (`selection.py`).
 
-Images: the channels are those of most training images (grayscale or RGB;
+Images: read upright by their EXIF orientation (`orientation.py`); the
+channels are those of most training images (grayscale or RGB;
 a tie is RGB; the others converted: gray repeated, alpha dropped, RGB to
 luminance), always RGB for the ImageNet recipe, which normalizes RGB.
 With `image_size`, every image (train and test) is resized to it (bilinear,
