@@ -130,6 +130,7 @@ def test_turned_before_resize_and_gray(tmp_path, value):
     assert np.abs(tf_gray[..., 0].astype(int) - gray).max() <= JPEG_LEVELS
 
 
+@pytest.mark.filterwarnings("ignore:Metadata Warning")  # two values
 @pytest.mark.parametrize(
     "order, kind, value",
     [(">", 3, b"\x00\x06"), ("<", 4, b"\x06\0\0\0"), (">", 4, b"\0\0\0\x06"),
@@ -180,6 +181,7 @@ def test_no_orientation_read_as_stored(tmp_path):
         assert got.shape[:2] == STORED
 
 
+@pytest.mark.filterwarnings("ignore:Corrupt EXIF data")
 def test_damaged_exif_is_orientation_1_in_both_readers(tmp_path):
     good = b"Exif\x00\x00" + _tiff(">", [(0x0112, 3, 1, b"\x00\x06")])
     payloads = [
