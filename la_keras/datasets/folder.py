@@ -4,7 +4,8 @@ The layout and the checks are `folder_index.py`'s. The data is used as it
 is (it is long-tailed already): the class counts give the priors, and a
 class-stratified holdout is taken as for every dataset (`selection.py`).
 
-Images: the channels are those of most training images (grayscale or RGB;
+Images: read upright by their EXIF orientation (`orientation.py`); the
+channels are those of most training images (grayscale or RGB;
 a tie is RGB; the others converted: gray repeated, alpha dropped, RGB to
 luminance), always RGB for the ImageNet recipe, which normalizes RGB.
 With `image_size`, every image (train and test) is resized to it (bilinear,
@@ -32,6 +33,7 @@ import numpy as np
 
 from la_keras import priors as priors_lib
 from la_keras.datasets import folder_index
+from la_keras.datasets import orientation
 from la_keras.datasets import selection
 from la_keras.datasets import split_checks
 from la_keras.datasets.info import DatasetInfo
@@ -246,11 +248,12 @@ def _read_one(path, mode, resize):
     from PIL import Image
 
     with Image.open(path) as image:
+        turn = orientation.exif_orientation(image)  # before loading
         if image.mode.startswith("I"):
             # 16-bit gray: the high byte, as TensorFlow's PNG decoder keeps.
             values = np.asarray(image).astype(np.int64) >> 8
             image = Image.fromarray(np.clip(values, 0, 255).astype(np.uint8))
-        image = image.convert(mode)
+        image = orientation.upright(image.convert(mode), turn)
         if resize is not None:
             image = image.resize((resize[1], resize[0]), Image.BILINEAR)
         return np.asarray(image, np.uint8)

@@ -7,7 +7,8 @@ corrupt, or damaged where Pillow does not look but TensorFlow's decoders do
 palette), or a kind that TensorFlow cannot decode or decodes differently
 (1-bit and color-palette BMPs, a GIF whose first frame is not the whole
 image). A file it accepts is read alike by `folder.read_images` (Pillow)
-and `folder.load` (TensorFlow).
+and `folder.load` (TensorFlow). Sizes are those of the upright image (its
+EXIF orientation applied, `orientation.py`), as both readers return it.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import zlib
 
 import numpy as np
 
+from la_keras.datasets import orientation
 from la_keras.datasets.split_checks import digest
 
 # What Pillow calls the formats TensorFlow's `decode_image` reads.
@@ -29,8 +31,8 @@ def _bad(reason: str):
 
 
 def inspect_image(path: str):
-    """`(height, width, gray, None, sha256)` of a readable image, or
-    `(0, 0, False, reason, None)`; decodes the whole image to find damage.
+    """`(height, width, gray, None, sha256)` of a readable image (upright),
+    or `(0, 0, False, reason, None)`; decodes the whole image to find damage.
 
     The SHA-256 (hex) of the file's bytes finds the test images that are
     training images too (`split_checks`).
@@ -47,6 +49,7 @@ def inspect_image(path: str):
     try:
         with Image.open(io.BytesIO(data)) as image:
             kind, mode, (width, height) = image.format, image.mode, image.size
+            turn = orientation.exif_orientation(image)  # before loading
             if kind not in _FORMATS:
                 return _bad(
                     f"a {kind} image; la_keras reads PNG, JPEG, BMP, GIF"
@@ -75,6 +78,7 @@ def inspect_image(path: str):
         return _bad(str(e).split(".")[0])
     except (OSError, SyntaxError, ValueError) as e:
         return _bad(f"truncated or corrupt: {str(e) or type(e).__name__}")
+    height, width = orientation.upright_size(height, width, turn)
     gray = mode in _GRAY_MODES or _gray_palette(image)
     return height, width, gray, None, digest(data)
 

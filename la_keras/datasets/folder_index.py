@@ -36,7 +36,7 @@ PREFIX = "folder:"
 EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif")
 TEST_FOLDERS = ("test", "val", "validation")
 _INDEX_FORMAT = "la_keras.folder_index"
-_INDEX_VERSION = 2  # 2: the checks of folder_images.py
+_INDEX_VERSION = 3  # 2: the checks of folder_images.py; 3: upright sizes
 
 
 class FolderError(ValueError):

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import tensorflow as tf
 
+from la_keras.datasets import orientation
 from la_keras.datasets.arguments import is_int_at_least
 from la_keras.datasets.normalization import IMAGENET_MEAN
 from la_keras.datasets.normalization import IMAGENET_STD
@@ -250,7 +251,9 @@ def decode_image(contents, channels: int, resize=None):
     """A PNG, JPEG, BMP or GIF (first frame) file as uint8 `[H, W, channels]`.
 
     Decoded as RGB (gray repeated, alpha dropped; a JPEG with the accurate
-    DCT, as Pillow), then reduced to luma (Pillow's) for
+    DCT, as Pillow), turned upright by its EXIF orientation
+    (`orientation.py`: a JPEG's or PNG's; H and W are the upright ones),
+    then reduced to luma (Pillow's) for
     `channels=1` (rounded: a gray image comes back unchanged), then resized
     to `resize` (`resize_images`) if given.
     """
@@ -264,6 +267,9 @@ def decode_image(contents, channels: int, resize=None):
         lambda: tf.io.decode_image(
             contents, channels=3, expand_animations=False
         ),
+    )
+    image = orientation.apply_orientation(
+        image, orientation.decode_orientation(contents)
     )
     if channels == 1:
         weighted = tf.cast(image, tf.int32) * tf.constant(_LUMA, tf.int32)
