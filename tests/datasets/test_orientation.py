@@ -109,7 +109,7 @@ def test_both_readers_turn_as_pillow(tmp_path, fmt, value):
             turned = np.asarray(orientation.upright(stored, other))
             if other != value and turned.shape == want.shape:
                 assert np.abs(turned.astype(int) - want).max() > 4 * levels
-    height, width, _, reason = inspect_image(path)
+    height, width, _, reason, _ = inspect_image(path)
     assert reason is None and (height, width) == want.shape[:2]
 
 
@@ -199,7 +199,7 @@ def test_damaged_exif_is_orientation_1_in_both_readers(tmp_path):
         with Image.open(path) as image:
             assert orientation.exif_orientation(image) == 1, payload
         assert folder._read_one(path, "RGB", None).shape[:2] == STORED
-        height, width, _, reason = inspect_image(path)
+        height, width, _, reason, _ = inspect_image(path)
         assert reason is None and (height, width) == STORED
     contents = [_jpeg_with_app1(p) for p in payloads]
     assert _tf_orientations(contents) == [1] * len(payloads)
