@@ -44,6 +44,7 @@ from launch import common
 from launch import finetuning
 from launch import lock
 from launch import outputs
+from launch import plots
 from launch import reporting
 
 
@@ -320,7 +321,7 @@ def _run(config, flags_obj, stop, dist, chief) -> dict:
         shutil.rmtree(write_dir, ignore_errors=True)
         return metrics
     outputs.write_json(os.path.join(config.model_dir, "metrics.json"), metrics)
-    reporting.plot_run(config, info, metrics)
+    plots.plot_run(config, info, metrics)
     return metrics
 
 

@@ -29,6 +29,7 @@ from launch import common
 from launch import finetuning
 from launch import lock
 from launch import outputs
+from launch import plots
 from launch import reporting
 
 
@@ -179,7 +180,7 @@ def _write_outputs(config, strategy, chief, model, info, metrics, write_dir):
         distribute.cleanup_worker_dir(write_dir, config.model_dir, strategy)
         return
     outputs.write_json(os.path.join(config.model_dir, "metrics.json"), metrics)
-    reporting.plot_run(config, info, metrics)
+    plots.plot_run(config, info, metrics)
     logging.info(
         "Wrote %s/metrics.json; SavedModel in %s.",
         config.model_dir,

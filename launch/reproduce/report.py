@@ -14,6 +14,7 @@ import time
 
 from la_keras import losses
 from la_keras.training import evaluation
+from launch import plots
 from launch import reporting
 from launch.reproduce import facts
 from launch.reproduce import machine
@@ -120,7 +121,7 @@ def _plots(flags_obj, dataset, per_seed, runs, root) -> list[str]:
         os.makedirs(os.path.join(root, "results"), exist_ok=True)
         data = "whole training set" if whole else "holdout run"
         seeds = ", ".join(str(s) for s in per_seed)
-        reporting.plot_per_class(
+        plots.plot_per_class(
             info.train_counts,
             curves,
             os.path.join(root, png),
