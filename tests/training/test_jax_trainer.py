@@ -118,6 +118,8 @@ for loop_shape in ("python", "scan"):
     keras.utils.set_random_seed(0)
     data = DeviceDataset(images, labels, batch_size=8, seed=0)
     model = cifar_resnet(8, 10, (32, 32, 3), 1e-4)
+    np.savez(sys.argv[1] + loop_shape + "_init.npz",
+             *[np.asarray(v.value) for v in model.variables])
     trainer = JaxTrainer(model, LogitAdjustedLoss(synthetic.TRAIN_COUNTS),
                          keras.optimizers.SGD(0.01, momentum=0.9),
                          loop=loop_shape)
@@ -293,18 +295,38 @@ class JaxTrainerTest(TestCase):
 
     def test_scanned_loop_equals_python_loop(self):
         # The same batches (made inside the scan) and the same steps, up to
-        # float32 rounding: the two loops are compiled differently.
+        # float32 rounding: the two loops are compiled differently. What
+        # differs is what the 10 steps added to each weight, so that is what
+        # is compared, relative to its own size: each step's gradient sums
+        # are reassociated (float32 rounding of about 1e-4 of the terms
+        # added, which cancel to smaller sums), and 10 steps of momentum and
+        # batch norm over 8 images carry it on; 1e-3 of the largest update
+        # of an array holds on every CPU. Batches or steps that differ
+        # change the updates by their own size.
         prefix = os.path.join(self.get_temp_dir(), "weights_")
         out = _run(_JAX_SCAN, prefix)
         self.assertEqual(out["steps"], [10, 10])
         self.assertEqual(out["accuracy"][0], out["accuracy"][1])
-        with (
-            np.load(prefix + "python.npz") as python,
-            np.load(prefix + "scan.npz") as scan,
-        ):
-            self.assertEqual(python.files, scan.files)
-            for name in python.files:
-                assert_float32_close(scan[name], python[name], name)
+        loaded = {
+            name: np.load(prefix + name + ".npz")
+            for name in ("python", "scan", "python_init", "scan_init")
+        }
+        for archive in loaded.values():
+            self.addCleanup(archive.close)
+        python, scan = loaded["python"], loaded["scan"]
+        self.assertEqual(python.files, scan.files)
+        for name in python.files:
+            init = loaded["python_init"][name]
+            np.testing.assert_array_equal(loaded["scan_init"][name], init)
+            update = python[name].astype(np.float64) - init
+            self.assertGreater(np.max(np.abs(update)), 0.0, name)
+            np.testing.assert_allclose(
+                scan[name].astype(np.float64) - init,
+                update,
+                rtol=1e-3,
+                atol=1e-3 * np.max(np.abs(update)),
+                err_msg=name,
+            )
 
     def _check_drw_step_loss(self, backend, loop="python"):
         out = _run(_DRW, loop, backend=backend)
