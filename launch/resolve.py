@@ -12,6 +12,7 @@ from absl import logging
 
 from la_keras import schedules
 from la_keras.datasets import prepared
+from launch import balanced_sampling
 from launch import common_flags
 from launch import finetune_flags
 
@@ -40,6 +41,10 @@ def resolve_flags(flags_obj) -> dict:
     flat = {name: getattr(flags_obj, name) for name in _PLAIN_FLAGS}
     tuning, lift = finetune_flags.resolve(flags_obj)
     flat.update(tuning)
+    mode = balanced_sampling.default_mode(flags_obj, flat["sampler"])
+    if mode:
+        lift.pop("mode", None)
+        flat["mode"] = mode
     flat.update({k: v for k, v in lift.items() if k != "epochs"})
     if lift:
         logging.info(
@@ -47,6 +52,9 @@ def resolve_flags(flags_obj) -> dict:
             "given: %s.", ", ".join(f"--{k}={v}" for k, v in lift.items()),
         )  # fmt: skip
     flat.update({k: getattr(flags_obj, k) for k in common_flags.LOSS_FLAGS})
+    balanced_sampling.check(
+        flat, flat["loss"] or default_loss(flat["mode"]), flags_obj.tau_grid
+    )
     if flat["loss"] is None:
         flat["loss"] = default_loss(flat["mode"])
     elif flat["mode"] != "loss" and flat["loss"] in PRIOR_LOSSES:
