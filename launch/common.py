@@ -218,11 +218,11 @@ def _previous_facts(model_dir: str, facts: dict) -> dict:
     Without one (killed after its last checkpoint), images/s is unknown:
     None.
     """
-    from launch import config as config_lib
+    from launch import outputs
 
     path = os.path.join(model_dir, "metrics.json")
     try:
-        previous = config_lib.read_json(path)
+        previous = outputs.read_json(path)
     except (FileNotFoundError, ValueError):
         previous = {"images_per_second": None}
     return {key: previous[key] for key in facts if key in previous}

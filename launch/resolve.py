@@ -30,6 +30,9 @@ _PLAIN_FLAGS = (
     "skip_bad_images", "augment",
 )  # fmt: skip
 
+# The outputs that lie in a folder of --model_dir unless given.
+OUTPUT_FOLDERS = {"tb_log_dir": "log", "export_dir": "export"}
+
 # Losses that add tau * log(prior) (or log(counts)) to the logits in
 # training: their logits are already adjusted, so only --mode=loss fits them
 # (focal, class_balanced, ldam, equalized re-weight or add margins instead).
@@ -85,8 +88,9 @@ def resolve_flags(flags_obj) -> dict:
     flat["dtype_policy"] = resolve_dtype_policy(
         flags_obj.dtype_policy, flat["strategy"], flat["model_dir"]
     )
-    if not flat["export_dir"]:
-        flat["export_dir"] = os.path.join(flat["model_dir"], "export")
+    for key, folder in OUTPUT_FOLDERS.items():
+        if not flat[key]:
+            flat[key] = os.path.join(flat["model_dir"], folder)
     return flat
 
 
@@ -183,10 +187,10 @@ def resolve_dtype_policy(value: str, strategy: str, model_dir: str) -> str:
     """
     if value != "auto":
         return value
-    from launch import config as config_lib
+    from launch import outputs
 
     try:
-        previous = config_lib.read_json(os.path.join(model_dir, "flags.json"))
+        previous = outputs.read_json(os.path.join(model_dir, "flags.json"))
     except (FileNotFoundError, ValueError, OSError):
         previous = {}
     if isinstance(previous, dict) and previous.get("dtype_policy"):
