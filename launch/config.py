@@ -96,8 +96,10 @@ class RunConfig:
         backbone: whether `model` is a pretrained backbone (its pretrained
             form: `registry.get(model, pretrained)`).
         pretrained: the weights a new run starts from (a file, "imagenet",
-            "preset"), or None; model_width, model_image_size: the
-            backbone's width multiplier and input size (None: defaults).
+            "preset"), or None; pretrained_sha256: that file's SHA-256,
+            recorded at the start (`launch.weights_record`).
+        model_width, model_image_size: the backbone's width multiplier and
+            input size (None: defaults).
         finetune, lora_rank: what trains (`la_keras.models.finetune`).
         init_from: the model_dir of a run whose backbone a new run starts
             from; head_init: "random" or "class_mean".
@@ -136,6 +138,7 @@ class RunConfig:
     extend: bool = False
     backbone: bool = False
     pretrained: str | None = None
+    pretrained_sha256: str | None = None
     model_width: float | None = None
     model_image_size: list | None = None
     finetune: str = "full"
