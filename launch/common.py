@@ -22,6 +22,7 @@ from la_keras.training import NoUsableCheckpointError
 from la_keras.training import TrainingDivergedError
 from la_keras.training import TrainingPreempted
 from la_keras.training.preemption import PREEMPTED_EXIT_CODE
+from launch import weights_record
 
 
 def create_strategy(config):
@@ -67,7 +68,8 @@ def resume(config, store, runner, epoch, chief: bool, flags_obj=None):
 
     Refuses a model_dir whose checkpoints come from flags that change the
     result (`RunConfig.check_resume`), restores the newest intact
-    checkpoint, and (chief only) writes flags.json / flags.txt.
+    checkpoint, and (chief only) writes flags.json / flags.txt, with the
+    weights file the run started from (`launch.weights_record`).
 
     Returns:
         `(restored checkpoint or None, save)`, where `save(step, epochs)`
@@ -78,7 +80,8 @@ def resume(config, store, runner, epoch, chief: bool, flags_obj=None):
     if restored:
         logging.info("Resumed from %s at step %d.", restored, runner.step)
     if chief:
-        config.write(config.model_dir, flags_obj)
+        started = weights_record.as_started(config, resumed=bool(restored))
+        started.write(config.model_dir, flags_obj)
 
     def save(step, epochs_done):
         epoch.assign(epochs_done)
@@ -218,11 +221,11 @@ def _previous_facts(model_dir: str, facts: dict) -> dict:
     Without one (killed after its last checkpoint), images/s is unknown:
     None.
     """
-    from launch import config as config_lib
+    from launch import outputs
 
     path = os.path.join(model_dir, "metrics.json")
     try:
-        previous = config_lib.read_json(path)
+        previous = outputs.read_json(path)
     except (FileNotFoundError, ValueError):
         previous = {"images_per_second": None}
     return {key: previous[key] for key in facts if key in previous}

@@ -6,7 +6,7 @@ are new. Flags are declared by `define_flags()`, not at import, so tests and
 other entry points can import this module freely.
 
 Relative paths (`--data_home`, `--tb_log_dir`, `--model_dir`) are relative to
-the working directory, as in the official release.
+the working directory; the outputs default to folders inside `--model_dir`.
 """
 
 from __future__ import annotations
@@ -61,8 +61,8 @@ def define_flags() -> None:
     flags.DEFINE_float("tau", 1.0, "Tau parameter for logit adjustment.")
     flags.DEFINE_string(
         "tb_log_dir",
-        "logit_adjustment/log",
-        "Path to write Tensorboard summaries (train/ and test/ subdirs).",
+        None,
+        "TensorBoard summaries, train/ and test/ (default: <model_dir>/log).",
     )
     # New flags.
     flags.DEFINE_string(

@@ -18,7 +18,6 @@ model_dir.
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 
 from absl import app
@@ -88,7 +87,7 @@ class RunConfig:
         loss: a name of `la_keras.losses.names()`.
         loss_options: `{flag: value}` of the loss hyperparameter flags set.
         tau: the adjustment temperature; tau_grid: taus tried on holdout.
-        model_dir, tb_log_dir, export_dir: outputs.
+        model_dir, tb_log_dir, export_dir: outputs (empty: in model_dir).
         strategy, tpu, num_logical_cpus: distribution.
         jit_compile: XLA for the train step (resolved: True or False).
         dtype_policy: the model's Keras dtype policy (resolved: "float32"
@@ -97,8 +96,10 @@ class RunConfig:
         backbone: whether `model` is a pretrained backbone (its pretrained
             form: `registry.get(model, pretrained)`).
         pretrained: the weights a new run starts from (a file, "imagenet",
-            "preset"), or None; model_width, model_image_size: the
-            backbone's width multiplier and input size (None: defaults).
+            "preset"), or None; pretrained_sha256: that file's SHA-256,
+            recorded at the start (`launch.weights_record`).
+        model_width, model_image_size: the backbone's width multiplier and
+            input size (None: defaults).
         finetune, lora_rank: what trains (`la_keras.models.finetune`).
         init_from: the model_dir of a run whose backbone a new run starts
             from; head_init: "random" or "class_mean".
@@ -119,7 +120,7 @@ class RunConfig:
     tau: float = 1.0
     tau_grid: tuple = (0.0, 0.25, 0.5, 0.75, 1.0, 1.25, 1.5, 1.75, 2.0)
     model_dir: str = "logit_adjustment/model"
-    tb_log_dir: str = "logit_adjustment/log"
+    tb_log_dir: str = ""
     export_dir: str = ""
     strategy: str = "auto"
     tpu: str | None = None
@@ -137,6 +138,7 @@ class RunConfig:
     extend: bool = False
     backbone: bool = False
     pretrained: str | None = None
+    pretrained_sha256: str | None = None
     model_width: float | None = None
     model_image_size: list | None = None
     finetune: str = "full"
@@ -270,11 +272,11 @@ class RunConfig:
             loss_options=options,
             **run,
         )
-        if not config.export_dir:
-            config = dataclasses.replace(
-                config, export_dir=os.path.join(config.model_dir, "export")
-            )
-        return config
+        return dataclasses.replace(config, **{
+            key: os.path.join(config.model_dir, folder)
+            for key, folder in resolve.OUTPUT_FOLDERS.items()
+            if not getattr(config, key)
+        })  # fmt: skip
 
     def replace(self, **changes) -> RunConfig:
         """A copy with run, data or schedule fields changed by name."""
@@ -367,7 +369,7 @@ class RunConfig:
             if refusal:
                 raise app.UsageError(refusal)
         path = os.path.join(self.model_dir, "flags.json")
-        if not has_checkpoint or not _exists(path):
+        if not has_checkpoint or not outputs.exists(path):
             return  # a new run, or checkpoints whose flags.json was removed
         previous = RunConfig.read(self.model_dir).to_dict()
         current = self.to_dict()
@@ -392,22 +394,5 @@ def _index_path(model_dir: str) -> str | None:
     return os.path.join(model_dir, FOLDER_INDEX)
 
 
-def _exists(path: str) -> bool:
-    if "://" not in path:
-        return os.path.exists(path)
-    import tensorflow as tf
-
-    return tf.io.gfile.exists(path)
-
-
-def read_json(path: str):
-    """JSON of a local or remote (`gs://`) file; FileNotFoundError if none."""
-    if "://" not in path:
-        with open(path) as f:
-            return json.load(f)
-    import tensorflow as tf
-
-    if not tf.io.gfile.exists(path):
-        raise FileNotFoundError(path)
-    with tf.io.gfile.GFile(path) as f:
-        return json.load(f)
+# flags.json and metrics.json are read with `outputs.read_json`.
+read_json = outputs.read_json

@@ -6,6 +6,8 @@ et al., ICML 2024, `shijxcs/LIFT`, its CIFAR / ImageNet-LT configs): SGD
 with momentum 0.9, learning rate 0.01 decayed to 0 by a cosine, 10 epochs,
 batch 128, weight decay 5e-4, and the logit-adjusted loss (`--mode=loss`;
 LIFT's default `loss_type="LA"`). Every flag given overrides its default.
+With `--sampler=class_balanced` the mode is baseline instead (plain
+cross-entropy: `launch.balanced_sampling`).
 """
 
 from __future__ import annotations
@@ -41,8 +43,9 @@ def define_flags() -> None:
         "or .weights.h5), or imagenet to let Keras download the published "
         "weights. Sets LIFT's fine-tuning defaults for the flags not given "
         "(SGD momentum 0.9, lr 0.01 cosine to 0, 10 epochs, batch 128, "
-        "weight decay 5e-4, --mode=loss). hub: models load their preset's "
-        "weights without it.",
+        "weight decay 5e-4, --mode=loss; baseline with "
+        "--sampler=class_balanced). hub: models load their preset's weights "
+        "without it.",
     )
     flags.DEFINE_float(
         "model_width",
@@ -66,7 +69,8 @@ def define_flags() -> None:
         "MODEL_DIR of an earlier launch.train run of the same backbone: start "
         "from its backbone weights (LoRA merged), with a new head "
         "(--head_init). With --finetune=linear --sampler=class_balanced, the "
-        "classifier re-training of decoupled training (cRT).",
+        "classifier re-training of decoupled training (cRT), on plain "
+        "cross-entropy.",
     )
     flags.DEFINE_enum(
         "sampler",
@@ -74,7 +78,9 @@ def define_flags() -> None:
         list(SAMPLERS),
         "Training order: shuffle (each example once per epoch), or "
         "class_balanced (each draw picks a class uniformly, then one of its "
-        "examples, as cRT's class-balanced sampling).",
+        "examples, as cRT's class-balanced sampling; the mode defaults to "
+        "baseline, and a prior-correcting loss or post-hoc tau is refused: "
+        "the batches already remove the prior).",
     )
     flags.DEFINE_enum(
         "head_init",
@@ -103,7 +109,7 @@ def define_flags() -> None:
     )
 
 
-def _present(flags_obj, name: str) -> bool:
+def given(flags_obj, name: str) -> bool:
     """Whether flag `name` was given (on the command line, in a flagfile,
     or set in code, as `flagsaver` does)."""
     try:
@@ -177,6 +183,6 @@ def resolve(flags_obj) -> dict:
         defaults = {
             name: value
             for name, value in LIFT_DEFAULTS.items()
-            if not _present(flags_obj, name)
+            if not given(flags_obj, name)
         }
     return flat, defaults

@@ -41,6 +41,28 @@ def _remote(path: str) -> bool:
     return "://" in path
 
 
+def exists(path: str) -> bool:
+    """Whether a local or remote (`gs://`) path exists."""
+    if not _remote(path):
+        return os.path.exists(path)
+    import tensorflow as tf
+
+    return tf.io.gfile.exists(path)
+
+
+def read_json(path: str):
+    """JSON of a local or remote (`gs://`) file; FileNotFoundError if none."""
+    if not _remote(path):
+        with open(path) as f:
+            return json.load(f)
+    import tensorflow as tf
+
+    if not tf.io.gfile.exists(path):
+        raise FileNotFoundError(path)
+    with tf.io.gfile.GFile(path) as f:
+        return json.load(f)
+
+
 def write_bytes(path: str, data: bytes) -> None:
     """Writes `data` to `path` atomically (temp file, fsync, rename).
 

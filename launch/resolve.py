@@ -12,6 +12,7 @@ from absl import logging
 
 from la_keras import schedules
 from la_keras.datasets import prepared
+from launch import balanced_sampling
 from launch import common_flags
 from launch import finetune_flags
 
@@ -29,6 +30,9 @@ _PLAIN_FLAGS = (
     "skip_bad_images", "augment",
 )  # fmt: skip
 
+# The outputs that lie in a folder of --model_dir unless given.
+OUTPUT_FOLDERS = {"tb_log_dir": "log", "export_dir": "export"}
+
 # Losses that add tau * log(prior) (or log(counts)) to the logits in
 # training: their logits are already adjusted, so only --mode=loss fits them
 # (focal, class_balanced, ldam, equalized re-weight or add margins instead).
@@ -40,6 +44,10 @@ def resolve_flags(flags_obj) -> dict:
     flat = {name: getattr(flags_obj, name) for name in _PLAIN_FLAGS}
     tuning, lift = finetune_flags.resolve(flags_obj)
     flat.update(tuning)
+    mode = balanced_sampling.default_mode(flags_obj, flat["sampler"])
+    if mode:
+        lift.pop("mode", None)
+        flat["mode"] = mode
     flat.update({k: v for k, v in lift.items() if k != "epochs"})
     if lift:
         logging.info(
@@ -47,6 +55,9 @@ def resolve_flags(flags_obj) -> dict:
             "given: %s.", ", ".join(f"--{k}={v}" for k, v in lift.items()),
         )  # fmt: skip
     flat.update({k: getattr(flags_obj, k) for k in common_flags.LOSS_FLAGS})
+    balanced_sampling.check(
+        flat, flat["loss"] or default_loss(flat["mode"]), flags_obj.tau_grid
+    )
     if flat["loss"] is None:
         flat["loss"] = default_loss(flat["mode"])
     elif flat["mode"] != "loss" and flat["loss"] in PRIOR_LOSSES:
@@ -77,8 +88,9 @@ def resolve_flags(flags_obj) -> dict:
     flat["dtype_policy"] = resolve_dtype_policy(
         flags_obj.dtype_policy, flat["strategy"], flat["model_dir"]
     )
-    if not flat["export_dir"]:
-        flat["export_dir"] = os.path.join(flat["model_dir"], "export")
+    for key, folder in OUTPUT_FOLDERS.items():
+        if not flat[key]:
+            flat[key] = os.path.join(flat["model_dir"], folder)
     return flat
 
 
@@ -175,10 +187,10 @@ def resolve_dtype_policy(value: str, strategy: str, model_dir: str) -> str:
     """
     if value != "auto":
         return value
-    from launch import config as config_lib
+    from launch import outputs
 
     try:
-        previous = config_lib.read_json(os.path.join(model_dir, "flags.json"))
+        previous = outputs.read_json(os.path.join(model_dir, "flags.json"))
     except (FileNotFoundError, ValueError, OSError):
         previous = {}
     if isinstance(previous, dict) and previous.get("dtype_policy"):

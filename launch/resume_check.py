@@ -60,6 +60,7 @@ RESULT_NEUTRAL = frozenset(
         # starts; a resume continues from its checkpoint, so a weights file
         # or earlier run moved since is no change).
         "pretrained",
+        "pretrained_sha256",
         "init_from",
         "head_init",
     }

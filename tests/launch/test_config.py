@@ -74,8 +74,47 @@ class RunConfigTest(TestCase):
         self.assertEqual(flat["schedule"], [[1.0, 1.0]])
         self.assertIn("dataset_dir", flat)
         read = RunConfig.read(model_dir)
-        self.assertEqual(read, config.replace(export_dir=read.export_dir))
+        self.assertEqual(
+            read,
+            config.replace(
+                export_dir=read.export_dir, tb_log_dir=read.tb_log_dir
+            ),
+        )
         self.assertEqual(read.export_dir, os.path.join(model_dir, "export"))
+        self.assertEqual(read.tb_log_dir, os.path.join(model_dir, "log"))
+
+    def test_outputs_default_to_folders_of_the_model_dir(self):
+        model_dir = os.path.join(self.get_temp_dir(), "run")
+        with flagsaver.flagsaver(**helpers.SMOKE_FLAGS, model_dir=model_dir):
+            config = RunConfig.from_flags(FLAGS)
+        self.assertEqual(config.tb_log_dir, os.path.join(model_dir, "log"))
+        self.assertEqual(config.export_dir, os.path.join(model_dir, "export"))
+        # Given, they win.
+        with flagsaver.flagsaver(
+            **helpers.SMOKE_FLAGS, model_dir=model_dir, tb_log_dir="/tb/run"
+        ):
+            self.assertEqual(RunConfig.from_flags(FLAGS).tb_log_dir, "/tb/run")
+        # A flags.json without them (or a config built in Python).
+        flat = dict(_config().replace(model_dir=model_dir).to_dict())
+        flat.update(tb_log_dir="", export_dir="")
+        self.assertEqual(
+            RunConfig.from_dict(flat).tb_log_dir, os.path.join(model_dir, "log")
+        )
+
+    def test_run_recorded_with_the_old_log_default_resumes(self):
+        # Before <model_dir>/log, --tb_log_dir defaulted to a folder of the
+        # working directory; a rerun without the flag logs inside the
+        # model_dir and still continues the run.
+        model_dir = os.path.join(self.get_temp_dir(), "old_run")
+        with flagsaver.flagsaver(**helpers.SMOKE_FLAGS, model_dir=model_dir):
+            config = RunConfig.from_flags(FLAGS)
+        os.makedirs(model_dir)
+        config.replace(tb_log_dir="logit_adjustment/log").write(model_dir)
+        config.check_resume(has_checkpoint=True)
+        # Read back (or moved), the recorded folder outside it is kept.
+        self.assertEqual(
+            RunConfig.read(model_dir).tb_log_dir, "logit_adjustment/log"
+        )
 
     def test_data_flags_reach_the_builder(self):
         with flagsaver.flagsaver(

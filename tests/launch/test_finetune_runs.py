@@ -8,6 +8,7 @@ of each mode is compared with TensorFlow's in
 `tests/training/test_finetune_step.py`.
 """
 
+import hashlib
 import json
 import os
 import shutil
@@ -76,6 +77,12 @@ def _flags(weights, model_dir, **overrides):
 def _train(weights, model_dir, **overrides):
     with flagsaver.flagsaver(**_flags(weights, model_dir, **overrides)):
         return train.run(FLAGS)
+
+
+def _weights_record(model_dir):
+    with open(os.path.join(model_dir, "flags.json")) as f:
+        flat = json.load(f)
+    return {k: flat[k] for k in ("pretrained", "pretrained_sha256")}
 
 
 def _pretrained_backbone(weights):
@@ -169,13 +176,25 @@ class FinetuneRunTest(TestCase):
 
     def test_resume_does_not_need_the_weights_file(self):
         # A finished run rerun: the weights come from its checkpoint.
-        moved = os.path.join(self.root, "moved.h5")
+        # The copy keeps the suffix that names its format.
+        keras3 = self.weights.endswith(".weights.h5")
+        moved = os.path.join(
+            self.root, "moved.weights.h5" if keras3 else "moved.h5"
+        )
         model_dir = os.path.join(self.root, "moved_run")
         shutil.copy(self.weights, moved)
-        _train(moved, model_dir, finetune="linear")
+        with open(moved, "rb") as f:
+            digest = hashlib.sha256(f.read()).hexdigest()
+        # Without --tb_log_dir, the summaries go to <model_dir>/log.
+        _train(moved, model_dir, finetune="linear", tb_log_dir=None)
+        self.assertTrue(os.path.isdir(os.path.join(model_dir, "log", "train")))
+        recorded = {"pretrained": moved, "pretrained_sha256": digest}
+        self.assertEqual(_weights_record(model_dir), recorded)
         os.remove(moved)
         metrics = _train(moved, model_dir, finetune="linear")
         self.assertEqual(metrics["step"], self.linear["step"])
+        # The resumed run still names the weights it started from.
+        self.assertEqual(_weights_record(model_dir), recorded)
 
     def test_init_from_a_run_retrains_the_classifier_class_balanced(self):
         # cRT: the LoRA run's backbone (merged), frozen; a new class-mean head.
@@ -199,6 +218,11 @@ class FinetuneRunTest(TestCase):
         config = RunConfig.read(model_dir)
         self.assertEqual(config.data.sampler, "class_balanced")
         self.assertEqual(config.schedule.lr_schedule, "cosine")
+        # Plain cross-entropy: the batches are class-balanced already.
+        self.assertEqual(
+            (config.mode, config.loss), ("baseline", "crossentropy")
+        )
+        self.assertIsNone(config.pretrained_sha256)
 
 
 class FinetuneFlagsTest(TestCase):
