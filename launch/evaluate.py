@@ -1,7 +1,9 @@
 """Evaluate a trained model: `python -m launch.evaluate`.
 
-Restores the latest checkpoint of a `launch.train` run (`--model_dir`, whose
-flags.json says how to rebuild the data and model) or loads a SavedModel
+Restores the newest state of a `launch.train` run (`--model_dir`, whose
+flags.json says how to rebuild the data and model: its newest checkpoint, or
+a JAX run's `model.keras` when that holds a later step, as launch.export
+reads it; `launch.run_state`) or loads a SavedModel
 (`--saved_model`, with the dataset flags given here), then reports top-1,
 balanced and many/medium/few-shot accuracy for the raw logits and the
 post-hoc adjusted ones, sweeps tau over `--tau_grid` and picks tau* on the
@@ -42,6 +44,7 @@ from launch import common
 from launch import common_flags
 from launch import outputs
 from launch import reporting
+from launch import run_state
 from launch.config import RunConfig
 
 # Flags that may override the run's flags.json when given explicitly.
@@ -61,7 +64,10 @@ def define_flags() -> None:
         "only).",
     )
     flags.DEFINE_string(
-        "checkpoint", None, "Checkpoint path (default: latest in --model_dir)."
+        "checkpoint",
+        None,
+        "Checkpoint path (default: the newest state of --model_dir, its "
+        "newest checkpoint or model.keras, whichever holds the later step).",
     )
     flags.DEFINE_list(
         "weight_norm_taus",
@@ -260,8 +266,8 @@ def run(flags_obj) -> dict:
         logits = _saved_model_logits(flags_obj.saved_model, config)
         source, model = flags_obj.saved_model, None
     else:
-        model, info, source = common.restore_model(config, flags_obj.checkpoint)
-        logging.info("Restored %s.", source)
+        state = run_state.newest_state(config, flags_obj.checkpoint)
+        model, info, source = state.model, state.info, state.path
         logits = _predict_splits(config, model)
     output = output_path(flags_obj)
     report = reporting.evaluation_report(config, info, logits, source)

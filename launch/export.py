@@ -1,8 +1,9 @@
 """Checkpoint to SavedModel: `python -m launch.export`.
 
-Rebuilds the model of a `launch.train` run from its flags.json, restores the
-latest checkpoint (or --checkpoint; a JAX-backend run's `model.keras`) and
-writes a SavedModel whose
+Rebuilds the model of a `launch.train` run from its flags.json, restores its
+newest state (or --checkpoint): the newest checkpoint, or a JAX-backend
+run's `model.keras` when that holds a later step (`launch.run_state`; the
+log names the file and step exported), and writes a SavedModel whose
 `serving_default` signature takes uint8 `images` and returns `logits`,
 `raw_logits`, `probabilities` and `classes`, preprocessing included, as
 `la_keras.serving.export_saved_model`. Post-hoc runs bake in the adjustment
@@ -30,6 +31,7 @@ from launch import common
 from launch import common_flags
 from launch import evaluate
 from launch import outputs
+from launch import run_state
 from launch.config import RunConfig
 
 
@@ -38,7 +40,10 @@ def define_flags() -> None:
     if "checkpoint" in flags.FLAGS:
         return
     flags.DEFINE_string(
-        "checkpoint", None, "Checkpoint path (default: latest in --model_dir)."
+        "checkpoint",
+        None,
+        "Checkpoint path (default: the newest state of --model_dir, its "
+        "newest checkpoint or model.keras, whichever holds the later step).",
     )
 
 
@@ -73,15 +78,8 @@ def run(flags_obj) -> str:
         evaluate.given_dataset(flags_obj)
     )
     tau = export_tau(config, flags_obj)
-    keras_model = os.path.join(flags_obj.model_dir, outputs.KERAS_MODEL)
-    if not flags_obj.checkpoint and os.path.exists(keras_model):
-        # A run of the JAX backend: its model.keras holds the weights.
-        import keras
-
-        info = config.data.info()
-        model, path = keras.saving.load_model(keras_model).model, keras_model
-    else:
-        model, info, path = common.restore_model(config, flags_obj.checkpoint)
+    state = run_state.newest_state(config, flags_obj.checkpoint)
+    info = state.info
     export_dir = flags_obj.export_dir or os.path.join(
         flags_obj.model_dir, "export"
     )
@@ -89,7 +87,7 @@ def run(flags_obj) -> str:
     # complete SavedModel or the new one.
     with outputs.atomic_dir(export_dir) as tmp:
         serving.export_saved_model(
-            finetune.merge_lora(model),
+            finetune.merge_lora(state.model),
             tmp,
             info.image_shape,
             info.preprocessing,
@@ -98,7 +96,13 @@ def run(flags_obj) -> str:
             class_names=info.class_names,
             resize=info.resize,
         )
-    logging.info("Exported %s to %s (post-hoc tau: %s).", path, export_dir, tau)
+    logging.info(
+        "Exported %s (step %s) to %s (post-hoc tau: %s).",
+        state.path,
+        "unknown" if state.step is None else state.step,
+        export_dir,
+        tau,
+    )
     return export_dir
 
 

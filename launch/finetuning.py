@@ -88,8 +88,9 @@ def _initialize(config, model, info, feature_batches) -> None:
 
 
 def _copy_backbone(config, model) -> None:
-    """The backbone weights of the run in `config.init_from` (LoRA merged)."""
-    from launch import common
+    """The backbone weights of the run in `config.init_from` (LoRA merged),
+    at its newest state (`launch.run_state`)."""
+    from launch import run_state
     from launch.config import RunConfig
 
     source_config = RunConfig.read(config.init_from)
@@ -99,8 +100,8 @@ def _copy_backbone(config, model) -> None:
             f"{flag}: that run trained --model={source_config.model}, not a "
             "pretrained backbone; --init_from takes a run of one."
         )
-    source, _, path = common.restore_model(source_config)
-    source = finetune.merge_lora(source)
+    state = run_state.newest_state(source_config)
+    source, path = finetune.merge_lora(state.model), state.path
     weights = finetune.backbone_of(source).get_weights()
     target = finetune.backbone_of(model)
     shapes = [tuple(v.shape) for v in target.weights]

@@ -11,7 +11,10 @@ value.
 
 `--extend` lets `--epochs` grow when the learning rate up to the old end
 stays the same: the same schedule, or one with more `(multiplier, epoch)`
-steps that start at or after the old last epoch.
+steps that start at or after the old last epoch. A `--lr_schedule=cosine`
+run cannot grow: its cosine spans `--epochs` (the rate is 0 at the old end,
+and a longer cosine changes the rate of every step trained); the refusal
+says to start a new run from its weights (`--init_from`) instead.
 """
 
 from __future__ import annotations
@@ -75,6 +78,10 @@ _FLAG_NAMES = {
     "dataset_checksum": "the checksum of --dataset",
 }
 _CHECKSUM = "dataset_checksum"
+_LR_SCHEDULE = "lr_schedule"
+_COSINE = "cosine"
+# The fields a cosine run given a larger --epochs may show as changed.
+_COSINE_GROWTH = frozenset({"epochs", "schedule", _LR_SCHEDULE})
 
 
 def changed_fields(previous: dict, current: dict, loss_uses_tau: bool):
@@ -92,6 +99,9 @@ def changed_fields(previous: dict, current: dict, loss_uses_tau: bool):
         and (key != _TAU or loss_uses_tau)
         and previous.get(key) != value
     }
+    if previous.get(_LR_SCHEDULE) == current.get(_LR_SCHEDULE) == _COSINE:
+        # The step schedule is not used by a cosine (it follows --epochs).
+        changed.pop("schedule", None)
     if previous.get(_CHECKSUM) is None:
         # Recorded before checksums were: the path is what can be compared.
         changed.pop(_CHECKSUM, None)
@@ -114,8 +124,11 @@ def extends(previous: dict, current: dict) -> bool:
     the old end is the same: the schedule's `(multiplier, start_epoch)`
     pairs are the old ones, followed by any that start at or after the old
     last epoch. (The schedule does not depend on `--epochs` once it is
-    given; the data order is a function of (seed, epoch).)
+    given; the data order is a function of (seed, epoch).) Never for a
+    cosine run: its rate at every step depends on `--epochs`.
     """
+    if _COSINE in (previous.get(_LR_SCHEDULE), current.get(_LR_SCHEDULE)):
+        return False
     old_epochs, new_epochs = previous["epochs"], current["epochs"]
     old, new = previous["schedule"], current["schedule"]
     return (
@@ -138,7 +151,10 @@ def refusal(model_dir: str, changed: dict, previous: dict, extend: bool):
             f"{changed[_CHECKSUM][0]}), wherever it lies now."
         )
     grows = "epochs" in changed and changed["epochs"][1] > changed["epochs"][0]
-    if grows and set(changed) == {"epochs"} and not extend:
+    cosine = previous.get(_LR_SCHEDULE) == _COSINE
+    if grows and cosine and set(changed) <= _COSINE_GROWTH:
+        hint = _cosine_hint(model_dir, previous, *changed["epochs"])
+    elif grows and set(changed) == {"epochs"} and not extend:
         hint = " To train it further on the same schedule, add --extend."
     elif grows and set(changed) == {"epochs", "schedule"}:
         hint = (
@@ -149,6 +165,42 @@ def refusal(model_dir: str, changed: dict, previous: dict, extend: bool):
         f"--model_dir={model_dir} holds a run with other flags: {listed}. "
         f"Rerun with the old values or use a new --model_dir.{hint}"
     )
+
+
+def _cosine_hint(model_dir: str, previous: dict, old: int, new: int) -> str:
+    """Why a cosine run cannot grow, and the command that trains it more."""
+    new_dir = f"{model_dir.rstrip('/')}_extended"
+    where = (
+        f"--model_dir={new_dir}{_moved_outputs(previous, model_dir, new_dir)}"
+    )
+    why = (
+        f" --extend cannot grow a --lr_schedule=cosine run: its learning "
+        f"rate reached 0 at epoch {old}, and a cosine over {new} epochs "
+        "would change the rate of every step already trained."
+    )
+    if not previous.get("backbone"):
+        return (
+            f"{why} To train {new} epochs, start over: {where} --epochs={new}."
+        )
+    added = new - old
+    return (
+        f"{why} To train it {added} more epoch{'s' if added > 1 else ''}, "
+        "start a new run (a new cosine from --base_learning_rate) from its "
+        "backbone, LoRA merged, with a new head (--head_init): "
+        f"--init_from={model_dir} {where} --epochs={added}."
+    )
+
+
+def _moved_outputs(previous: dict, model_dir: str, new_dir: str) -> str:
+    """`--tb_log_dir` / `--export_dir` flags for outputs that lay inside
+    `model_dir`, moved into `new_dir` (the export_dir default left out)."""
+    flags = ""
+    for key in ("tb_log_dir", "export_dir"):
+        path = previous.get(key)
+        moved = moved_path(path, model_dir, new_dir)
+        if moved != path and moved != os.path.join(new_dir, "export"):
+            flags += f" --{key}={moved}"
+    return flags
 
 
 def schedule_flags(schedule) -> str:

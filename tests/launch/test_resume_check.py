@@ -193,3 +193,60 @@ class ExtendTest(TestCase):
             self._check(epochs=100, extend=True)
         with self.assertRaisesRegex(app.UsageError, "--seed 0 -> 1\\. "):
             self._check(epochs=300, seed=1, extend=True)
+
+
+class CosineExtendTest(TestCase):
+    """A cosine run cannot grow: the refusal says why and what to run."""
+
+    def _write(self, **changes):
+        self.model_dir = os.path.join(self.get_temp_dir(), "cosine")
+        os.makedirs(self.model_dir, exist_ok=True)
+        _run(self.model_dir, lr_schedule="cosine", **changes).write(
+            self.model_dir
+        )
+
+    def _refusal(self, **changes) -> str:
+        run = _run(self.model_dir, lr_schedule="cosine", **changes)
+        self.assertFalse(
+            resume_check.extends(
+                RunConfig.read(self.model_dir).to_dict(), run.to_dict()
+            )
+        )
+        with self.assertRaises(app.UsageError) as caught:
+            run.check_resume(has_checkpoint=True)
+        message = str(caught.exception)
+        self.assertNotIn("\n", message)
+        return message
+
+    def test_from_scratch_the_hint_starts_over(self):
+        self._write()
+        # The step schedule (rescaled by --epochs) is not the cosine's.
+        rescaled = ((1.0, 4.8), (0.1, 145.95))
+        for extend in (False, True):
+            message = self._refusal(
+                epochs=300, schedule=rescaled, extend=extend
+            )
+            self.assertRegex(
+                message,
+                r"other flags: --epochs 200 -> 300\. .* --extend cannot grow "
+                r"a --lr_schedule=cosine run: its learning rate reached 0 at "
+                r"epoch 200, .* start over: "
+                rf"--model_dir={self.model_dir}_extended "
+                rf"--tb_log_dir={self.model_dir}_extended/log --epochs=300\.$",
+            )
+
+    def test_a_backbone_run_is_started_from_its_weights(self):
+        self._write(backbone=True)
+        message = self._refusal(epochs=205, backbone=True, extend=True)
+        self.assertRegex(
+            message,
+            r"To train it 5 more epochs, .* with a new head \(--head_init\): "
+            rf"--init_from={self.model_dir} "
+            rf"--model_dir={self.model_dir}_extended "
+            rf"--tb_log_dir={self.model_dir}_extended/log --epochs=5\.$",
+        )
+
+    def test_unused_step_schedule_is_not_compared(self):
+        self._write()
+        run = _run(self.model_dir, lr_schedule="cosine", schedule=((1.0, 1.0),))
+        run.check_resume(has_checkpoint=True)
