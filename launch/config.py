@@ -317,7 +317,7 @@ class RunConfig:
         """
         path = os.path.join(model_dir, "flags.json")
         try:
-            flat = read_json(path)
+            flat = outputs.read_json(path)
         except FileNotFoundError:
             raise app.UsageError(
                 f"{path} not found: --model_dir must be the model_dir of a "
@@ -392,7 +392,3 @@ def _index_path(model_dir: str) -> str | None:
     if "://" in model_dir:
         return None  # a remote model_dir: the index is rebuilt each start
     return os.path.join(model_dir, FOLDER_INDEX)
-
-
-# flags.json and metrics.json are read with `outputs.read_json`.
-read_json = outputs.read_json
