@@ -1,0 +1,406 @@
+"""The soak bench: the product run as users run it, on photo-like images.
+
+    python bench/soak.py --output_dir=/tmp/soak            # about 12 min
+    python bench/soak.py --output_dir=/tmp/soak --quick    # the smoke version
+
+Run it before every change to the training core or the data path. It
+writes a long-tailed folder of varied images (`varied_folder.py`: 60 to
+1,000 px, odd aspects, gray / CMYK / progressive / EXIF-rotated JPEGs,
+palette and RGBA PNGs, 100:1 between the largest and smallest class) and
+runs, each as its own process (`python -m launch.<entry> ...`, with
+`KERAS_BACKEND` set), so that a crash is a failed row with its exit code
+(139 SIGSEGV) and not the end of the bench:
+
+- per backend (`--backends`): a pretrained MobileNet v1 0.25 at
+  `--image_size`, `--finetune=full` then `--finetune=lora`, loss mode, for
+  `--epochs`; TensorFlow reads `folder:`, JAX a `prepared:` file that
+  `launch.prepare` makes from the same folder. Every epoch end checkpoints
+  (`--checkpoint_every_seconds=0`), as long epochs of real runs do.
+- the LoRA run is stopped by SIGTERM in its second epoch (exit 75 and a
+  checkpoint expected), then the same command resumes it to the end;
+- a `--mode=baseline` run (plain cross-entropy) beside the loss-mode full
+  run of the first backend: the report shows which leads;
+- `launch.evaluate` and `launch.export` of that full run, then the
+  SavedModel evaluated by `launch.evaluate --saved_model` (TensorFlow 2's
+  loader) and served in a TF1 session as TF Serving loads it
+  (`tests/serving_session.py`), with a request of the wrong dtype refused.
+
+It prints one table (exit code, wall time, images/s and balanced accuracy
+from metrics.json, peak RSS of the process) and every line any child logged
+at WARNING or above, counted once, and exits 1 if any row failed. Each
+child's log is `<output_dir>/logs/<row>.log`; `--output_dir` is emptied
+first.
+"""
+
+from __future__ import annotations
+
+import argparse
+import glob
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, REPO)
+
+from bench import soak_report  # noqa: E402
+from bench.varied_folder import make_varied_folder  # noqa: E402
+
+WEIGHTS = os.path.join("shared", "pretrained", "mobilenet_2_5_224_tf_no_top.h5")
+PREEMPTED = 75
+
+
+def default_pretrained() -> str | None:
+    """`../shared/pretrained/...` of the repo, or of a folder above it (a
+    worktree's), when it exists."""
+    parent = os.path.dirname(REPO)
+    while True:
+        path = os.path.join(parent, WEIGHTS)
+        if os.path.exists(path):
+            return path
+        if os.path.dirname(parent) == parent:
+            return None
+        parent = os.path.dirname(parent)
+
+
+# (classes, images of the largest class, test images per class, epochs,
+# train batch): the default fits 15 minutes of a 2-core CPU.
+SIZES = {"default": (12, 300, 20, 8, 128), "quick": (5, 40, 4, 3, 16)}
+_CKPT = re.compile(r"ckpt-(\d+)\.(?:index|npz)$")
+
+
+class Soak:
+    """Runs the children one after the other and keeps their rows."""
+
+    def __init__(self, args):
+        self.args = args
+        self.rows: list[soak_report.Row] = []
+        self.logs = os.path.join(args.output_dir, "logs")
+        os.makedirs(self.logs, exist_ok=True)
+
+    def child(self, row, module, flags, backend, watch=None):
+        """Runs `python -m module flags` under `backend`; fills `row`.
+
+        `watch(proc)` is called every 0.2 s while the child runs.
+        """
+        env = dict(os.environ, KERAS_BACKEND=backend, PYTHONFAULTHANDLER="1")
+        env["PYTHONPATH"] = os.pathsep.join(
+            p for p in (REPO, env.get("PYTHONPATH")) if p
+        )
+        row.log = os.path.join(self.logs, f"{row.name}.log")
+        command = [sys.executable, "-m", module, *flags]
+        start = time.monotonic()
+        with open(row.log, "w") as out:
+            out.write(f"KERAS_BACKEND={backend} {' '.join(command)}\n")
+            out.flush()
+            proc = subprocess.Popen(
+                command, cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT
+            )
+            status, usage = None, None
+            while status is None:
+                pid, raw, usage = os.wait4(proc.pid, os.WNOHANG)
+                if pid:
+                    status = os.waitstatus_to_exitcode(raw)
+                    proc.returncode = status
+                    break
+                if time.monotonic() - start > self.args.timeout:
+                    proc.kill()
+                    os.wait4(proc.pid, 0)
+                    proc.returncode = -9
+                    row.note = f"FAIL: killed after {self.args.timeout} s"
+                    break
+                if watch is not None:
+                    watch(proc)
+                time.sleep(0.2)
+        row.seconds = time.monotonic() - start
+        row.exit_code = status
+        if usage is not None:
+            row.peak_rss_mib = usage.ru_maxrss / 1024  # KiB on Linux
+        if not row.ok and not row.note:
+            row.note = "FAIL: " + soak_report.last_error(row.log)[:90]
+        self.rows.append(row)
+        self._print(row)
+        return row
+
+    def _print(self, row):
+        status = "ok" if row.ok else "FAILED"
+        print(
+            f"  {row.name}: exit {soak_report.exit_text(row.exit_code)}, "
+            f"{row.seconds:.0f} s, {status} {row.note}",
+            flush=True,
+        )
+
+    def train(
+        self, name, backend, dataset, mode, finetune, extra=(), expected=0,
+        watch=None, run=None,
+    ):  # fmt: skip
+        """A `launch.train` row, in `runs/<run or name>`; reads the run's
+        metrics.json when it ends."""
+        model_dir = os.path.join(self.args.output_dir, "runs", run or name)
+        flags = [
+            f"--dataset={dataset}", f"--model_dir={model_dir}",
+            "--model=mobilenet", "--model_width=0.25",
+            f"--pretrained={self.args.pretrained}",
+            f"--image_size={self.args.image_size}",
+            f"--epochs={self.args.epochs}", f"--mode={mode}",
+            f"--finetune={finetune}", "--checkpoint_every_seconds=0",
+            f"--train_batch_size={self.args.batch_size}", *extra,
+        ]  # fmt: skip
+        row = soak_report.Row(
+            name, backend, mode, finetune, str(self.args.epochs),
+            expected_exit=expected, model_dir=model_dir,
+        )  # fmt: skip
+        self.child(row, "launch.train", flags, backend, watch)
+        if row.exit_code == 0:
+            self._read_metrics(row, model_dir)
+        return row
+
+    def _read_metrics(self, row, model_dir):
+        try:
+            with open(os.path.join(model_dir, "metrics.json")) as f:
+                metrics = json.load(f)
+        except (OSError, ValueError) as e:
+            row.note = f"FAIL: no metrics.json ({e})"
+            return
+        row.images_per_second = metrics.get("images_per_second")
+        row.balanced_accuracy = metrics["test"]["raw"]["balanced_accuracy"]
+        if metrics.get("epoch") != self.args.epochs:
+            row.note = f"FAIL: trained {metrics.get('epoch')} epochs"
+
+
+def checkpoint_steps(model_dir) -> list[int]:
+    """Steps of the checkpoints (TensorFlow `.index`, JAX `.npz`) there."""
+    paths = glob.glob(os.path.join(model_dir, "**", "ckpt-*"), recursive=True)
+    return sorted({int(m.group(1)) for p in paths if (m := _CKPT.search(p))})
+
+
+def interrupted(soak, name, backend, dataset, train_count):
+    """The LoRA run: SIGTERM in its second epoch, then resumed."""
+    steps_per_epoch = max(
+        1, train_count // soak.args.batch_size
+    )  # whole batches
+    # A checkpoint half-way through the second epoch tells that the run is
+    # there, on a machine of any speed; SIGTERM is noticed within a step.
+    mid = steps_per_epoch + max(1, steps_per_epoch // 2)
+    extra = ("--steps_per_loop=1", f"--checkpoint_every_steps={mid}")
+    model_dir = os.path.join(soak.args.output_dir, "runs", name)
+    sent = []
+
+    def watch(proc):
+        if not sent and any(s >= mid for s in checkpoint_steps(model_dir)):
+            proc.send_signal(signal.SIGTERM)
+            sent.append(time.monotonic())
+
+    first = soak.train(
+        f"{name}_sigterm", backend, dataset, "loss", "lora", extra,
+        expected=PREEMPTED, watch=watch, run=name,
+    )  # fmt: skip
+    if first.exit_code == 0 and not sent:
+        first.note = "FAIL: finished before SIGTERM"
+    elif first.exit_code == PREEMPTED:
+        first.note = (
+            f"SIGTERM after step {mid}, saved ckpt-"
+            f"{max(checkpoint_steps(model_dir), default='none')}"
+        )
+    # The same command again.
+    return soak.train(
+        f"{name}_resumed", backend, dataset, "loss", "lora", extra, run=name
+    )
+
+
+def _evaluate_served(soak, run, folder):
+    """`launch.evaluate` / `export` of `run`, then its SavedModel served."""
+    backend = run.backend
+    model_dir = run.model_dir
+    soak.child(
+        soak_report.Row("evaluate", backend, run.mode),
+        "launch.evaluate", [f"--model_dir={model_dir}"], backend,
+    )  # fmt: skip
+    export_dir = os.path.join(soak.args.output_dir, "export")
+    soak.child(
+        soak_report.Row("export", backend, run.mode),
+        "launch.export",
+        [f"--model_dir={model_dir}", f"--export_dir={export_dir}"],
+        backend,
+    )
+    report = os.path.join(soak.args.output_dir, "served_metrics.json")
+    row = soak.child(
+        soak_report.Row("evaluate_savedmodel", "tensorflow", run.mode),
+        "launch.evaluate",
+        [f"--saved_model={export_dir}", f"--dataset=folder:{folder}",
+         f"--image_size={soak.args.image_size}", f"--mode={run.mode}",
+         f"--output={report}"],
+        "tensorflow",
+    )  # fmt: skip
+    if row.exit_code == 0:
+        with open(report) as f:
+            served = json.load(f)
+        row.balanced_accuracy = served["test"]["raw"]["balanced_accuracy"]
+        if run.balanced_accuracy is not None:
+            gap = abs(row.balanced_accuracy - run.balanced_accuracy)
+            row.note = ("FAIL: " if gap > 0.02 else "") + (
+                f"vs the run's {run.balanced_accuracy:.3f}"
+            )
+    soak.rows.append(_session_row(export_dir, folder))
+    soak._print(soak.rows[-1])
+
+
+def _session_row(export_dir, folder):
+    """The SavedModel in a TF1 session (TF Serving's loader): one request of
+    test images at an odd size (the model resizes them), one of gray ones
+    (the model takes RGB: refused)."""
+    from PIL import Image
+
+    from tests import serving_session
+
+    row = soak_report.Row("serve_tf1_session", "tensorflow")
+    start = time.monotonic()
+    paths = sorted(glob.glob(os.path.join(folder, "test", "*", "*")))[::3]
+    pixels, labels = [], []
+    for path in paths:
+        with Image.open(path) as image:
+            image = image.convert("RGB").resize((201, 123), Image.BILINEAR)
+        pixels.append(np.asarray(image))
+        labels.append(os.path.basename(os.path.dirname(path)))
+    pixels = np.stack(pixels)
+    try:
+        out = serving_session.run_in_session(
+            export_dir, pixels, pixels[..., :1]
+        )
+        if out["bad"] == "accepted":
+            raise AssertionError("a one-channel request was accepted")
+        names = out["outputs"]["class_names"].astype(str)
+        row.balanced_accuracy = _balanced_accuracy(names, np.asarray(labels))
+        row.exit_code = 0
+        row.note = f"{len(paths)} images at 123x201; 1 channel refused"
+    except AssertionError as e:
+        row.exit_code = 1
+        row.note = "FAIL: " + str(e).strip().splitlines()[-1][:100]
+    row.seconds = time.monotonic() - start
+    return row
+
+
+def _balanced_accuracy(predicted, labels) -> float:
+    return float(
+        np.mean([np.mean(predicted[labels == c] == c) for c in set(labels)])
+    )
+
+
+def _prepare(soak, folder):
+    """`launch.prepare` of the folder for the JAX runs; its path or None."""
+    path = os.path.join(soak.args.output_dir, "folder.prepared")
+    row = soak.child(
+        soak_report.Row("prepare", "jax"),
+        "launch.prepare",
+        [f"--dataset=folder:{folder}", f"--image_size={soak.args.image_size}",
+         "--augment=cifar", f"--output={path}"],
+        "jax",
+    )  # fmt: skip
+    return path if row.ok else None
+
+
+def run(args) -> int:
+    """The whole soak; prints the report and returns the exit status."""
+    start = time.monotonic()
+    shutil.rmtree(args.output_dir, ignore_errors=True)
+    soak = Soak(args)
+    folder = os.path.join(args.output_dir, "folder")
+    made = make_varied_folder(
+        folder, args.num_classes, args.max_per_class,
+        test_per_class=args.test_per_class, seed=args.seed,
+    )  # fmt: skip
+    train_count = sum(made["train"])
+    print(
+        f"{folder}: {train_count} train images in {args.num_classes} classes "
+        f"({made['train'][0]} to {made['train'][-1]}), {sum(made['test'])} "
+        f"test; {made['kinds']}; {time.monotonic() - start:.0f} s",
+        flush=True,
+    )
+    finished = None
+    for n, backend in enumerate(args.backends):
+        prefix = "tf" if backend == "tensorflow" else backend
+        dataset = f"folder:{folder}"
+        if backend == "jax":
+            prepared = _prepare(soak, folder)
+            if prepared is None:
+                continue
+            dataset = f"prepared:{prepared}"
+        full = soak.train(f"{prefix}_full", backend, dataset, "loss", "full")
+        if n == 0:
+            soak.train(f"{prefix}_full_baseline", backend, dataset, "baseline",
+                       "full")  # fmt: skip
+            finished = full if full.ok else None
+        interrupted(soak, f"{prefix}_lora", backend, dataset, train_count)
+    if finished is not None:
+        _evaluate_served(soak, finished, folder)
+    print()
+    print(
+        f"Soak: MobileNet v1 0.25 ({os.path.basename(args.pretrained)}) at "
+        f"{args.image_size} px, {args.epochs} epochs, batch "
+        f"{args.batch_size}; {train_count} train images; load average now "
+        f"{os.getloadavg()[0]:.1f}"
+    )
+    print(soak_report.table(soak.rows))
+    print()
+    print(soak_report.warnings_text(soak.rows))
+    failed = [row.name for row in soak.rows if not row.ok]
+    print()
+    print(
+        f"Total wall time {time.monotonic() - start:.0f} s; "
+        + (f"FAILED: {', '.join(failed)}" if failed else "every run OK")
+        + f"; logs in {soak.logs}"
+    )
+    return 1 if failed else 0
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--output_dir", required=True)
+    parser.add_argument(
+        "--pretrained",
+        default=default_pretrained(),
+        help="MobileNet v1 0.25 weights without top (default: "
+        "../shared/pretrained/mobilenet_2_5_224_tf_no_top.h5 of the repo).",
+    )
+    parser.add_argument("--image_size", type=int, default=96)
+    parser.add_argument("--backends", default="tensorflow,jax")
+    parser.add_argument(
+        "--quick", action="store_true",
+        help="The smoke version: a tiny folder, 2 epochs, batch 16.",
+    )  # fmt: skip
+    parser.add_argument("--epochs", type=int)
+    parser.add_argument("--num_classes", type=int)
+    parser.add_argument("--max_per_class", type=int)
+    parser.add_argument("--test_per_class", type=int)
+    parser.add_argument("--batch_size", type=int)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--timeout", type=float, default=900.0,
+        help="Seconds after which a child is killed (a failed row).",
+    )  # fmt: skip
+    args = parser.parse_args(argv)
+    if not args.pretrained:
+        parser.error("--pretrained: no weights file given or found.")
+    args.pretrained = os.path.abspath(args.pretrained)
+    args.output_dir = os.path.abspath(args.output_dir)
+    args.backends = [b.strip() for b in args.backends.split(",") if b.strip()]
+    if not args.backends or set(args.backends) - {"tensorflow", "jax"}:
+        parser.error(f"--backends: tensorflow and/or jax, not {args.backends}")
+    sizes = SIZES["quick" if args.quick else "default"]
+    names = ("num_classes", "max_per_class", "test_per_class", "epochs",
+             "batch_size")  # fmt: skip
+    for name, value in zip(names, sizes, strict=True):
+        if getattr(args, name) is None:
+            setattr(args, name, value)
+    return run(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
