@@ -119,8 +119,8 @@ class Soak:
                     break
                 if time.monotonic() - start > self.args.timeout:
                     proc.kill()
-                    os.wait4(proc.pid, 0)
-                    proc.returncode = -9
+                    _, _, usage = os.wait4(proc.pid, 0)
+                    proc.returncode = status = -signal.SIGKILL
                     row.note = f"FAIL: killed after {self.args.timeout} s"
                     break
                 if watch is not None:
@@ -178,6 +178,12 @@ class Soak:
             return
         row.images_per_second = metrics.get("images_per_second")
         row.balanced_accuracy = metrics["test"]["raw"]["balanced_accuracy"]
+        adjusted = metrics["test"].get("adjusted")
+        if adjusted:
+            row.note = (
+                f"post-hoc tau={adjusted.get('tau', 1.0):g}: "
+                f"{adjusted['balanced_accuracy']:.3f}"
+            )
         if metrics.get("epoch") != self.args.epochs:
             row.note = f"FAIL: trained {metrics.get('epoch')} epochs"
 
@@ -190,9 +196,8 @@ def checkpoint_steps(model_dir) -> list[int]:
 
 def interrupted(soak, name, backend, dataset, train_count):
     """The LoRA run: SIGTERM in its second epoch, then resumed."""
-    steps_per_epoch = max(
-        1, train_count // soak.args.batch_size
-    )  # whole batches
+    # Epochs of whole batches.
+    steps_per_epoch = max(1, train_count // soak.args.batch_size)
     # A checkpoint half-way through the second epoch tells that the run is
     # there, on a machine of any speed; SIGTERM is noticed within a step.
     mid = steps_per_epoch + max(1, steps_per_epoch // 2)
@@ -216,13 +221,13 @@ def interrupted(soak, name, backend, dataset, train_count):
             f"SIGTERM at ckpt-{mid}; saved ckpt-"
             f"{max(checkpoint_steps(model_dir), default='none')}"
         )
+    saved = max(checkpoint_steps(model_dir), default=0)
     # The same command again.
     resumed = soak.train(
         f"{name}_resumed", backend, dataset, "loss", "lora", extra, run=name
     )
     start = _first_step(resumed.log)
     if first.exit_code == PREEMPTED and resumed.exit_code == 0:
-        saved = max(checkpoint_steps(model_dir), default=0)
         resumed.note = (
             f"went on from step {start}"
             if start
@@ -239,6 +244,16 @@ def _first_step(log) -> int | None:
             if match:
                 return int(match.group(1))
     return None
+
+
+def _compare(loss, baseline):
+    """Notes on the baseline row how far loss mode leads it."""
+    if loss.balanced_accuracy is None or baseline.balanced_accuracy is None:
+        return
+    lead = loss.balanced_accuracy - baseline.balanced_accuracy
+    baseline.note = "; ".join(
+        [n for n in (baseline.note, f"loss mode leads by {lead:+.3f}") if n]
+    )
 
 
 def _prepare(soak, folder):
@@ -293,12 +308,25 @@ def run(args) -> int:
             dataset = f"prepared:{prepared}"
         full = soak.train(f"{prefix}_full", backend, dataset, "loss", "full")
         if n == 0:
-            soak.train(f"{prefix}_full_baseline", backend, dataset, "baseline",
-                       "full")  # fmt: skip
-            finished = full if full.ok else None
-        interrupted(soak, f"{prefix}_lora", backend, dataset, train_count)
+            baseline = soak.train(
+                f"{prefix}_full_baseline", backend, dataset, "baseline", "full"
+            )
+            _compare(full, baseline)
+        lora = interrupted(
+            soak, f"{prefix}_lora", backend, dataset, train_count
+        )
+        if n == 0:
+            # The full run's, or the LoRA run's when the full one failed.
+            finished = next((r for r in (full, lora) if r.ok), None)
     if finished is not None:
         soak_outputs.evaluate_export_serve(soak, finished, folder)
+    else:
+        soak.rows.append(
+            soak_report.Row(
+                "evaluate_export", exit_code=None,
+                note="FAIL: skipped, no training of the first backend ended",
+            )
+        )  # fmt: skip
     print()
     print(
         f"Soak: MobileNet v1 0.25 ({os.path.basename(args.pretrained)}) at "

@@ -63,9 +63,9 @@ class Row:
 
 
 def exit_text(code: int | None) -> str:
-    """`0` -> "0", `-11` (a signal) -> "139 SIGSEGV", None -> "timeout"."""
+    """`0` -> "0", `-11` (a signal) -> "139 SIGSEGV", None (not run) -> "-"."""
     if code is None:
-        return "timeout"
+        return "-"
     if code < 0:
         try:
             name = signal.Signals(-code).name
