@@ -1,6 +1,6 @@
 """The soak bench: the product run as users run it, on photo-like images.
 
-    python bench/soak.py --output_dir=/tmp/soak            # about 10 min
+    python bench/soak.py --output_dir=/tmp/soak            # about 8 min
     python bench/soak.py --output_dir=/tmp/soak --quick    # about 3 min
 
 Run it before every change to the training core or the data path. It
@@ -35,9 +35,10 @@ child's log is `<output_dir>/logs/<row>.log`. `--output_dir` is emptied
 first when an earlier soak made it (`soak.json`), refused when it holds
 anything else.
 
-The default (about 1,160 training images of 12 classes, 20 test images a
-class, 8 epochs of batch 128) takes about 10 minutes on a 2-core CPU,
-nothing else running; most of `--quick` is the 13 processes' start-up.
+The default (1,160 training images of 12 classes, 20 test images a class,
+8 epochs of batch 128) takes about 8 minutes on a 2-core CPU with nothing
+else running, 13 to 15 with a load of 4 (JAX's full fine-tuning is a
+third of it); most of `--quick` is the start-up of its 13 processes.
 """
 
 from __future__ import annotations
