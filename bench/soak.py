@@ -1,7 +1,7 @@
 """The soak bench: the product run as users run it, on photo-like images.
 
     python bench/soak.py --output_dir=/tmp/soak            # about 8 min
-    python bench/soak.py --output_dir=/tmp/soak --quick    # about 3 min
+    python bench/soak.py --output_dir=/tmp/soak --quick    # about 2.5 min
 
 Run it before every change to the training core or the data path. It
 writes a long-tailed folder of varied images (`varied_folder.py`: 60 to

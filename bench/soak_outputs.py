@@ -24,10 +24,12 @@ def evaluate_export_serve(soak, run, folder):
     each a row of `soak` (a `soak.Soak`)."""
     backend = run.backend
     model_dir = run.model_dir
-    soak.child(
+    row = soak.child(
         soak_report.Row("evaluate", backend, run.mode),
         "launch.evaluate", [f"--model_dir={model_dir}"], backend,
     )  # fmt: skip
+    if row.exit_code == 0:
+        _compare(row, os.path.join(model_dir, "eval_metrics.json"), run)
     export_dir = os.path.join(soak.args.output_dir, "export")
     soak.child(
         soak_report.Row("export", backend, run.mode),
@@ -45,16 +47,26 @@ def evaluate_export_serve(soak, run, folder):
         "tensorflow",
     )  # fmt: skip
     if row.exit_code == 0:
-        with open(report) as f:
-            served = json.load(f)
-        row.balanced_accuracy = served["test"]["raw"]["balanced_accuracy"]
-        if run.balanced_accuracy is not None:
-            gap = abs(row.balanced_accuracy - run.balanced_accuracy)
-            row.note = ("FAIL: " if gap > 0.02 else "") + (
-                f"vs the run's {run.balanced_accuracy:.3f}"
-            )
+        _compare(row, report, run)
     soak.rows.append(_session_row(export_dir, folder))
     soak.print_row(soak.rows[-1])
+
+
+def _compare(row, path, run, tolerance=0.02):
+    """The balanced accuracy of the report `path` on `row`, a failure when
+    it is not the training run's."""
+    try:
+        with open(path) as f:
+            report = json.load(f)
+        row.balanced_accuracy = report["test"]["raw"]["balanced_accuracy"]
+    except (OSError, ValueError, KeyError) as e:
+        row.note = f"FAIL: no balanced accuracy in {path} ({e})"
+        return
+    if run.balanced_accuracy is not None:
+        gap = abs(row.balanced_accuracy - run.balanced_accuracy)
+        row.note = ("FAIL: " if gap > tolerance else "") + (
+            f"vs the run's {run.balanced_accuracy:.3f}"
+        )
 
 
 def _session_row(export_dir, folder):
