@@ -14,8 +14,8 @@ of 3, 6 or 8. The folder is a function of its arguments and `seed` alone.
 Each class is learnable at any size and in gray: its own stripe angle and
 frequency (relative to the image, so resizing keeps it), a shape (disc,
 square or ring) and a pair of colours, under noise, a random phase and a
-random placement. A photo's rotation turns its stripes too (the readers
-take the pixels as stored), a small share of each class, as in real folders.
+random placement. A phone photo is stored turned, as a camera stores it,
+and read upright by its EXIF orientation (`la_keras.datasets.orientation`).
 """
 
 from __future__ import annotations
