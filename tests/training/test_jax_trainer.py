@@ -215,7 +215,7 @@ import json, sys
 import jax
 import numpy as np
 from la_keras.training.jax_data import DeviceDataset
-from la_keras.training.loop import epoch_seed
+from la_keras.seeds import epoch_seed
 labels = np.array(json.loads(sys.argv[1]))
 images = np.zeros((labels.size, 4, 4, 1), np.uint8)
 images[:, 0, :, 0] = np.arange(labels.size)[:, None]
