@@ -88,6 +88,31 @@ def popen_module(module, args, log_path, extra_env=None):
     )
 
 
+def stop_when(process, ready, timeout=240):
+    """Sends SIGTERM to `process` once `ready()` is true; its exit code.
+
+    `ready` is polled every 50 ms for at most `timeout` seconds; the process
+    must still be running then. It is killed if it outlives the wait.
+    """
+    import signal
+    import time
+
+    try:
+        deadline = time.time() + timeout
+        while time.time() < deadline and process.poll() is None:
+            if ready():
+                break
+            time.sleep(0.05)
+        if process.poll() is not None:
+            raise AssertionError("the run ended before it was stopped")
+        process.send_signal(signal.SIGTERM)
+        return process.wait(timeout=120)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+
+
 def write_lease(model_dir, host=None, pid=None, age=0.0, generation=1):
     """Writes the lease `<model_dir>/.lock.<generation>` of another process.
 

@@ -11,7 +11,6 @@ import os
 import re
 import signal
 import subprocess
-import time
 from unittest import mock
 
 import pytest
@@ -83,19 +82,9 @@ class PreemptionTest(TestCase):
         process = helpers.popen_module(
             "launch.train", args, log_path, extra_env=self.env
         )
-        try:
-            deadline = time.time() + 240
-            while time.time() < deadline and process.poll() is None:
-                if any(s > 9 for s in _steps(model_dir, self.suffix)):
-                    break  # inside the second epoch
-                time.sleep(0.05)
-            self.assertIsNone(process.poll(), "the run ended too early")
-            process.send_signal(signal.SIGTERM)
-            returncode = process.wait(timeout=120)
-        finally:
-            if process.poll() is None:
-                process.kill()
-                process.wait()
+        returncode = helpers.stop_when(  # inside the second epoch
+            process, lambda: any(s > 9 for s in _steps(model_dir, self.suffix))
+        )
         with open(log_path) as f:
             log = f.read()
         self.assertEqual(returncode, PREEMPTED_EXIT_CODE, log[-3000:])

@@ -7,10 +7,8 @@ import json
 import os
 import re
 import shutil
-import signal
 import subprocess
 import sys
-import time
 
 import pytest
 from absl import app
@@ -90,19 +88,9 @@ class PreemptedRunMovesTest(TestCase):
                 env=dict(helpers.env(), **JAX),
                 cwd=helpers.REPO,
             )
-        try:
-            deadline = time.time() + 240
-            while time.time() < deadline and process.poll() is None:
-                if any(s > 9 for s in _steps(old_run, ".npz")):
-                    break
-                time.sleep(0.05)
-            self.assertIsNone(process.poll(), "the run ended too early")
-            process.send_signal(signal.SIGTERM)
-            returncode = process.wait(timeout=120)
-        finally:
-            if process.poll() is None:
-                process.kill()
-                process.wait()
+        returncode = helpers.stop_when(
+            process, lambda: any(s > 9 for s in _steps(old_run, ".npz"))
+        )
         with open(log_path) as f:
             log = f.read()
         self.assertEqual(returncode, PREEMPTED_EXIT_CODE, log[-3000:])

@@ -10,8 +10,6 @@ writes them); the slow one trains, extends and stops a JAX run for real.
 import json
 import os
 import re
-import signal
-import time
 from unittest import mock
 
 import numpy as np
@@ -219,18 +217,9 @@ class ExtendedAndStoppedJaxRunTest(TestCase):
         )
         log_path = os.path.join(self.get_temp_dir(), "extended.log")
         process = helpers.popen_module("launch.train", args, log_path, _JAX)
-        try:
-            deadline = time.time() + 240
-            while time.time() < deadline and process.poll() is None:
-                if _newest_npz(model_dir) > 9:
-                    break
-                time.sleep(0.05)
-            process.send_signal(signal.SIGTERM)
-            returncode = process.wait(timeout=120)
-        finally:
-            if process.poll() is None:
-                process.kill()
-                process.wait()
+        returncode = helpers.stop_when(
+            process, lambda: _newest_npz(model_dir) > 9
+        )
         with open(log_path) as f:
             self.assertEqual(returncode, PREEMPTED_EXIT_CODE, f.read()[-3000:])
         with open(os.path.join(model_dir, "metrics.json")) as f:
