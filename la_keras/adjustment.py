@@ -30,7 +30,10 @@ __all__ = [
     "check_zero_priors",
     "log_adjustment",
     "log_adjustment_tensor",
+    "retarget",
 ]
+
+MODES = ("baseline", "posthoc", "loss")
 
 
 def _non_negative(value: Any, name: str, hint: str = "") -> float:
@@ -109,3 +112,69 @@ def check_num_classes(y_pred, num_classes: int, what: str = "priors") -> None:
             f"{classes} (logits shape {tuple(y_pred.shape)}). Pass one "
             "prior per output class."
         )
+
+
+def retarget(
+    logits,
+    train_prior,
+    target_prior,
+    tau: Any = 1.0,
+    *,
+    mode: str = "posthoc",
+    epsilon: Any = DEFAULT_EPSILON,
+):
+    """Logits whose argmax is the Bayes rule for the class mix `target_prior`.
+
+    Formula:
+
+    ```
+    posthoc / baseline: logits - log(train_prior**tau + eps) + log(target_prior + eps)
+    loss:               logits + log(target_prior + eps)
+    ```
+
+    The paper's post-hoc rule swaps the training prior for a uniform one;
+    the same algebra serves any target mix. A model trained with plain
+    cross-entropy ("baseline", "posthoc") has logits of the training mix,
+    so the training prior is taken out first; a loss-mode model's raw logits
+    already estimate the balanced (uniform-mix) posterior, so only the
+    target prior is added (`train_prior` and `tau` are then unused). A
+    uniform `target_prior` gives the balanced rule of each mode, up to a
+    constant.
+
+    Args:
+        logits: `[..., num_classes]` raw logits of the model.
+        train_prior: the training class priors or counts (may be None in
+            loss mode).
+        target_prior: the deployment class priors or counts.
+        tau: the temperature of the training prior (post-hoc's tau).
+        mode: how the model was trained: "baseline", "posthoc" or "loss".
+        epsilon: added inside each log, so that a zero prior stays finite.
+
+    Returns:
+        float32 logits of the same shape.
+
+    Example:
+
+    >>> out = retarget([[2.0, 1.0]], [0.9, 0.1], [0.5, 0.5])
+    >>> [round(float(v), 3) for v in out[0]]
+    [1.412, 2.609]
+    """
+    if mode not in MODES:
+        raise ValueError(
+            "Invalid value for argument `mode`. Expected one of "
+            f"{', '.join(repr(m) for m in MODES)}: how the model's logits "
+            f"were trained. Received: mode={mode!r}"
+        )
+    logits = ops.cast(ops.convert_to_tensor(logits), "float32")
+    shift = log_adjustment(target_prior, 1.0, epsilon)
+    if mode != "loss":
+        train = log_adjustment(train_prior, tau, epsilon)
+        if len(train) != len(shift):
+            raise ValueError(
+                "Invalid value for argument `target_prior`: it has "
+                f"{len(shift)} classes and `train_prior` {len(train)}. Pass "
+                "one prior per output class for both."
+            )
+        shift = shift - train
+    check_num_classes(logits, len(shift), "target priors")
+    return logits + ops.convert_to_tensor(shift)
