@@ -274,6 +274,38 @@ def read_images(paths, image_shape, resize=None) -> np.ndarray:
     return images
 
 
+def is_unlabelled(name: str) -> bool:
+    """Whether `name` is `folder:PATH` of a folder without `train/`: images
+    with no class folders (directly in PATH or in nested folders)."""
+    if not name.startswith(PREFIX):
+        return False
+    root = os.path.expanduser(name[len(PREFIX) :])
+    return os.path.isdir(root) and not os.path.isdir(
+        os.path.join(root, "train")
+    )
+
+
+def unlabelled_arrays(name, image_shape) -> tuple[list[str], np.ndarray]:
+    """`(paths, uint8 images)` of every image under an unlabelled folder.
+
+    Images are found recursively (hidden files and folders skipped, as for
+    a class folder), sorted by path, read upright and resized to
+    `image_shape`'s `(H, W)` with its channels: a trained model's input.
+
+    Raises:
+        FolderError: no such folder, or no image in it.
+    """
+    root = os.path.expanduser(name[len(PREFIX) :])
+    if not os.path.isdir(root):
+        raise folder_index.FolderError(f"{name}: no such folder.")
+    paths = [path for path, _ in folder_index.image_files(root)]
+    if not paths:
+        raise folder_index.FolderError(
+            f"{name} holds no images ({', '.join(folder_index.EXTENSIONS)})."
+        )
+    return paths, read_images(paths, image_shape, tuple(image_shape[:2]))
+
+
 def arrays(name, split, **kwargs):
     """`(uint8 images, int64 labels, DatasetInfo)` of `split`; no TensorFlow.
 

@@ -108,7 +108,7 @@ def _describe(root: str) -> str:
     return f"{PREFIX}{root}"
 
 
-def _image_files(class_dir: str) -> list[tuple[str, int]]:
+def image_files(class_dir: str) -> list[tuple[str, int]]:
     """`(path, byte size)` of the images under `class_dir`, recursively,
     following symlinks (each real folder once, so a link loop ends)."""
     found, seen = [], set()
@@ -191,7 +191,7 @@ def list_files(root: str):
         rows = []
         for name in classes:
             class_dir = os.path.join(root, folder, name)
-            files = _image_files(class_dir)
+            files = image_files(class_dir)
             if not files:
                 raise FolderError(
                     f"{where}/{folder}/{name} holds no images ("
