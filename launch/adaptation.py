@@ -14,6 +14,7 @@ from la_keras import calibration as calibration_lib
 from la_keras import prior_shift
 from la_keras.adjustment import retarget
 from la_keras.datasets import folder
+from la_keras.datasets import shifted
 from launch import outputs
 from launch import reporting
 
@@ -153,3 +154,39 @@ def format_table(info, estimated, true=None) -> str:
         row += f"  {true[i]:.3f}" if true is not None else ""
         lines.append(row)
     return "\n".join(lines)
+
+
+def shifted_test_report(config, info, logits: dict, test_prior: str) -> dict:
+    """The three rules on the test split resampled to `test_prior`.
+
+    `launch.evaluate --test_prior`: the balanced test split subsampled to a
+    long-tailed mix (`la_keras.datasets.shifted`, seeded by the run seed);
+    the prior estimated by EM from its logits, calibrated by BCTS fitted on
+    the holdout when the run has one (nothing is written).
+
+    Args:
+        logits: `{split: (logits, labels)}` of the evaluation splits.
+        test_prior: "uniform", "forward<N>" or "backward<N>".
+    """
+    test_logits, test_labels = logits["test"]
+    test_labels = np.asarray(test_labels, np.int64)
+    keep = shifted.shifted_indices(
+        test_labels, info.train_counts, test_prior, config.data.seed
+    )
+    holdout = logits.get("holdout")
+    calibration = calibration_lib.Calibration()
+    if holdout is not None:
+        holdout = (np.asarray(holdout[0], np.float64), holdout[1])
+        calibration = calibration_lib.fit_calibration(*holdout, "bcts")
+    sub_logits = np.asarray(test_logits, np.float64)[keep]
+    sub_labels = test_labels[keep]
+    found = estimate(sub_logits, config, info, "em", calibration, holdout)
+    return {
+        "test_prior": test_prior,
+        "num_examples": int(len(keep)),
+        "calibration": calibration.to_dict(),
+        "estimated_prior": [float(p) for p in found.prior],
+        "top1": rule_accuracies(
+            config, info, sub_logits, sub_labels, found.prior
+        ),
+    }

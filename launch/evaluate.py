@@ -38,8 +38,10 @@ from absl import app
 from absl import flags
 from absl import logging
 
+from la_keras.datasets import shifted
 from la_keras.models import weight_norm
 from la_keras.training import evaluation
+from launch import adaptation
 from launch import common
 from launch import common_flags
 from launch import outputs
@@ -77,6 +79,15 @@ def define_flags() -> None:
         "by their norm**tau, bias dropped, for each tau here; reports tau=1 "
         "and tau* chosen on the holdout by balanced accuracy (never on "
         "test). Empty: skipped.",
+    )
+    flags.DEFINE_string(
+        "test_prior",
+        None,
+        "Also report top-1 on the test split resampled (seeded, without "
+        "replacement) to this class mix: uniform, forward<N> or "
+        "backward<N> (imbalance N, in the training order or reversed), for "
+        "the balanced rule, the EM estimate of the mix and the true mix "
+        "(the oracle). Needs --model_dir or a labelled --dataset.",
     )
     flags.DEFINE_string(
         "output",
@@ -260,6 +271,11 @@ def output_path(flags_obj) -> str | None:
 def run(flags_obj) -> dict:
     """Evaluates; returns (and writes, see --output) the report dict."""
     wn_taus = _weight_norm_taus(flags_obj)
+    if flags_obj.test_prior:
+        try:
+            shifted.parse_test_prior(flags_obj.test_prior)
+        except ValueError as e:
+            raise app.UsageError(f"--test_prior: {e}") from e
     config = run_config(flags_obj)
     if flags_obj.saved_model:
         info = config.data.info()
@@ -273,6 +289,10 @@ def run(flags_obj) -> dict:
     report = reporting.evaluation_report(config, info, logits, source)
     if wn_taus:
         report["weight_norm"] = weight_norm_report(config, model, info, wn_taus)
+    if flags_obj.test_prior:
+        report["shifted_test"] = adaptation.shifted_test_report(
+            config, info, logits, flags_obj.test_prior
+        )
     reporting.log_metrics(report)
     if output:
         outputs.write_json(output, report)

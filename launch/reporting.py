@@ -326,6 +326,13 @@ def format_evaluation(report: dict, output: str | None) -> str:
         lines.append(LOSS_MODE_NOTE)
     if report.get("holdout_warning"):
         lines.append(report["holdout_warning"])
+    shifted = report.get("shifted_test")
+    if shifted:
+        top1 = "  ".join(f"{k} {v:.4f}" for k, v in shifted["top1"].items())
+        lines.append(
+            f"test resampled to {shifted['test_prior']} "
+            f"({shifted['num_examples']} images), top-1: {top1}"
+        )
     if (report.get("weight_norm") or {}).get("diagnostic"):
         lines.append(f"weight_norm: {report['weight_norm']['diagnostic']}")
     if output and "test_tau_sweep" in report:

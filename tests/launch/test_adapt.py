@@ -109,3 +109,34 @@ def test_an_empty_unlabelled_folder_is_one_line(run_dir, tmp_path):
         .startswith("launch.adapt: error:")
     )
     assert "holds no images" in result.stderr
+
+
+def test_evaluate_on_a_shifted_test_mix(run_dir, tmp_path):
+    from la_keras.datasets import shifted
+
+    output = str(tmp_path / "eval.json")
+    result = helpers.run_module(
+        "launch.evaluate",
+        [
+            f"--model_dir={run_dir}",
+            "--test_prior=backward4",
+            f"--output={output}",
+        ],
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    with open(output) as f:
+        report = json.load(f)["shifted_test"]
+    # How many are kept depends on the classes' ranks only.
+    kept = shifted.shifted_counts(
+        synthetic.TRAIN_COUNTS, synthetic.TEST_PER_CLASS, "backward4"
+    )
+    assert report["num_examples"] == int(kept.sum())
+    assert set(report["top1"]) == {"balanced", "estimated_prior", "true_prior"}
+    assert all(0.0 <= v <= 1.0 for v in report["top1"].values())
+    assert abs(sum(report["estimated_prior"]) - 1) < 1e-9
+    assert "test resampled to backward4" in result.stdout
+    bad = helpers.run_module(
+        "launch.evaluate", [f"--model_dir={run_dir}", "--test_prior=sideways"]
+    )
+    assert bad.returncode == 1
+    assert "--test_prior: Invalid value for argument `test_prior`" in bad.stderr
