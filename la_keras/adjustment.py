@@ -30,6 +30,7 @@ __all__ = [
     "check_zero_priors",
     "log_adjustment",
     "log_adjustment_tensor",
+    "log_target_tensor",
     "retarget",
 ]
 
@@ -101,6 +102,19 @@ def log_adjustment_tensor(priors: np.ndarray, tau, epsilon: float):
     values = ops.convert_to_tensor(np.asarray(priors, np.float32))
     powered = ops.power(values, ops.cast(tau, "float32"))
     return ops.log(powered + float(epsilon))
+
+
+def log_target_tensor(target_prior, epsilon: float = DEFAULT_EPSILON):
+    """`log(target_prior / sum(target_prior) + epsilon)` on the last axis.
+
+    The graph form of `retarget`'s target term, for a prior that is a
+    tensor (a serving request's): `[num_classes]` or `[batch, num_classes]`,
+    normalized here. The caller checks that its entries are finite and
+    non-negative with a positive sum.
+    """
+    values = ops.cast(target_prior, "float32")
+    total = ops.sum(values, axis=-1, keepdims=True)
+    return ops.log(values / total + float(epsilon))
 
 
 def check_num_classes(y_pred, num_classes: int, what: str = "priors") -> None:

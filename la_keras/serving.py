@@ -13,6 +13,15 @@ variable, the `priors`, the `class_names` and the same function as `serve`.
 A folder dataset resized to `image_size` (`resize`) is served images of any
 size, resized as its input pipeline did.
 
+A second signature, `serve_with_prior`, takes `images` and a float32
+`prior` (`[C]`, or `[batch, C]` for one per example: class probabilities or
+counts) and returns the same outputs for that class mix, by
+`la_keras.adjustment.retarget`'s rule: `raw_logits - log(train_prior**tau +
+1e-12) + log(prior + 1e-12)` for a post-hoc or baseline model,
+`raw_logits + log(prior + 1e-12)` for a loss-mode one. `serving_default`
+serves the uniform mix as before, or the `target_prior` baked in at export
+(then it equals `serve_with_prior` with that prior).
+
 The SavedModel runs in TensorFlow 2 (`tf.saved_model.load`) and in the
 session-based loaders of TF Serving and `saved_model_cli run`, which restore
 the variables through the SavedModel's saver: every variable the signature
@@ -29,117 +38,13 @@ from __future__ import annotations
 import numpy as np
 import tensorflow as tf
 
+from la_keras import adjustment as adjustment_lib
 from la_keras import priors as priors_lib
-from la_keras.datasets import preprocess_images
-from la_keras.datasets.preprocessing import resize_images
+from la_keras import serving_signature
 from la_keras.models import LogitAdjustedModel
 
 SIGNATURE = "serving_default"
-
-
-class _Signature:
-    """The `serving_default` computation: check, preprocess, classify, adjust.
-
-    Args:
-        classifier: a post-hoc `LogitAdjustedModel` (`serving_classifier`).
-        preprocessing: "cifar" or "imagenet", see `preprocess_images`.
-        image_shape: `(H, W, C)` of the model's input images.
-        class_names: the names of the classes, or None.
-        resize: `(H, W)` the raw images are resized to first, or None.
-    """
-
-    def __init__(
-        self, classifier, preprocessing, image_shape, class_names, resize
-    ):
-        self.classifier = classifier
-        self.preprocessing = preprocessing
-        self.image_shape = tuple(int(d) for d in image_shape)
-        self.class_names = None if class_names is None else list(class_names)
-        self.resize = None if resize is None else tuple(resize)
-
-    @property
-    def any_size(self) -> bool:
-        """Whether requests may have any height and width."""
-        return self.preprocessing != "cifar" or self.resize is not None
-
-    def input_spec(self) -> tf.TensorSpec:
-        height, width, channels = self.image_shape
-        if self.any_size:
-            height = width = None
-        shape = [None, height, width, channels]
-        return tf.TensorSpec(shape, tf.uint8, "images")
-
-    def __call__(self, images):
-        images = self._check(images)
-        # An empty batch skips the network (some CPU kernels reject it).
-        return tf.cond(
-            tf.shape(images)[0] > 0,
-            lambda: self._outputs(images),
-            self._empty_outputs,
-        )
-
-    def _check(self, images):
-        # A loaded signature does not enforce its shapes: check them here, or
-        # a kernel may abort the process on a malformed request.
-        expected = list(self.image_shape)
-        if self.any_size:
-            expected = [None, None, expected[-1]]
-        shape_text = ", ".join("any" if d is None else str(d) for d in expected)
-        message = (
-            f"`images` must be uint8 of shape [batch, {shape_text}] "
-            "(a batch of the training images' size)"
-        )
-        # The signature's static rank is 4, whatever the request's: read
-        # the dynamic shape, padded so that indexing never fails.
-        shape = tf.shape(images)
-        padded = tf.concat([shape, tf.zeros([4], tf.int32)], axis=0)
-        checks = [tf.equal(tf.rank(images), 4)]
-        for axis, size in enumerate(expected, start=1):
-            actual = padded[axis]
-            checks.append(
-                actual >= 1 if size is None else tf.equal(actual, size)
-            )
-        checks = [
-            tf.debugging.Assert(
-                tf.reduce_all(tf.stack(checks)), [message, shape]
-            )
-        ]
-        with tf.control_dependencies(checks):
-            return tf.identity(images)
-
-    def _empty_outputs(self):
-        empty = tf.zeros([0, self.classifier.priors.shape[0]], tf.float32)
-        outputs = {
-            "logits": empty,
-            "raw_logits": empty,
-            "probabilities": empty,
-            "classes": tf.zeros([0], tf.int64),
-        }
-        if self.class_names is not None:
-            outputs["class_names"] = tf.zeros([0], tf.string)
-        return outputs
-
-    def _outputs(self, images):
-        if self.resize is not None:
-            images = resize_images(images, self.resize)
-        inputs = preprocess_images(
-            images,
-            self.preprocessing,
-            training=False,
-            image_size=self.image_shape[:2],
-        )
-        raw = tf.cast(self.classifier.model(inputs, training=False), tf.float32)
-        logits = tf.cast(self.classifier.adjustment(raw), tf.float32)
-        outputs = {
-            "logits": logits,
-            "raw_logits": raw,
-            "probabilities": tf.nn.softmax(logits, axis=-1),
-            "classes": tf.argmax(logits, axis=-1),
-        }
-        if self.class_names is not None:
-            names = tf.constant(self.class_names, tf.string)
-            outputs["class_names"] = tf.gather(names, outputs["classes"])
-        return outputs
+PRIOR_SIGNATURE = "serve_with_prior"
 
 
 def serving_classifier(model, priors=None, tau: float = 0.0):
@@ -168,8 +73,13 @@ def serving_module(
     tau=0.0,
     class_names=None,
     resize=None,
+    *,
+    mode="posthoc",
+    train_prior=None,
+    prior_tau=None,
+    target_prior=None,
 ):
-    """`(module, serve)`: the SavedModel's root object and its signature.
+    """`(module, signatures)`: the SavedModel's root object and signatures.
 
     The module holds the `tf.Variable`s that `serve` reads, not the Keras
     model: a Keras 3 variable saves itself as a copy of the `tf.Variable` it
@@ -179,16 +89,36 @@ def serving_module(
     fails with "Could not find variable ...". Saved as the signature's own
     variables (as `keras.export.ExportArchive` does), each is restored, and
     written once.
+
+    See `export_saved_model` for the arguments.
     """
     classifier = serving_classifier(model, priors, tau)
-    signature = _Signature(
-        classifier, preprocessing, image_shape, class_names, resize
+    train_log, target = retarget_terms(
+        classifier, mode, train_prior, prior_tau, target_prior
+    )
+    signature = serving_signature.ServingSignature(
+        classifier,
+        preprocessing,
+        image_shape,
+        class_names,
+        resize,
+        train_log,
+        target,
     )
     serve = tf.function(
         signature, input_signature=[signature.input_spec()], autograph=False
     )
+    with_prior = tf.function(
+        signature.with_prior,
+        input_signature=[signature.input_spec(), signature.prior_spec()],
+        autograph=False,
+    )
     module = tf.Module(name="la_keras_serving")
-    module.graph_variables = list(serve.get_concrete_function().variables)
+    graph_variables = {}
+    for function in (serve, with_prior):
+        for variable in function.get_concrete_function().variables:
+            graph_variables.setdefault(id(variable), variable)
+    module.graph_variables = list(graph_variables.values())
     (tau_weight,) = [
         w for w in classifier.adjustment.weights if w.name == "tau"
     ]
@@ -201,8 +131,53 @@ def serving_module(
         module.class_names = tf.Variable(
             list(class_names), trainable=False, name="class_names"
         )
+    module.target_prior = tf.Variable(
+        np.full([signature.num_classes], 1.0 / signature.num_classes)
+        if target is None
+        else target,
+        dtype=tf.float32,
+        trainable=False,
+        name="target_prior",
+    )
     module.serve = serve
-    return module, serve
+    module.serve_with_prior = with_prior
+    return module, {SIGNATURE: serve, PRIOR_SIGNATURE: with_prior}
+
+
+def retarget_terms(classifier, mode, train_prior, prior_tau, target_prior):
+    """`(train_log, target)`: what `serve_with_prior` takes out, the default.
+
+    `train_log` is `log(train_prior**prior_tau + eps)` (`train_prior`
+    defaulting to the classifier's priors, `prior_tau` to its tau), zeros in
+    loss mode; `target` the normalized `target_prior`, or None.
+    """
+    num_classes = int(classifier.priors.shape[0])
+    if mode not in adjustment_lib.MODES:
+        raise ValueError(
+            "Invalid value for argument `mode`. Expected one of "
+            f"{adjustment_lib.MODES}. Received: mode={mode!r}"
+        )
+    named = {"train_prior": train_prior, "target_prior": target_prior}
+    for name, value in named.items():
+        if value is None:
+            continue
+        size = len(priors_lib.normalize(value, name))
+        if size != num_classes:
+            raise ValueError(
+                f"Invalid value for argument `{name}`: {size} classes, but "
+                f"the model has {num_classes} outputs."
+            )
+    if mode == "loss":
+        train_log = np.zeros([num_classes], np.float32)
+    else:
+        train_log = adjustment_lib.log_adjustment(
+            classifier.priors if train_prior is None else train_prior,
+            classifier.tau if prior_tau is None else prior_tau,
+            classifier.epsilon,
+        )
+    if target_prior is not None:
+        target_prior = priors_lib.normalize(target_prior, "target_prior")
+    return train_log, target_prior
 
 
 def export_saved_model(
@@ -215,6 +190,10 @@ def export_saved_model(
     *,
     class_names=None,
     resize=None,
+    mode: str = "posthoc",
+    train_prior=None,
+    prior_tau: float | None = None,
+    target_prior=None,
 ) -> str:
     """Writes `model` as a SavedModel with a uint8-image serving signature.
 
@@ -236,12 +215,32 @@ def export_saved_model(
             (`DatasetInfo.resize`): requests of any size are resized to it
             first, as its input pipeline did. `image_shape` is then the
             resized shape.
+        mode: how the model was trained, "baseline", "posthoc" or "loss":
+            the `serve_with_prior` rule (`la_keras.adjustment.retarget`).
+        train_prior: the training prior `serve_with_prior` takes out of the
+            raw logits (baseline, posthoc); default `priors` (uniform
+            without them).
+        prior_tau: the tau of that training prior; default `tau`.
+        target_prior: the class mix `serving_default` serves: None for the
+            uniform one (the post-hoc rule above, unchanged), else class
+            probabilities or counts, served as `serve_with_prior` serves
+            them.
 
     Returns:
         `export_dir`.
     """
-    module, serve = serving_module(
-        model, image_shape, preprocessing, priors, tau, class_names, resize
+    module, signatures = serving_module(
+        model,
+        image_shape,
+        preprocessing,
+        priors,
+        tau,
+        class_names,
+        resize,
+        mode=mode,
+        train_prior=train_prior,
+        prior_tau=prior_tau,
+        target_prior=target_prior,
     )
-    tf.saved_model.save(module, export_dir, signatures={SIGNATURE: serve})
+    tf.saved_model.save(module, export_dir, signatures=signatures)
     return export_dir

@@ -10,7 +10,10 @@ log names the file and step exported), and writes a SavedModel whose
 with the tau chosen during training (metrics.json's `served_tau`) unless
 --tau is given; baseline runs serve raw logits unless --tau is given.
 Loss-mode runs always serve their raw logits (tau 0): the loss already
-adjusted them, and --tau is refused. A run moved with its prepared file
+adjusted them, and --tau is refused. `--target_prior=train` or a file of
+class priors bakes that class mix into `serving_default` instead of the
+uniform one (`launch.target_prior`); every export also has the
+`serve_with_prior` signature, which takes the mix per request. A run moved with its prepared file
 (or folder) takes `--dataset=prepared:NEWPATH`, recognised by checksum.
 
     python -m launch.export --model_dir=/tmp/run --export_dir=/tmp/run/serving
@@ -31,19 +34,30 @@ from launch import common
 from launch import common_flags
 from launch import evaluate
 from launch import outputs
+from launch import reporting
 from launch import run_state
+from launch import target_prior as target_prior_lib
 from launch.config import RunConfig
 
 
 def define_flags() -> None:
     common_flags.define_flags()
-    if "checkpoint" in flags.FLAGS:
+    if "checkpoint" not in flags.FLAGS:
+        flags.DEFINE_string(
+            "checkpoint",
+            None,
+            "Checkpoint path (default: the newest state of --model_dir, its "
+            "newest checkpoint or model.keras, whichever holds the later "
+            "step).",
+        )
+    if "target_prior" in flags.FLAGS:
         return
     flags.DEFINE_string(
-        "checkpoint",
-        None,
-        "Checkpoint path (default: the newest state of --model_dir, its "
-        "newest checkpoint or model.keras, whichever holds the later step).",
+        "target_prior",
+        "uniform",
+        "The class mix serving_default serves: uniform (the balanced rule), "
+        "train (the run's training prior) or a file of one class prior or "
+        "count per class (a JSON list, or whitespace-separated numbers).",
     )
 
 
@@ -80,6 +94,9 @@ def run(flags_obj) -> str:
     tau = export_tau(config, flags_obj)
     state = run_state.newest_state(config, flags_obj.checkpoint)
     info = state.info
+    target = target_prior_lib.read_target_prior(
+        flags_obj.target_prior, info.priors
+    )
     export_dir = flags_obj.export_dir or os.path.join(
         flags_obj.model_dir, "export"
     )
@@ -95,13 +112,17 @@ def run(flags_obj) -> str:
             tau=tau or 0.0,
             class_names=info.class_names,
             resize=info.resize,
+            target_prior=target,
+            **reporting.serving_rule(config, info, tau),
         )
     logging.info(
-        "Exported %s (step %s) to %s (post-hoc tau: %s).",
+        "Exported %s (step %s) to %s (post-hoc tau: %s; target prior: %s%s).",
         state.path,
         "unknown" if state.step is None else state.step,
         export_dir,
         tau,
+        flags_obj.target_prior,
+        "" if target is None else f" {[round(float(v), 6) for v in target]}",
     )
     return export_dir
 

@@ -210,6 +210,22 @@ def served_tau(config, metrics: dict) -> float | None:
     return config.tau
 
 
+def serving_rule(config, info, tau: float | None) -> dict:
+    """`export_saved_model`'s arguments for `serve_with_prior`'s rule.
+
+    A post-hoc run takes its training prior out at the served `tau`; a
+    baseline run (served raw) at `tau` if given, else its `--tau`; a
+    loss-mode run's logits are already balanced (`mode="loss"`).
+    """
+    if config.mode == "loss":
+        return {"mode": "loss"}
+    return {
+        "mode": config.mode,
+        "train_prior": info.priors,
+        "prior_tau": config.tau if tau is None else tau,
+    }
+
+
 def write_json(data: dict, path: str) -> None:
     """`outputs.write_json` (atomic), argument order of the old helper."""
     outputs.write_json(path, data)

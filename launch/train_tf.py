@@ -174,6 +174,7 @@ def _write_outputs(config, strategy, chief, model, info, metrics, write_dir):
             finetune.merge_lora(model), tmp, info.image_shape, info.preprocessing,
             priors=None if tau is None else info.priors, tau=tau or 0.0,
             class_names=info.class_names, resize=info.resize,
+            **reporting.serving_rule(config, info, tau),
         )  # fmt: skip
     if not chief:
         distribute.cleanup_worker_dir(export_dir, config.model_dir, strategy)

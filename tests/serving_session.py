@@ -151,3 +151,62 @@ def assert_served(test, served, expected, rtol=1e-4):
         np.testing.assert_array_equal(
             names[clear], expected["class_names"][clear]
         )
+
+
+_PRIOR_SCRIPT = """
+import sys
+import numpy as np
+import tensorflow as tf
+
+tf.compat.v1.disable_eager_execution()
+export_dir, images_path, priors_path, out_dir = sys.argv[1:]
+with tf.compat.v1.Session(graph=tf.Graph()) as session:
+    meta = tf.compat.v1.saved_model.loader.load(session, ["serve"], export_dir)
+    signature = meta.signature_def["serve_with_prior"]
+    feeds = {k: signature.inputs[k].name for k in ("images", "prior")}
+    keys = sorted(signature.outputs)
+    fetches = [signature.outputs[k].name for k in keys]
+    images = np.load(images_path)
+    out, refused = {}, {}
+    with np.load(priors_path) as priors:
+        for name in priors.files:
+            feed = {feeds["images"]: images, feeds["prior"]: priors[name]}
+            try:
+                values = session.run(fetches, feed)
+            except tf.errors.InvalidArgumentError as e:
+                refused[name] = e.message
+                continue
+            for key, value in zip(keys, values):
+                out[f"{name}/{key}"] = value
+np.savez(f"{out_dir}/outputs.npz", **out)
+np.savez(f"{out_dir}/refused.npz", **refused)
+"""
+
+
+def run_with_prior_in_session(export_dir, images, priors):
+    """`serve_with_prior` of `export_dir` in a `tf.compat.v1.Session`.
+
+    Args:
+        export_dir: the SavedModel.
+        images: the uint8 images of every request.
+        priors: `{name: prior array}`, one request each.
+
+    Returns:
+        `({name: {key: array}} of the served requests, {name: message} of
+        the refused ones)`.
+    """
+    with tempfile.TemporaryDirectory() as tmp:
+        images_path = os.path.join(tmp, "x.npy")
+        priors_path = os.path.join(tmp, "priors.npz")
+        np.save(images_path, images)
+        np.savez(priors_path, **priors)
+        _run([sys.executable, "-c", _PRIOR_SCRIPT, export_dir, images_path,
+              priors_path, tmp])  # fmt: skip
+        served = {}
+        with np.load(os.path.join(tmp, "outputs.npz")) as arrays:
+            for path in arrays.files:
+                name, key = path.split("/")
+                served.setdefault(name, {})[key] = arrays[path]
+        with np.load(os.path.join(tmp, "refused.npz")) as arrays:
+            refused = {name: str(arrays[name]) for name in arrays.files}
+    return served, refused

@@ -23,11 +23,14 @@ class LogitAdjustment(layers.Layer):
 
     ```python
     outputs = logits - log(priors**tau + epsilon)
+    # with a target_prior (la_keras.adjustment.retarget):
+    outputs = logits - log(priors**tau + epsilon) + log(target_prior + epsilon)
     ```
 
     which is the negative of the adjustment that `LogitAdjustedLoss` adds
     during training, with the same epsilon convention as the official
-    release.
+    release. A `target_prior` makes the argmax the Bayes rule for that class
+    mix instead of the uniform one.
 
     Args:
         priors: class probabilities or counts, one per class; normalized
@@ -35,6 +38,9 @@ class LogitAdjustment(layers.Layer):
         tau: temperature, `>= 0`; 0 leaves the logits unchanged.
         epsilon: added to `priors**tau` inside the log so zero priors stay
             finite.
+        target_prior: the deployment class probabilities or counts, one per
+            class, or None for uniform (the balanced rule, exactly as
+            without it).
         **kwargs: base layer arguments (`name`, `dtype`, ...).
 
     Example:
@@ -55,12 +61,24 @@ class LogitAdjustment(layers.Layer):
         priors,
         tau=1.0,
         epsilon=adjustment_lib.DEFAULT_EPSILON,
+        target_prior=None,
         **kwargs,
     ):
         super().__init__(**kwargs)
         # Layers.
         self.priors = priors_lib.normalize(priors)
         self.epsilon = adjustment_lib.check_epsilon(epsilon)
+        self.target_prior = None
+        if target_prior is not None:
+            self.target_prior = priors_lib.normalize(
+                target_prior, "target_prior"
+            )
+            if self.target_prior.shape != self.priors.shape:
+                raise ValueError(
+                    "Invalid value for argument `target_prior`. Expected "
+                    f"one entry per class ({self.priors.shape[0]}). "
+                    f"Received: target_prior={target_prior!r}"
+                )
         initial_tau = adjustment_lib.check_tau(tau)
         # Any tau > 0 set later would make log(0) = -inf: refuse it now.
         adjustment_lib.check_zero_priors(self.priors, self.epsilon)
@@ -100,9 +118,19 @@ class LogitAdjustment(layers.Layer):
             self.priors, self._tau, self.epsilon
         )
 
+    def target_adjustment(self):
+        """`log(target_prior + epsilon)` as float32 numpy; None if uniform."""
+        if self.target_prior is None:
+            return None
+        return adjustment_lib.log_adjustment(
+            self.target_prior, 1.0, self.epsilon
+        )
+
     def call(self, logits):
         adjustment_lib.check_num_classes(logits, self.num_classes)
         adjusted = ops.cast(logits, "float32") - self.adjustment()
+        if self.target_prior is not None:
+            adjusted = adjusted + self.target_adjustment()
         return ops.cast(adjusted, self.compute_dtype)
 
     def compute_output_shape(self, input_shape):
@@ -115,6 +143,9 @@ class LogitAdjustment(layers.Layer):
                 "priors": priors_lib.as_float_list(self.priors),
                 "tau": self.tau,
                 "epsilon": self.epsilon,
+                "target_prior": None
+                if self.target_prior is None
+                else priors_lib.as_float_list(self.target_prior),
             }
         )
         return config

@@ -28,6 +28,12 @@ class LogitAdjustedModel(keras.Model):
     `training=True`) always sees the raw logits. In loss mode the logits are
     never adjusted at test time: the loss already did it.
 
+    `target_prior` (None: uniform) retargets inference to another class mix
+    with `la_keras.adjustment.retarget`'s rule: post-hoc mode predicts
+    `logits - log(prior**tau + eps) + log(target_prior + eps)`, loss mode
+    `logits + log(target_prior + eps)`. Without it, each mode predicts what
+    the table says, exactly.
+
     `tau` can be changed after training (`model.tau = 0.5`): the change
     reaches `predict`, `.keras` files and exports without retraining. In
     loss mode it only sets the tau of the default loss at the next
@@ -39,6 +45,8 @@ class LogitAdjustedModel(keras.Model):
         tau: temperature on the priors, `>= 0`.
         mode: `"posthoc"` or `"loss"`.
         epsilon: added to `priors**tau` inside the log.
+        target_prior: the deployment class probabilities or counts, length
+            `C`, or None for uniform (the balanced rule of each mode).
         **kwargs: base `keras.Model` arguments (`name`, ...).
 
     Example:
@@ -63,6 +71,7 @@ class LogitAdjustedModel(keras.Model):
         tau=1.0,
         mode="posthoc",
         epsilon=adjustment_lib.DEFAULT_EPSILON,
+        target_prior=None,
         **kwargs,
     ):
         if mode not in MODES:
@@ -79,7 +88,11 @@ class LogitAdjustedModel(keras.Model):
         # Layers.
         self.model = model
         self.adjustment = LogitAdjustment(
-            priors, tau=tau, epsilon=epsilon, name="logit_adjustment"
+            priors,
+            tau=tau,
+            epsilon=epsilon,
+            target_prior=target_prior,
+            name="logit_adjustment",
         )
         # Config.
         self.mode = mode
@@ -90,6 +103,10 @@ class LogitAdjustedModel(keras.Model):
     @property
     def priors(self):
         return self.adjustment.priors
+
+    @property
+    def target_prior(self):
+        return self.adjustment.target_prior
 
     @property
     def tau(self):
@@ -106,8 +123,15 @@ class LogitAdjustedModel(keras.Model):
 
     def call(self, inputs, training=None):
         logits = self.model(inputs, training=training)
-        if self.mode == "posthoc" and not training:
+        if training:
+            return logits
+        if self.mode == "posthoc":
             return self.adjustment(logits)
+        if self.target_prior is not None:
+            # Loss mode: the logits already target the uniform mix.
+            shifted = keras.ops.cast(logits, "float32")
+            shifted = shifted + self.adjustment.target_adjustment()
+            return keras.ops.cast(shifted, logits.dtype)
         return logits
 
     def compile(self, optimizer="rmsprop", loss=None, **kwargs):
@@ -166,6 +190,9 @@ class LogitAdjustedModel(keras.Model):
                 "tau": self.tau,
                 "mode": self.mode,
                 "epsilon": self.epsilon,
+                "target_prior": None
+                if self.target_prior is None
+                else priors_lib.as_float_list(self.target_prior),
             }
         )
         return config

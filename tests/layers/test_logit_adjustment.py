@@ -64,3 +64,34 @@ class LogitAdjustmentTest(TestCase):
         self.assertAllClose(
             out, reference(np.zeros((2, 10)), COUNTS, 1.0), rtol=1e-3
         )
+
+
+class TargetPriorTest(TestCase):
+    """`target_prior`: the post-hoc rule for another class mix."""
+
+    TARGET = [1, 2, 3, 4, 5, 6, 7, 8, 9, 10]
+
+    def test_matches_reference(self):
+        logits = np.random.default_rng(1).normal(size=(8, 10)).astype("float32")
+        target = np.asarray(self.TARGET, np.float64) / np.sum(self.TARGET)
+        for tau in (0.5, 1.0):
+            layer = LogitAdjustment(COUNTS, tau=tau, target_prior=self.TARGET)
+            expected = reference(logits, COUNTS, tau) + np.log(target + 1e-12)
+            self.assertAllClose(layer(logits), expected, atol=1e-5)
+
+    def test_train_target_undoes_tau_one(self):
+        logits = np.random.default_rng(2).normal(size=(4, 10)).astype("float32")
+        layer = LogitAdjustment(COUNTS, tau=1.0, target_prior=COUNTS)
+        self.assertAllClose(layer(logits), logits, atol=1e-5)
+
+    def test_config_round_trip(self):
+        layer = LogitAdjustment(COUNTS, tau=0.5, target_prior=self.TARGET)
+        revived = self.run_serialization_test(layer)
+        self.assertAllClose(revived.target_prior, np.asarray(self.TARGET) / 55)
+        self.assertIsNone(LogitAdjustment(COUNTS).get_config()["target_prior"])
+
+    def test_bad_target_prior(self):
+        with self.assertRaisesRegex(ValueError, "one entry per class"):
+            LogitAdjustment(COUNTS, target_prior=[1, 2])
+        with self.assertRaisesRegex(ValueError, "target_prior"):
+            LogitAdjustment(COUNTS, target_prior=[-1] + [1] * 9)

@@ -184,3 +184,64 @@ class LogitAdjustedModelTest(TestCase):
         served = loaded.serve(tf.constant(x)).numpy()
         expected = adjust(base.predict(x, verbose=0), COUNTS, 1.0)
         self.assertAllClose(served, expected, rtol=1e-5, atol=1e-5)
+
+
+TARGET = [1, 1, 2, 3, 5, 8, 13, 21]
+
+
+def retarget_reference(logits, counts, tau, target, mode):
+    """`la_keras.adjustment.retarget`'s rule in float64."""
+    t = np.asarray(target, np.float64) / np.sum(target)
+    out = np.asarray(logits, np.float64) + np.log(t + 1e-12)
+    return out if mode == "loss" else adjust(out, counts, tau)
+
+
+class TargetPriorTest(TestCase):
+    """`target_prior`: inference for another class mix, in both modes."""
+
+    def test_inference_matches_reference(self):
+        x, _ = data()
+        for mode in ("posthoc", "loss"):
+            base = base_model()
+            model = LogitAdjustedModel(
+                base, COUNTS, tau=0.7, mode=mode, target_prior=TARGET
+            )
+            raw = base(x, training=False).numpy()
+            expected = retarget_reference(raw, COUNTS, 0.7, TARGET, mode)
+            self.assertAllClose(
+                model.predict(x, verbose=0), expected, atol=1e-5
+            )
+            self.assertAllClose(model(x), expected, atol=1e-5)
+            self.assertAllClose(model(x, training=True), raw, atol=1e-6)
+
+    def test_none_is_unchanged(self):
+        x, _ = data()
+        base = base_model()
+        raw = base(x, training=False).numpy()
+        posthoc = LogitAdjustedModel(base, COUNTS, tau=0.7)
+        self.assertIsNone(posthoc.target_prior)
+        self.assertAllClose(posthoc(x), adjust(raw, COUNTS, 0.7), atol=1e-5)
+        loss = LogitAdjustedModel(base, COUNTS, mode="loss")
+        self.assertAllClose(loss(x), raw, atol=1e-6)
+
+    def test_config_and_keras_file_round_trip(self):
+        x, y = data()
+        for mode in ("posthoc", "loss"):
+            model = LogitAdjustedModel(
+                base_model(), COUNTS, tau=0.8, mode=mode, target_prior=TARGET
+            )
+            self.assertAllClose(
+                model.get_config()["target_prior"],
+                np.asarray(TARGET) / np.sum(TARGET),
+            )
+            revived = LogitAdjustedModel.from_config(model.get_config())
+            self.assertAllClose(revived.target_prior, model.target_prior)
+            model.compile(optimizer="sgd")
+            model.fit(x, y, epochs=1, verbose=0)
+            restored = self.run_model_saving_test(model, x, atol=1e-5)
+            self.assertAllClose(restored.target_prior, model.target_prior)
+            self.assertEqual(restored.mode, mode)
+
+    def test_bad_target_prior(self):
+        with self.assertRaisesRegex(ValueError, "target_prior"):
+            LogitAdjustedModel(base_model(), COUNTS, target_prior=[1, 2, 3])
