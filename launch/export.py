@@ -37,13 +37,37 @@ from launch.config import RunConfig
 
 def define_flags() -> None:
     common_flags.define_flags()
-    if "checkpoint" in flags.FLAGS:
+    if "checkpoint" not in flags.FLAGS:
+        flags.DEFINE_string(
+            "checkpoint",
+            None,
+            "Checkpoint path (default: the newest state of --model_dir, its "
+            "newest checkpoint or model.keras, whichever holds the later "
+            "step).",
+        )
+    if "format" in flags.FLAGS:
         return
-    flags.DEFINE_string(
-        "checkpoint",
-        None,
-        "Checkpoint path (default: the newest state of --model_dir, its "
-        "newest checkpoint or model.keras, whichever holds the later step).",
+    flags.DEFINE_enum(
+        "format",
+        "saved_model",
+        ["saved_model", "tflite"],
+        "saved_model: the serving SavedModel in --export_dir. tflite: "
+        "model.tflite and model.tflite.json in --export_dir (default: "
+        "<model_dir>/tflite), taking images of the run's image size.",
+    )
+    flags.DEFINE_enum(
+        "quantize",
+        "none",
+        ["none", "dynamic", "int8"],
+        "--format=tflite only: float32 weights (none), int8 weights "
+        "(dynamic) or int8 weights and activations calibrated on training "
+        "images (int8).",
+    )
+    flags.DEFINE_integer(
+        "representative_images",
+        300,
+        "--quantize=int8: training images that calibrate the activations.",
+        lower_bound=1,
     )
 
 
@@ -73,12 +97,16 @@ def export_tau(config, flags_obj) -> float | None:
 
 
 def run(flags_obj) -> str:
-    """Exports; returns the SavedModel directory."""
+    """Exports; returns the SavedModel directory (or the .tflite file)."""
+    if flags_obj.format != "tflite" and flags_obj.quantize != "none":
+        raise app.UsageError("--quantize applies to --format=tflite only.")
     config = RunConfig.read(flags_obj.model_dir).with_data(
         evaluate.given_dataset(flags_obj)
     )
     tau = export_tau(config, flags_obj)
     state = run_state.newest_state(config, flags_obj.checkpoint)
+    if flags_obj.format == "tflite":
+        return _export_tflite(config, state, tau, flags_obj)
     info = state.info
     export_dir = flags_obj.export_dir or os.path.join(
         flags_obj.model_dir, "export"
@@ -104,6 +132,31 @@ def run(flags_obj) -> str:
         tau,
     )
     return export_dir
+
+
+def _export_tflite(config, state, tau, flags_obj) -> str:
+    from launch import export_tflite
+
+    directory = flags_obj.export_dir or os.path.join(
+        flags_obj.model_dir, "tflite"
+    )
+    path = export_tflite.write(
+        config,
+        state,
+        tau,
+        os.path.join(directory, export_tflite.MODEL_FILE),
+        flags_obj.quantize,
+        flags_obj.representative_images,
+    )
+    logging.info(
+        "Exported %s (step %s) to %s (post-hoc tau: %s, quantize: %s).",
+        state.path,
+        "unknown" if state.step is None else state.step,
+        path,
+        tau,
+        flags_obj.quantize,
+    )
+    return path
 
 
 def main(_):
