@@ -12,7 +12,8 @@ Against the SavedModel:
 
 - A folder dataset resized to `image_size` is served at that size only: the
   caller resizes (the SavedModel resizes requests of any size with an
-  antialiased bilinear resize, an op TFLite lacks).
+  antialiased bilinear resize, an op TFLite lacks). So is a run with the
+  "imagenet" preprocessing, whose SavedModel takes any size.
 - The converted model does not check its input: `TFLiteClassifier`
   (`la_keras.tflite_classifier`) checks each request's dtype and shape
   against `model.tflite.json`, the metadata written beside the model.
@@ -46,8 +47,11 @@ class _Classify(tf.Module):
         self.image_shape = tuple(int(d) for d in image_shape)
 
     def __call__(self, images):
+        # Float before the "imagenet" resize: TFLite's RESIZE_BILINEAR keeps
+        # its input's dtype, TensorFlow's turns uint8 into float32 (the
+        # same values).
         inputs = preprocess_images(
-            images,
+            tf.cast(images, tf.float32),
             self.preprocessing,
             training=False,
             image_size=self.image_shape[:2],

@@ -7,12 +7,14 @@ float model is measured in a benchmark, not here.
 
 import os
 
+import keras
 import numpy as np
 import tensorflow as tf
 from absl import app
 from absl import flags
 from absl.testing import flagsaver
 
+from la_keras import serving
 from la_keras import tflite_export
 from la_keras.datasets.preprocessing import resize_images
 from la_keras.tflite_classifier import TFLiteClassifier
@@ -184,4 +186,32 @@ class ResizedFolderRunTest(TestCase):
                 (24, 20, 1),
                 "cifar",
                 quantize="int8",
+            )
+
+
+class ImagenetPreprocessingTest(TestCase):
+    """The "imagenet" recipe (resize and center crop) in builtin ops."""
+
+    def test_matches_the_saved_model_signature(self):
+        inputs = keras.Input((40, 40, 3))
+        x = keras.layers.Conv2D(4, 3)(inputs)
+        x = keras.layers.GlobalAveragePooling2D()(x)
+        model = keras.Model(inputs, keras.layers.Dense(3)(x))
+        priors = [0.6, 0.3, 0.1]
+        for shape in ((40, 40, 3), (40, 40, 1)):
+            content = tflite_export.tflite_model(
+                model, shape, "imagenet", priors, 1.0
+            )
+            runner = tf.lite.Interpreter(
+                model_content=content
+            ).get_signature_runner()
+            rng = np.random.default_rng(0)
+            images = rng.integers(0, 256, [2, *shape]).astype(np.uint8)
+            _, serve = serving.serving_module(
+                model, shape, "imagenet", priors, 1.0
+            )
+            self.assertAllClose(
+                runner(images=images)["logits"],
+                serve(tf.constant(images))["logits"],
+                atol=1e-4,
             )
