@@ -59,6 +59,28 @@ def define_flags() -> None:
         "train (the run's training prior) or a file of one class prior or "
         "count per class (a JSON list, or whitespace-separated numbers).",
     )
+    flags.DEFINE_enum(
+        "format",
+        "saved_model",
+        ["saved_model", "tflite"],
+        "saved_model: the serving SavedModel in --export_dir. tflite: "
+        "model.tflite and model.tflite.json in --export_dir (default: "
+        "<model_dir>/tflite), taking images of the run's image size.",
+    )
+    flags.DEFINE_enum(
+        "quantize",
+        "none",
+        ["none", "dynamic", "int8"],
+        "--format=tflite only: float32 weights (none), int8 weights "
+        "(dynamic) or int8 weights and activations calibrated on training "
+        "images (int8).",
+    )
+    flags.DEFINE_integer(
+        "representative_images",
+        300,
+        "--quantize=int8: training images that calibrate the activations.",
+        lower_bound=1,
+    )
 
 
 def export_tau(config, flags_obj) -> float | None:
@@ -87,12 +109,23 @@ def export_tau(config, flags_obj) -> float | None:
 
 
 def run(flags_obj) -> str:
-    """Exports; returns the SavedModel directory."""
+    """Exports; returns the SavedModel directory (or the .tflite file)."""
+    if flags_obj.format != "tflite" and flags_obj.quantize != "none":
+        raise app.UsageError("--quantize applies to --format=tflite only.")
+    if flags_obj.format == "tflite" and flags_obj.target_prior != "uniform":
+        raise app.UsageError(
+            f"--target_prior={flags_obj.target_prior} applies to the "
+            "SavedModel only; the TFLite model serves the balanced rule: "
+            "retarget its logits with la_keras.adjustment.retarget and the "
+            "priors and tau of model.tflite.json."
+        )
     config = RunConfig.read(flags_obj.model_dir).with_data(
         evaluate.given_dataset(flags_obj)
     )
     tau = export_tau(config, flags_obj)
     state = run_state.newest_state(config, flags_obj.checkpoint)
+    if flags_obj.format == "tflite":
+        return _export_tflite(config, state, tau, flags_obj)
     info = state.info
     target = target_prior_lib.read_target_prior(
         flags_obj.target_prior, info.priors
@@ -125,6 +158,31 @@ def run(flags_obj) -> str:
         "" if target is None else f" {[round(float(v), 6) for v in target]}",
     )
     return export_dir
+
+
+def _export_tflite(config, state, tau, flags_obj) -> str:
+    from launch import export_tflite
+
+    directory = flags_obj.export_dir or os.path.join(
+        flags_obj.model_dir, "tflite"
+    )
+    path = export_tflite.write(
+        config,
+        state,
+        tau,
+        os.path.join(directory, export_tflite.MODEL_FILE),
+        flags_obj.quantize,
+        flags_obj.representative_images,
+    )
+    logging.info(
+        "Exported %s (step %s) to %s (post-hoc tau: %s, quantize: %s).",
+        state.path,
+        "unknown" if state.step is None else state.step,
+        path,
+        tau,
+        flags_obj.quantize,
+    )
+    return path
 
 
 def main(_):

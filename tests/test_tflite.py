@@ -1,0 +1,217 @@
+"""`launch.export --format=tflite` and `TFLiteClassifier`.
+
+Two short runs: the synthetic `test` dataset (fixed size, RGB) and a
+grayscale PNG folder resized to `--image_size`. Int8's agreement with the
+float model is measured in a benchmark, not here.
+"""
+
+import os
+
+import keras
+import numpy as np
+import tensorflow as tf
+from absl import app
+from absl import flags
+from absl.testing import flagsaver
+
+from la_keras import serving
+from la_keras import tflite_export
+from la_keras.datasets.preprocessing import resize_images
+from la_keras.tflite_classifier import TFLiteClassifier
+from launch import common
+from launch import export
+from launch import train
+from launch.config import RunConfig
+from tests import serving_session
+from tests.launch import helpers
+from tests.launch.test_folder_runs import CLASSES
+from tests.launch.test_folder_runs import make_gray_folder
+from tests.test_case import TestCase
+
+FLAGS = flags.FLAGS
+
+
+def _export(model_dir, export_dir, **overrides):
+    with flagsaver.flagsaver(
+        model_dir=model_dir, export_dir=export_dir, **overrides
+    ):
+        return export.run(FLAGS)
+
+
+class FixedSizeRunTest(TestCase):
+    """A run on the synthetic 32x32 RGB set: TFLite against the SavedModel."""
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        helpers.define_all_flags()
+        cls.root = os.path.join(tf.compat.v1.test.get_temp_dir(), "tfl_fixed")
+        cls.model_dir = os.path.join(cls.root, "run")
+        values = dict(helpers.SMOKE_FLAGS, epochs=1, warmup_epochs=0.0)
+        with flagsaver.flagsaver(
+            **values,
+            model_dir=cls.model_dir,
+            tb_log_dir=os.path.join(cls.model_dir, "log"),
+        ):
+            cls.metrics = train.run(FLAGS)
+        cls.path = _export(
+            cls.model_dir, os.path.join(cls.root, "tfl"), format="tflite"
+        )
+        config = RunConfig.read(cls.model_dir)
+        images, _ = next(iter(config.data.raw_split("test")))
+        cls.images = images.numpy()
+
+    def test_float_logits_match_the_saved_model(self):
+        self.assertEqual(os.path.basename(self.path), "model.tflite")
+        served = tf.saved_model.load(self.metrics["export_dir"])
+        expected = served.signatures["serving_default"](
+            images=tf.constant(self.images)
+        )
+        logits, class_ids, names = TFLiteClassifier(self.path)(self.images)
+        self.assertEqual(logits.dtype, np.float32)
+        self.assertLess(
+            np.max(np.abs(logits - expected["logits"].numpy())), 1e-4
+        )
+        self.assertAllEqual(class_ids, expected["classes"].numpy())
+        self.assertEqual(
+            names, [n.decode() for n in expected["class_names"].numpy()]
+        )
+
+    def test_builtin_ops_only_and_metadata(self):
+        with open(self.path, "rb") as f:
+            content = f.read()
+        interpreter = tf.lite.Interpreter(model_content=content)
+        ops = {op["op_name"] for op in interpreter._get_ops_details()}
+        self.assertFalse([op for op in ops if op.startswith("Flex")])
+        classifier = TFLiteClassifier(self.path)
+        self.assertEqual(classifier.image_shape, (32, 32, 3))
+        self.assertAllClose(
+            classifier.metadata["tau"], self.metrics["served_tau"]
+        )
+
+    def test_requests_of_another_dtype_or_rank_are_refused(self):
+        classifier = TFLiteClassifier(self.path)
+        for bad in (
+            self.images.astype(np.float32),
+            self.images[0],
+            self.images[:, :16],
+        ):
+            with self.assertRaisesRegex(
+                ValueError, r"^Invalid value for argument `images`.*\[batch, "
+                r"32, 32, 3\]\. Received: images with dtype \w+ and shape"
+            ):  # fmt: skip
+                classifier(bad)
+        logits, class_ids, names = classifier(self.images[:0])
+        self.assertEqual((logits.shape, class_ids.shape, names),
+                         ((0, 10), (0,), []))  # fmt: skip
+
+    def test_quantize_needs_tflite(self):
+        with self.assertRaisesRegex(app.UsageError, "--format=tflite"):
+            _export(self.model_dir, None, quantize="dynamic")
+
+
+class ResizedFolderRunTest(TestCase):
+    """A grayscale folder run with --image_size: fixed-size TFLite input."""
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        helpers.define_all_flags()
+        cls.root = os.path.join(tf.compat.v1.test.get_temp_dir(), "tfl_gray")
+        cls.data = make_gray_folder(
+            os.path.join(cls.root, "data"), counts=(6, 4, 2)
+        )
+        cls.model_dir = os.path.join(cls.root, "run")
+        with flagsaver.flagsaver(
+            dataset=f"folder:{cls.data}",
+            model="resnet8",
+            epochs=1,
+            train_batch_size=4,
+            test_batch_size=5,
+            warmup_epochs=0.0,
+            image_size="24,20",
+            model_dir=cls.model_dir,
+            tb_log_dir=os.path.join(cls.model_dir, "log"),
+        ):
+            cls.metrics = train.run(FLAGS)
+        cls.path = _export(cls.model_dir, None, format="tflite")
+        rng = np.random.default_rng(0)
+        cls.images = rng.integers(0, 256, [3, 28, 28, 1]).astype(np.uint8)
+
+    def test_converts_and_matches_keras_on_resized_images(self):
+        self.assertEqual(
+            self.path, os.path.join(self.model_dir, "tflite", "model.tflite")
+        )
+        resized = resize_images(self.images, (24, 20)).numpy()
+        model, info, _ = common.restore_model(RunConfig.read(self.model_dir))
+        expected = serving_session.expected_outputs(
+            model, resized, "cifar", info.priors, self.metrics["served_tau"]
+        )
+        classifier = TFLiteClassifier(self.path)
+        logits, class_ids, names = classifier(resized)
+        self.assertAllClose(logits, expected["logits"], atol=1e-4)
+        self.assertAllEqual(class_ids, expected["classes"])
+        self.assertEqual(names, [CLASSES[i] for i in class_ids])
+        self.assertEqual(classifier.metadata["resize"], [24, 20])
+
+    def test_wrong_channels_and_unresized_requests_are_refused(self):
+        classifier = TFLiteClassifier(self.path)
+        rgb = np.repeat(resize_images(self.images, (24, 20)).numpy(), 3, -1)
+        with self.assertRaisesRegex(ValueError, r"shape \[batch, 24, 20, 1\]"):
+            classifier(rgb)
+        with self.assertRaisesRegex(ValueError, "resize images to the run's"):
+            classifier(self.images)
+
+    def test_int8_converts_and_runs(self):
+        path = _export(
+            self.model_dir,
+            os.path.join(self.root, "int8"),
+            format="tflite",
+            quantize="int8",
+            representative_images=8,
+        )
+        classifier = TFLiteClassifier(path)
+        self.assertEqual(classifier.metadata["quantize"], "int8")
+        resized = resize_images(self.images, (24, 20)).numpy()
+        logits, class_ids, names = classifier(resized)
+        self.assertEqual(logits.shape, (3, 3))
+        self.assertEqual(logits.dtype, np.float32)
+        self.assertAllEqual(class_ids, np.argmax(logits, -1))
+        self.assertLen(names, 3)
+
+    def test_int8_needs_representative_images(self):
+        with self.assertRaisesRegex(ValueError, "representative_images"):
+            tflite_export.tflite_model(
+                common.restore_model(RunConfig.read(self.model_dir))[0],
+                (24, 20, 1),
+                "cifar",
+                quantize="int8",
+            )
+
+
+class ImagenetPreprocessingTest(TestCase):
+    """The "imagenet" recipe (resize and center crop) in builtin ops."""
+
+    def test_matches_the_saved_model_signature(self):
+        inputs = keras.Input((40, 40, 3))
+        x = keras.layers.Conv2D(4, 3)(inputs)
+        x = keras.layers.GlobalAveragePooling2D()(x)
+        model = keras.Model(inputs, keras.layers.Dense(3)(x))
+        priors = [0.6, 0.3, 0.1]
+        for shape in ((40, 40, 3), (40, 40, 1)):
+            content = tflite_export.tflite_model(
+                model, shape, "imagenet", priors, 1.0
+            )
+            runner = tf.lite.Interpreter(
+                model_content=content
+            ).get_signature_runner()
+            rng = np.random.default_rng(0)
+            images = rng.integers(0, 256, [2, *shape]).astype(np.uint8)
+            _, serve = serving.serving_module(
+                model, shape, "imagenet", priors, 1.0
+            )
+            self.assertAllClose(
+                runner(images=images)["logits"],
+                serve(tf.constant(images))["logits"],
+                atol=1e-4,
+            )
