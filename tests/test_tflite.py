@@ -109,6 +109,12 @@ class FixedSizeRunTest(TestCase):
         with self.assertRaisesRegex(app.UsageError, "--format=tflite"):
             _export(self.model_dir, None, quantize="dynamic")
 
+    def test_target_prior_is_for_the_saved_model(self):
+        with self.assertRaisesRegex(app.UsageError, "SavedModel only"):
+            _export(
+                self.model_dir, None, format="tflite", target_prior="train"
+            )
+
 
 class ResizedFolderRunTest(TestCase):
     """A grayscale folder run with --image_size: fixed-size TFLite input."""
@@ -207,9 +213,10 @@ class ImagenetPreprocessingTest(TestCase):
             ).get_signature_runner()
             rng = np.random.default_rng(0)
             images = rng.integers(0, 256, [2, *shape]).astype(np.uint8)
-            _, serve = serving.serving_module(
+            _, signatures = serving.serving_module(
                 model, shape, "imagenet", priors, 1.0
             )
+            serve = signatures[serving.SIGNATURE]
             self.assertAllClose(
                 runner(images=images)["logits"],
                 serve(tf.constant(images))["logits"],
