@@ -156,7 +156,7 @@ def format_table(info, estimated, true=None) -> str:
     return "\n".join(lines)
 
 
-def shifted_test_report(config, info, logits: dict, test_prior: str) -> dict:
+def shifted_test_report(config, info, logits: dict, test_prior) -> dict:
     """The three rules on the test split resampled to `test_prior`.
 
     `launch.evaluate --test_prior`: the balanced test split subsampled to a
@@ -166,7 +166,8 @@ def shifted_test_report(config, info, logits: dict, test_prior: str) -> dict:
 
     Args:
         logits: `{split: (logits, labels)}` of the evaluation splits.
-        test_prior: "uniform", "forward<N>" or "backward<N>".
+        test_prior: "uniform", "forward<N>" or "backward<N>", or the mix
+            as one number per class.
     """
     test_logits, test_labels = logits["test"]
     test_labels = np.asarray(test_labels, np.int64)
@@ -182,7 +183,9 @@ def shifted_test_report(config, info, logits: dict, test_prior: str) -> dict:
     sub_labels = test_labels[keep]
     found = estimate(sub_logits, config, info, "em", calibration, holdout)
     return {
-        "test_prior": test_prior,
+        "test_prior": test_prior
+        if isinstance(test_prior, str)
+        else [round(float(p), 6) for p in test_prior],
         "num_examples": int(len(keep)),
         "calibration": calibration.to_dict(),
         "estimated_prior": [float(p) for p in found.prior],

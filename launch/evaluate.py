@@ -47,6 +47,7 @@ from launch import common_flags
 from launch import outputs
 from launch import reporting
 from launch import run_state
+from launch import target_prior as target_prior_lib
 from launch.config import RunConfig
 
 # Flags that may override the run's flags.json when given explicitly.
@@ -85,7 +86,9 @@ def define_flags() -> None:
         None,
         "Also report top-1 on the test split resampled (seeded, without "
         "replacement) to this class mix: uniform, forward<N> or "
-        "backward<N> (imbalance N, in the training order or reversed), for "
+        "backward<N> (imbalance N, in the training order or reversed), or "
+        "a file of one class prior or count per class (as --target_prior), "
+        "for "
         "the balanced rule, the EM estimate of the mix and the true mix "
         "(the oracle). Needs --model_dir or a labelled --dataset.",
     )
@@ -271,11 +274,11 @@ def output_path(flags_obj) -> str | None:
 def run(flags_obj) -> dict:
     """Evaluates; returns (and writes, see --output) the report dict."""
     wn_taus = _weight_norm_taus(flags_obj)
-    if flags_obj.test_prior:
+    if flags_obj.test_prior and not os.path.isfile(flags_obj.test_prior):
         try:
             shifted.parse_test_prior(flags_obj.test_prior)
         except ValueError as e:
-            raise app.UsageError(f"--test_prior: {e}") from e
+            raise app.UsageError(f"--test_prior: {e} Or a file.") from e
     config = run_config(flags_obj)
     if flags_obj.saved_model:
         info = config.data.info()
@@ -290,9 +293,15 @@ def run(flags_obj) -> dict:
     if wn_taus:
         report["weight_norm"] = weight_norm_report(config, model, info, wn_taus)
     if flags_obj.test_prior:
+        mix = flags_obj.test_prior
+        if os.path.isfile(mix):
+            mix = target_prior_lib.read_target_prior(
+                mix, info.priors, "--test_prior"
+            )
         report["shifted_test"] = adaptation.shifted_test_report(
-            config, info, logits, flags_obj.test_prior
+            config, info, logits, mix
         )
+        report["shifted_test"]["source"] = flags_obj.test_prior
     reporting.log_metrics(report)
     if output:
         outputs.write_json(output, report)

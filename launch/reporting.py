@@ -346,7 +346,7 @@ def format_evaluation(report: dict, output: str | None) -> str:
     if shifted:
         top1 = "  ".join(f"{k} {v:.4f}" for k, v in shifted["top1"].items())
         lines.append(
-            f"test resampled to {shifted['test_prior']} "
+            f"test resampled to {shifted.get('source', shifted['test_prior'])} "
             f"({shifted['num_examples']} images), top-1: {top1}"
         )
     if (report.get("weight_norm") or {}).get("diagnostic"):

@@ -37,12 +37,15 @@ def _numbers(text: str, flag: str) -> list[float]:
     return numbers
 
 
-def read_target_prior(value: str, train_prior) -> np.ndarray | None:
+def read_target_prior(
+    value: str, train_prior, flag: str = "--target_prior"
+) -> np.ndarray | None:
     """The prior `--target_prior=value` names, normalized; None for uniform.
 
     Args:
         value: "uniform", "train" or the path of a file of numbers.
         train_prior: the run's training prior, `[num_classes]`.
+        flag: the flag named in the errors.
 
     Returns:
         float64 `[num_classes]` summing to 1, or None for "uniform".
@@ -61,7 +64,7 @@ def read_target_prior(value: str, train_prior) -> np.ndarray | None:
         return None
     if value == "train":
         return np.asarray(train_prior, np.float64) / np.sum(train_prior)
-    flag = f"--target_prior={value}"
+    flag = f"{flag}={value}"
     if not os.path.isfile(value):
         raise app.UsageError(
             f"{flag}: no such file; pass uniform, train or a file of one "

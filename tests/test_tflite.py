@@ -111,9 +111,7 @@ class FixedSizeRunTest(TestCase):
 
     def test_target_prior_is_for_the_saved_model(self):
         with self.assertRaisesRegex(app.UsageError, "SavedModel only"):
-            _export(
-                self.model_dir, None, format="tflite", target_prior="train"
-            )
+            _export(self.model_dir, None, format="tflite", target_prior="train")
 
 
 class ResizedFolderRunTest(TestCase):

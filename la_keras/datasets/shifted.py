@@ -17,7 +17,12 @@ import re
 
 import numpy as np
 
-__all__ = ["parse_test_prior", "shifted_counts", "shifted_indices"]
+__all__ = [
+    "parse_test_prior",
+    "prior_counts",
+    "shifted_counts",
+    "shifted_indices",
+]
 
 _PROFILE = re.compile(r"^(forward|backward)(\d+(\.\d+)?)$")
 
@@ -62,6 +67,29 @@ def shifted_counts(train_counts, n_max: int, test_prior: str) -> np.ndarray:
     return np.floor(keep + 1e-9).astype(np.int64)
 
 
+def prior_counts(prior, n_max: int) -> np.ndarray:
+    """Images kept per class for a class mix given as numbers: the class
+    of the largest entry keeps `n_max`, class k `floor(n_max * p_k / max p)`.
+
+    Example:
+
+    >>> prior_counts([0.5, 0.25, 0.25], 100).tolist()
+    [100, 50, 50]
+    """
+    prior = np.asarray(prior, np.float64)
+    if prior.ndim != 1 or not np.all(np.isfinite(prior)) or np.any(prior < 0):
+        raise ValueError(
+            "Invalid value for argument `prior`. Expected one finite, "
+            f"non-negative number per class. Received: prior={prior!r}"
+        )
+    if prior.max() <= 0:
+        raise ValueError(
+            "Invalid value for argument `prior`. Expected a positive sum. "
+            f"Received: prior={prior!r}"
+        )
+    return np.floor(n_max * prior / prior.max() + 1e-9).astype(np.int64)
+
+
 def shifted_indices(
     labels, train_counts, test_prior: str, seed: int = 0
 ) -> np.ndarray:
@@ -70,7 +98,8 @@ def shifted_indices(
     Args:
         labels: `[N]` integer labels of the (balanced) test split.
         train_counts: per-class training counts: the training order.
-        test_prior: "uniform", "forward<N>" or "backward<N>".
+        test_prior: "uniform", "forward<N>" or "backward<N>", or the
+            class mix as one number per class (`prior_counts`).
         seed: which examples of each class are kept
             (`numpy.random.default_rng(seed)`, classes in label order).
     """
@@ -87,7 +116,16 @@ def shifted_indices(
             f"Invalid value for argument `labels`. Expected classes in [0, {c})."
             f" Received: labels up to {labels.max()}"
         )
-    keep = shifted_counts(train_counts, int(per_class.min()), test_prior)
+    n_max = int(per_class.min())
+    if isinstance(test_prior, str):
+        keep = shifted_counts(train_counts, n_max, test_prior)
+    else:
+        keep = prior_counts(test_prior, n_max)
+        if len(keep) != c:
+            raise ValueError(
+                f"Invalid value for argument `test_prior`: {len(keep)} "
+                f"numbers for {c} classes. Pass one per class."
+            )
     rng = np.random.default_rng(seed)
     chosen = [
         rng.permutation(np.flatnonzero(labels == k))[: keep[k]]

@@ -47,3 +47,28 @@ def test_bad_test_prior_is_one_line(bad):
 def test_labels_beyond_the_classes_are_refused():
     with pytest.raises(ValueError, match="argument `labels`"):
         shifted_indices([0, 1, 7], TRAIN, "uniform")
+
+
+def test_a_mix_given_as_numbers():
+    from la_keras.datasets.shifted import prior_counts
+
+    assert prior_counts([0.5, 0.25, 0.125, 0.125], 40).tolist() == [
+        40,
+        20,
+        10,
+        10,
+    ]
+    labels = np.repeat(np.arange(4), 40)
+    kept = shifted_indices(labels, [9, 8, 7, 6], [4.0, 2.0, 1.0, 1.0], seed=3)
+    np.testing.assert_array_equal(
+        np.bincount(labels[kept], minlength=4), [40, 20, 10, 10]
+    )
+    for bad in (
+        [0.5, -0.1, 0.3, 0.3],
+        [0.0, 0.0, 0.0, 0.0],
+        [1.0, np.nan, 1, 1],
+    ):
+        with pytest.raises(ValueError, match="argument `prior`"):
+            prior_counts(bad, 10)
+    with pytest.raises(ValueError, match="3 numbers for 4 classes"):
+        shifted_indices(labels, [9, 8, 7, 6], [1.0, 1.0, 1.0], seed=0)

@@ -135,6 +135,21 @@ def test_evaluate_on_a_shifted_test_mix(run_dir, tmp_path):
     assert all(0.0 <= v <= 1.0 for v in report["top1"].values())
     assert abs(sum(report["estimated_prior"]) - 1) < 1e-9
     assert "test resampled to backward4" in result.stdout
+    # A mix from a file: class 0 keeps every test image, the others half.
+    mix = tmp_path / "mix.json"
+    mix.write_text(json.dumps([2.0] + [1.0] * (synthetic.NUM_CLASSES - 1)))
+    result = helpers.run_module(
+        "launch.evaluate",
+        [f"--model_dir={run_dir}", f"--test_prior={mix}", f"--output={output}"],
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    with open(output) as f:
+        report = json.load(f)["shifted_test"]
+    half = synthetic.TEST_PER_CLASS // 2
+    assert report["num_examples"] == synthetic.TEST_PER_CLASS + half * (
+        synthetic.NUM_CLASSES - 1
+    )
+    assert report["source"] == str(mix)
     bad = helpers.run_module(
         "launch.evaluate", [f"--model_dir={run_dir}", "--test_prior=sideways"]
     )
