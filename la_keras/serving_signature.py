@@ -16,6 +16,29 @@ from la_keras.datasets import preprocess_images
 from la_keras.datasets.preprocessing import resize_images
 
 
+def served_logits(classifier, raw, train_log, prior=None):
+    """The served logits of `raw`, the network's float32 logits.
+
+    Args:
+        classifier: a post-hoc `LogitAdjustedModel` (`serving_classifier`).
+        raw: float32 `[batch, C]` logits of `classifier.model`.
+        train_log: `log(train_prior**tau + eps)`, float32 `[C]`
+            (`serving.retarget_terms`).
+        prior: None for the classifier's own (uniform) rule, else the
+            target class mix, `[C]` or `[batch, C]` (a tensor or array).
+
+    Returns:
+        float32 `[batch, C]`: `classifier.adjustment(raw)`, or
+        `la_keras.adjustment.retarget`'s rule for `prior`.
+    """
+    if prior is None:
+        return tf.cast(classifier.adjustment(raw), tf.float32)
+    target_log = adjustment_lib.log_target_tensor(
+        tf.convert_to_tensor(prior, tf.float32), classifier.epsilon
+    )
+    return raw - tf.constant(train_log, tf.float32) + target_log
+
+
 class ServingSignature:
     """The `serving_default` computation: check, preprocess, classify, adjust.
 
@@ -187,14 +210,7 @@ class ServingSignature:
             image_size=self.image_shape[:2],
         )
         raw = tf.cast(self.classifier.model(inputs, training=False), tf.float32)
-        if prior is None:
-            logits = tf.cast(self.classifier.adjustment(raw), tf.float32)
-        else:
-            # `la_keras.adjustment.retarget`, with a tensor target prior.
-            target_log = adjustment_lib.log_target_tensor(
-                prior, self.classifier.epsilon
-            )
-            logits = raw - tf.constant(self.train_log) + target_log
+        logits = served_logits(self.classifier, raw, self.train_log, prior)
         outputs = {
             "logits": logits,
             "raw_logits": raw,
