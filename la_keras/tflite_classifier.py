@@ -15,8 +15,9 @@ class TFLiteClassifier:
 
     The converted model does not check its input; this class refuses, with a
     one-line `ValueError`, a request the SavedModel would refuse: another
-    dtype than uint8, another rank than 4, or another height, width or
-    channel count than the model's.
+    dtype than uint8, another rank than 4, another channel count than the
+    model's or, unless the model resizes its input (a folder run's
+    `image_size`), another height or width.
 
     Args:
         path: the `.tflite` file; its metadata is read from
@@ -40,6 +41,9 @@ class TFLiteClassifier:
             model_content=content, num_threads=num_threads
         )
         self._runner = self._interpreter.get_signature_runner()
+        signature = self._runner.get_input_details()["images"]
+        # A model that resizes (a folder run's `image_size`) takes any H, W.
+        self.resizes = bool(np.any(signature["shape_signature"][1:3] < 0))
         self.num_classes = int(
             self._runner.get_output_details()["logits"]["shape_signature"][-1]
         )
@@ -52,23 +56,22 @@ class TFLiteClassifier:
 
     def check(self, images) -> np.ndarray:
         """`images` as a numpy array; ValueError unless uint8 `[N, H, W, C]`
-        of the model's `H, W, C`."""
+        of the model's `C` and, unless the model resizes, its `H, W`."""
         images = np.asarray(images)
-        height, width, channels = self.image_shape
-        if images.dtype != np.uint8 or (
-            images.ndim != 4 or images.shape[1:] != self.image_shape
-        ):
-            resize = self.metadata.get("resize")
-            hint = (
-                " (resize images to the run's image_size first)"
-                if resize is not None
-                else ""
-            )
+        expected = (None, None, self.image_shape[2])
+        if not self.resizes:
+            expected = self.image_shape
+        ok = images.dtype == np.uint8 and images.ndim == 4
+        ok = ok and all(
+            size is None and actual >= 1 or actual == size
+            for actual, size in zip(images.shape[1:], expected, strict=True)
+        )
+        if not ok:
+            shape = ", ".join("any" if d is None else str(d) for d in expected)
             raise ValueError(
                 "Invalid value for argument `images`. Expected uint8 of "
-                f"shape [batch, {height}, {width}, {channels}]{hint}. "
-                f"Received: images with dtype {images.dtype} and shape "
-                f"{list(images.shape)}"
+                f"shape [batch, {shape}]. Received: images with dtype "
+                f"{images.dtype} and shape {list(images.shape)}"
             )
         return images
 

@@ -1,22 +1,25 @@
 """Export a trained classifier as a TensorFlow Lite flat buffer.
 
 The converted model computes what the SavedModel of `la_keras.serving`
-serves: the evaluation preprocessing, the network and the post-hoc
-adjustment (`serving.serving_classifier`), on a batch of uint8 images of
-exactly the run's image shape `[batch, H, W, C]`. It returns `logits`
-(adjusted, float32 `[batch, num_classes]`) and `classes` (their argmax,
-int32 `[batch]`). Only TFLite builtin ops are used, so it runs in any
-`tf.lite.Interpreter` or on-device TFLite runtime without the Flex delegate.
+serves in `serving_default`: the evaluation preprocessing, the network and
+the adjustment (`serving.serving_classifier`, or the baked-in target prior
+by `serving.retarget_terms`' rule), on a batch of uint8 images
+`[batch, H, W, C]`. It returns `logits` (adjusted, float32
+`[batch, num_classes]`) and `classes` (their argmax, int32 `[batch]`). Only
+TFLite builtin ops are used, so it runs in any `tf.lite.Interpreter` or
+on-device TFLite runtime without the Flex delegate.
 
 Against the SavedModel:
 
-- A folder dataset resized to `image_size` is served at that size only: the
-  caller resizes (the SavedModel resizes requests of any size with an
-  antialiased bilinear resize, an op TFLite lacks). So is a run with the
-  "imagenet" preprocessing, whose SavedModel takes any size.
+- A folder dataset resized to `image_size` takes images of any size, as the
+  SavedModel does, but resizes them with TFLite's RESIZE_BILINEAR, without
+  the antialiasing of `la_keras.datasets.preprocessing.resize_images` (an
+  op TFLite lacks). Images already at `image_size` pass through unchanged.
+  A run with the "imagenet" preprocessing (whose SavedModel takes any size)
+  takes images of its image shape only.
 - The converted model does not check its input: `TFLiteClassifier`
   (`la_keras.tflite_classifier`) checks each request's dtype and shape
-  against `model.tflite.json`, the metadata written beside the model.
+  against the model's input signature.
 
 Quantization: `"none"` (float32), `"dynamic"` (weights stored as int8,
 dequantized or computed in int8 at run time) or `"int8"` (weights and
@@ -29,7 +32,9 @@ from __future__ import annotations
 import numpy as np
 import tensorflow as tf
 
+from la_keras import priors as priors_lib
 from la_keras import serving
+from la_keras import serving_signature
 from la_keras.datasets import preprocess_images
 
 QUANTIZATIONS = ("none", "dynamic", "int8")
@@ -38,26 +43,48 @@ METADATA_SUFFIX = ".json"
 
 
 class _Classify(tf.Module):
-    """The converted computation: preprocess, classify, adjust, argmax."""
+    """The converted computation: resize, preprocess, classify, adjust."""
 
-    def __init__(self, classifier, preprocessing, image_shape):
+    def __init__(self, classifier, preprocessing, image_shape, resize, terms):
         super().__init__(name="la_keras_tflite")
         self.classifier = classifier
         self.preprocessing = preprocessing
         self.image_shape = tuple(int(d) for d in image_shape)
+        self.resize = None if resize is None else [int(d) for d in resize]
+        self.train_log, self.target_prior = terms
+
+    def input_spec(self) -> tf.TensorSpec:
+        shape = [None, *self.image_shape]
+        if self.resize is not None:
+            shape[1:3] = [None, None]
+        return tf.TensorSpec(shape, tf.uint8, "images")
 
     def __call__(self, images):
-        # Float before the "imagenet" resize: TFLite's RESIZE_BILINEAR keeps
-        # its input's dtype, TensorFlow's turns uint8 into float32 (the
-        # same values).
+        return self._outputs(images, self.target_prior)
+
+    def _outputs(self, images, prior):
+        # Float before any resize: TFLite's RESIZE_BILINEAR keeps its
+        # input's dtype, TensorFlow's turns uint8 into float32 (the same
+        # values).
+        images = tf.cast(images, tf.float32)
+        if self.resize is not None:
+            # `resize_images` without the antialiasing (`ScaleAndTranslate`,
+            # which TFLite lacks): RESIZE_BILINEAR. Not rounded to whole
+            # pixels: a value near x.5 would round either way in TFLite
+            # and TensorFlow, a difference of one grey level.
+            images = tf.image.resize(
+                images, self.resize, method="bilinear", antialias=False
+            )
         inputs = preprocess_images(
-            tf.cast(images, tf.float32),
+            images,
             self.preprocessing,
             training=False,
             image_size=self.image_shape[:2],
         )
         raw = tf.cast(self.classifier.model(inputs, training=False), tf.float32)
-        logits = tf.cast(self.classifier.adjustment(raw), tf.float32)
+        logits = serving_signature.served_logits(
+            self.classifier, raw, self.train_log, prior
+        )
         classes = tf.argmax(logits, axis=-1, output_type=tf.int32)
         return {"logits": logits, "classes": classes}
 
@@ -82,6 +109,11 @@ def tflite_model(
     *,
     quantize: str = "none",
     representative_images=None,
+    resize=None,
+    mode: str = "posthoc",
+    train_prior=None,
+    prior_tau: float | None = None,
+    target_prior=None,
 ) -> bytes:
     """Converts `model` behind preprocessing and adjustment to TFLite.
 
@@ -96,6 +128,12 @@ def tflite_model(
         representative_images: uint8 images `[N, H, W, C]` of the training
             split, which calibrate the activations' ranges; required for
             "int8" only.
+        resize: `(H, W)` of a folder dataset resized to `image_size`
+            (`DatasetInfo.resize`), or None. The model then takes images of
+            any height and width and resizes them to it (bilinear, without
+            antialiasing); `image_shape` is the resized shape.
+        mode, train_prior, prior_tau, target_prior: the class mix the logits
+            serve, as `serving.export_saved_model`'s `serving_default`.
 
     Returns:
         The TFLite flat buffer.
@@ -106,13 +144,14 @@ def tflite_model(
         representative_images = _check_representative(
             representative_images, image_shape
         )
-    module = _Classify(
-        serving.serving_classifier(model, priors, tau),
-        preprocessing,
-        image_shape,
+    classifier = serving.serving_classifier(model, priors, tau)
+    terms = serving.retarget_terms(
+        classifier, mode, train_prior, prior_tau, target_prior
     )
-    spec = tf.TensorSpec([None, *image_shape], tf.uint8, "images")
-    function = tf.function(module.__call__, input_signature=[spec])
+    module = _Classify(classifier, preprocessing, image_shape, resize, terms)
+    function = tf.function(
+        module.__call__, input_signature=[module.input_spec()]
+    )
     concrete = function.get_concrete_function()
     # The `tf.Variable`s the graph reads (a Keras 3 variable wraps one),
     # tracked by the module so that the converter freezes them.
@@ -169,6 +208,7 @@ def metadata(
     tau: float = 0.0,
     quantize: str = "none",
     resize=None,
+    target_prior=None,
 ) -> dict:
     """What `TFLiteClassifier` reads beside the model (`model.tflite.json`).
 
@@ -179,7 +219,9 @@ def metadata(
         tau: the served tau (0 without priors).
         quantize: how the model was quantized.
         resize: `(H, W)` a folder dataset's images were resized to in
-            training (requests must come at that size), or None.
+            training (the model resizes requests to it), or None.
+        target_prior: the class mix baked into the logits (normalized), or
+            None for the uniform one.
     """
     return {
         "image_shape": [int(d) for d in image_shape],
@@ -191,4 +233,7 @@ def metadata(
         "tau": float(tau or 0.0) if priors is not None else 0.0,
         "quantize": check_quantize(quantize),
         "resize": None if resize is None else [int(d) for d in resize],
+        "target_prior": None
+        if target_prior is None
+        else [float(p) for p in priors_lib.normalize(target_prior)],
     }

@@ -13,7 +13,8 @@ Loss-mode runs always serve their raw logits (tau 0): the loss already
 adjusted them, and --tau is refused. `--target_prior=train` or a file of
 class priors bakes that class mix into `serving_default` instead of the
 uniform one (`launch.target_prior`); every export also has the
-`serve_with_prior` signature, which takes the mix per request. A run moved with its prepared file
+`serve_with_prior` signature, which takes the mix per request. `--format=tflite`
+writes a TFLite model of `serving_default` instead (`launch.export_tflite`). A run moved with its prepared file
 (or folder) takes `--dataset=prepared:NEWPATH`, recognised by checksum.
 
     python -m launch.export --model_dir=/tmp/run --export_dir=/tmp/run/serving
@@ -65,7 +66,8 @@ def define_flags() -> None:
         ["saved_model", "tflite"],
         "saved_model: the serving SavedModel in --export_dir. tflite: "
         "model.tflite and model.tflite.json in --export_dir (default: "
-        "<model_dir>/tflite), taking images of the run's image size.",
+        "<model_dir>/tflite), whose logits are serving_default's "
+        "(--target_prior included).",
     )
     flags.DEFINE_enum(
         "quantize",
@@ -112,24 +114,17 @@ def run(flags_obj) -> str:
     """Exports; returns the SavedModel directory (or the .tflite file)."""
     if flags_obj.format != "tflite" and flags_obj.quantize != "none":
         raise app.UsageError("--quantize applies to --format=tflite only.")
-    if flags_obj.format == "tflite" and flags_obj.target_prior != "uniform":
-        raise app.UsageError(
-            f"--target_prior={flags_obj.target_prior} applies to the "
-            "SavedModel only; the TFLite model serves the balanced rule: "
-            "retarget its logits with la_keras.adjustment.retarget and the "
-            "priors and tau of model.tflite.json."
-        )
     config = RunConfig.read(flags_obj.model_dir).with_data(
         evaluate.given_dataset(flags_obj)
     )
     tau = export_tau(config, flags_obj)
     state = run_state.newest_state(config, flags_obj.checkpoint)
-    if flags_obj.format == "tflite":
-        return _export_tflite(config, state, tau, flags_obj)
     info = state.info
     target = target_prior_lib.read_target_prior(
         flags_obj.target_prior, info.priors
     )
+    if flags_obj.format == "tflite":
+        return _export_tflite(config, state, tau, target, flags_obj)
     export_dir = flags_obj.export_dir or os.path.join(
         flags_obj.model_dir, "export"
     )
@@ -160,7 +155,7 @@ def run(flags_obj) -> str:
     return export_dir
 
 
-def _export_tflite(config, state, tau, flags_obj) -> str:
+def _export_tflite(config, state, tau, target, flags_obj) -> str:
     from launch import export_tflite
 
     directory = flags_obj.export_dir or os.path.join(
@@ -173,14 +168,17 @@ def _export_tflite(config, state, tau, flags_obj) -> str:
         os.path.join(directory, export_tflite.MODEL_FILE),
         flags_obj.quantize,
         flags_obj.representative_images,
+        target,
     )
     logging.info(
-        "Exported %s (step %s) to %s (post-hoc tau: %s, quantize: %s).",
+        "Exported %s (step %s) to %s (post-hoc tau: %s, quantize: %s, "
+        "target prior: %s).",
         state.path,
         "unknown" if state.step is None else state.step,
         path,
         tau,
         flags_obj.quantize,
+        flags_obj.target_prior,
     )
     return path
 

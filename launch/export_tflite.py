@@ -1,7 +1,7 @@
 """`python -m launch.export --format=tflite`: the run as a TFLite model.
 
 Writes `model.tflite` (`la_keras.tflite_export`) and its metadata
-`model.tflite.json` (image shape, class names, priors, tau), each
+`model.tflite.json` (image shape, class names, priors, tau, target prior), each
 atomically, for `la_keras.tflite_classifier.TFLiteClassifier`. The "int8"
 quantization is calibrated on the first `--representative_images` images of
 the run's training split, read by the run's own dataset pipeline (a folder
@@ -16,6 +16,7 @@ from absl import logging
 from la_keras import tflite_export
 from la_keras.models import finetune
 from launch import outputs
+from launch import reporting
 
 MODEL_FILE = "model.tflite"
 
@@ -27,8 +28,15 @@ def representative_images(config, count: int) -> np.ndarray:
     return np.stack(images).astype(np.uint8)
 
 
-def write(config, state, tau, path: str, quantize: str, count: int) -> str:
-    """Converts the restored `state` of the run `config`; returns `path`."""
+def write(
+    config, state, tau, path: str, quantize: str, count: int, target=None
+) -> str:
+    """Converts the restored `state` of the run `config`; returns `path`.
+
+    `target` is the class mix the logits serve (`launch.target_prior`), or
+    None for the uniform one, by the SavedModel's rule
+    (`reporting.serving_rule`).
+    """
     info = state.info
     priors = None if tau is None else info.priors
     images = None
@@ -43,6 +51,9 @@ def write(config, state, tau, path: str, quantize: str, count: int) -> str:
         tau or 0.0,
         quantize=quantize,
         representative_images=images,
+        resize=info.resize,
+        target_prior=target,
+        **reporting.serving_rule(config, info, tau),
     )
     metadata = tflite_export.metadata(
         info.image_shape,
@@ -51,6 +62,7 @@ def write(config, state, tau, path: str, quantize: str, count: int) -> str:
         tau=tau or 0.0,
         quantize=quantize,
         resize=info.resize,
+        target_prior=target,
     )
     # The metadata first: a kill between the two leaves an older model
     # beside newer metadata of the same run, never a model without any.

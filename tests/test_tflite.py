@@ -1,7 +1,7 @@
 """`launch.export --format=tflite` and `TFLiteClassifier`.
 
 Two short runs: the synthetic `test` dataset (fixed size, RGB) and a
-grayscale PNG folder resized to `--image_size`. Int8's agreement with the
+grayscale PNG folder resized to `--image_size` (the TFLite model resizes). Int8's agreement with the
 float model is measured in a benchmark, not here.
 """
 
@@ -109,13 +109,40 @@ class FixedSizeRunTest(TestCase):
         with self.assertRaisesRegex(app.UsageError, "--format=tflite"):
             _export(self.model_dir, None, quantize="dynamic")
 
-    def test_target_prior_is_for_the_saved_model(self):
-        with self.assertRaisesRegex(app.UsageError, "SavedModel only"):
-            _export(self.model_dir, None, format="tflite", target_prior="train")
+    def test_target_prior_train_matches_the_saved_model(self):
+        saved = _export(
+            self.model_dir,
+            os.path.join(self.root, "sm_train"),
+            target_prior="train",
+        )
+        path = _export(
+            self.model_dir,
+            os.path.join(self.root, "tfl_train"),
+            format="tflite",
+            target_prior="train",
+        )
+        expected = tf.saved_model.load(saved).signatures["serving_default"](
+            images=tf.constant(self.images)
+        )
+        classifier = TFLiteClassifier(path)
+        logits, class_ids, _ = classifier(self.images)
+        self.assertLess(
+            np.max(np.abs(logits - expected["logits"].numpy())), 1e-4
+        )
+        self.assertAllEqual(class_ids, expected["classes"].numpy())
+        # Not the uniform rule's logits.
+        uniform, _, _ = TFLiteClassifier(self.path)(self.images)
+        self.assertGreater(np.max(np.abs(logits - uniform)), 1e-2)
+        info = common.restore_model(RunConfig.read(self.model_dir))[1]
+        priors = np.asarray(info.priors, np.float64)
+        self.assertAllClose(
+            classifier.metadata["target_prior"], priors / priors.sum()
+        )
+        self.assertIsNone(TFLiteClassifier(self.path).metadata["target_prior"])
 
 
 class ResizedFolderRunTest(TestCase):
-    """A grayscale folder run with --image_size: fixed-size TFLite input."""
+    """A grayscale folder run with --image_size: the model resizes."""
 
     @classmethod
     def setUpClass(cls):
@@ -141,30 +168,60 @@ class ResizedFolderRunTest(TestCase):
         cls.path = _export(cls.model_dir, None, format="tflite")
         rng = np.random.default_rng(0)
         cls.images = rng.integers(0, 256, [3, 28, 28, 1]).astype(np.uint8)
+        cls.other = rng.integers(0, 256, [2, 40, 33, 1]).astype(np.uint8)
 
-    def test_converts_and_matches_keras_on_resized_images(self):
+    def _expected(self, resized):
+        model, info, _ = common.restore_model(RunConfig.read(self.model_dir))
+        return serving_session.expected_outputs(
+            model, resized, "cifar", info.priors, self.metrics["served_tau"]
+        )
+
+    def test_resizes_requests_of_any_size_without_antialiasing(self):
         self.assertEqual(
             self.path, os.path.join(self.model_dir, "tflite", "model.tflite")
         )
-        resized = resize_images(self.images, (24, 20)).numpy()
-        model, info, _ = common.restore_model(RunConfig.read(self.model_dir))
-        expected = serving_session.expected_outputs(
-            model, resized, "cifar", info.priors, self.metrics["served_tau"]
-        )
         classifier = TFLiteClassifier(self.path)
-        logits, class_ids, names = classifier(resized)
-        self.assertAllClose(logits, expected["logits"], atol=1e-4)
-        self.assertAllEqual(class_ids, expected["classes"])
-        self.assertEqual(names, [CLASSES[i] for i in class_ids])
+        self.assertTrue(classifier.resizes)
         self.assertEqual(classifier.metadata["resize"], [24, 20])
+        for images in (self.images, self.other, self.images):
+            resized = tf.image.resize(
+                tf.cast(images, tf.float32), (24, 20), antialias=False
+            ).numpy()
+            expected = self._expected(resized)
+            logits, class_ids, names = classifier(images)
+            self.assertAllClose(logits, expected["logits"], atol=1e-4)
+            self.assertAllEqual(class_ids, expected["classes"])
+            self.assertEqual(names, [CLASSES[i] for i in class_ids])
 
-    def test_wrong_channels_and_unresized_requests_are_refused(self):
+    def test_resize_images_first_gives_the_saved_models_logits(self):
+        resized = resize_images(self.images, (24, 20)).numpy()
+        served = tf.saved_model.load(self.metrics["export_dir"])
+        expected = served.signatures["serving_default"](
+            images=tf.constant(self.images)
+        )
+        logits, _, _ = TFLiteClassifier(self.path)(resized)
+        self.assertAllClose(logits, expected["logits"].numpy(), atol=1e-4)
+
+    def test_builtin_ops_only(self):
+        with open(self.path, "rb") as f:
+            interpreter = tf.lite.Interpreter(model_content=f.read())
+        ops = {op["op_name"] for op in interpreter._get_ops_details()}
+        self.assertIn("RESIZE_BILINEAR", ops)
+        self.assertFalse([op for op in ops if op.startswith("Flex")])
+
+    def test_wrong_channels_dtype_or_rank_are_refused(self):
         classifier = TFLiteClassifier(self.path)
-        rgb = np.repeat(resize_images(self.images, (24, 20)).numpy(), 3, -1)
-        with self.assertRaisesRegex(ValueError, r"shape \[batch, 24, 20, 1\]"):
-            classifier(rgb)
-        with self.assertRaisesRegex(ValueError, "resize images to the run's"):
-            classifier(self.images)
+        for bad in (
+            np.repeat(self.images, 3, -1),
+            self.images.astype(np.float32),
+            self.images[0],
+            self.images[:, :0],
+        ):
+            with self.assertRaisesRegex(
+                ValueError, r"^Invalid value for argument `images`.*\[batch, "
+                r"any, any, 1\]\. Received: images with dtype \w+ and shape"
+            ):  # fmt: skip
+                classifier(bad)
 
     def test_int8_converts_and_runs(self):
         path = _export(
@@ -176,8 +233,7 @@ class ResizedFolderRunTest(TestCase):
         )
         classifier = TFLiteClassifier(path)
         self.assertEqual(classifier.metadata["quantize"], "int8")
-        resized = resize_images(self.images, (24, 20)).numpy()
-        logits, class_ids, names = classifier(resized)
+        logits, class_ids, names = classifier(self.images)
         self.assertEqual(logits.shape, (3, 3))
         self.assertEqual(logits.dtype, np.float32)
         self.assertAllEqual(class_ids, np.argmax(logits, -1))
