@@ -13,9 +13,10 @@ Loss-mode runs always serve their raw logits (tau 0): the loss already
 adjusted them, and --tau is refused. `--target_prior=train` or a file of
 class priors bakes that class mix into `serving_default` instead of the
 uniform one (`launch.target_prior`); every export also has the
-`serve_with_prior` signature, which takes the mix per request. `--format=tflite`
-writes a TFLite model of `serving_default` instead (`launch.export_tflite`). A run moved with its prepared file
-(or folder) takes `--dataset=prepared:NEWPATH`, recognised by checksum.
+`serve_with_prior` signature, which takes the mix per request.
+`--format=tflite` writes a TFLite model of `serving_default` instead
+(`launch.export_tflite`). A run moved with its prepared file (or folder)
+takes `--dataset=prepared:NEWPATH`, recognised by checksum.
 
     python -m launch.export --model_dir=/tmp/run --export_dir=/tmp/run/serving
 """
