@@ -169,20 +169,20 @@ def _checks(shift, lite):
     for mix, row in shift.items():
         gap = 100 * (row["true_prior"] - row["estimated_prior"])
         out.append((f"{mix}: EM within 1.5 points of the oracle",
-                    f"{gap:+.2f} points below", abs(gap) <= 1.5))  # fmt: skip
+                    f"oracle - EM {gap:+.2f} points", abs(gap) <= 1.5))  # fmt: skip
     for mix in ("backward50", "forward50"):
         if mix in shift:
             gain = 100 * (
                 shift[mix]["estimated_prior"] - shift[mix]["balanced"]
             )
             out.append((f"{mix}: EM beats balanced by >= 3 points",
-                        f"{gain:+.2f} points", gain >= 3))  # fmt: skip
+                        f"EM - balanced {gain:+.2f} points", gain >= 3))  # fmt: skip
     if "uniform" in shift:
         cost = 100 * (
             shift["uniform"]["balanced"] - shift["uniform"]["estimated_prior"]
         )
         out.append(("uniform: adapting costs <= 0.5 point",
-                    f"{cost:+.2f} points", cost <= 0.5))  # fmt: skip
+                    f"balanced - EM {cost:+.2f} points", cost <= 0.5))  # fmt: skip
     int8 = lite["int8"]
     agree = 100 * int8["agree_float"]
     out.append(("int8 agrees with float on >= 98% of top-1",
