@@ -29,6 +29,7 @@ uint8 and the logits float32).
 
 from __future__ import annotations
 
+import keras
 import numpy as np
 import tensorflow as tf
 
@@ -36,6 +37,8 @@ from la_keras import priors as priors_lib
 from la_keras import serving
 from la_keras import serving_signature
 from la_keras.datasets import preprocess_images
+from la_keras.datasets.preprocessing import evaluation_pixels
+from la_keras.layers.backbone_input import BackboneInput
 
 QUANTIZATIONS = ("none", "dynamic", "int8")
 # The file beside `model.tflite` with its class names and image shape.
@@ -52,6 +55,7 @@ class _Classify(tf.Module):
         self.image_shape = tuple(int(d) for d in image_shape)
         self.resize = None if resize is None else [int(d) for d in resize]
         self.train_log, self.target_prior = terms
+        self.pixel_model = pixel_model(classifier.model)
 
     def input_spec(self) -> tf.TensorSpec:
         shape = [None, *self.image_shape]
@@ -75,18 +79,46 @@ class _Classify(tf.Module):
             images = tf.image.resize(
                 images, self.resize, method="bilinear", antialias=False
             )
-        inputs = preprocess_images(
-            images,
-            self.preprocessing,
-            training=False,
-            image_size=self.image_shape[:2],
-        )
-        raw = tf.cast(self.classifier.model(inputs, training=False), tf.float32)
+        size = self.image_shape[:2]
+        if self.pixel_model is not None:
+            pixels = evaluation_pixels(images, self.preprocessing, size)
+            raw = self.pixel_model(pixels, training=False)
+        else:
+            inputs = preprocess_images(
+                images, self.preprocessing, training=False, image_size=size
+            )
+            raw = self.classifier.model(inputs, training=False)
+        raw = tf.cast(raw, tf.float32)
         logits = serving_signature.served_logits(
             self.classifier, raw, self.train_log, prior
         )
         classes = tf.argmax(logits, axis=-1, output_type=tf.int32)
         return {"logits": logits, "classes": classes}
+
+
+def pixel_model(model):
+    """`model` taking `[0, 255]` pixels, when it undoes the recipe's
+    normalisation first (`BackboneInput`); else None.
+
+    The recipe's normalisation and the `BackboneInput` that undoes it are
+    the identity together; in int8 the normalised tensor (e.g. [-0.5, 0.5]
+    for "cifar"), between two tensors of range [0, 255], was quantized at
+    the pixels' scale (one level) and every image came out the same. The model
+    returned shares `model`'s layers and weights, its `BackboneInput`
+    replaced by one whose inverse normalisation is the identity.
+    """
+    if not any(isinstance(layer, BackboneInput) for layer in model.layers):
+        return None
+
+    def identity_input(layer):
+        if not isinstance(layer, BackboneInput):
+            return layer
+        channels = len(layer.input_scale)
+        return BackboneInput(
+            [1.0] * channels, [0.0] * channels, layer.size, layer.mode
+        )
+
+    return keras.models.clone_model(model, clone_function=identity_input)
 
 
 def check_quantize(quantize: str) -> str:

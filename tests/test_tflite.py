@@ -276,3 +276,49 @@ class ImagenetPreprocessingTest(TestCase):
                 serve(tf.constant(images))["logits"],
                 atol=1e-4,
             )
+
+
+class BackboneInputTest(TestCase):
+    """A pretrained-style model (its first layer undoes the recipe's
+    normalisation): the TFLite model feeds it pixels, float and int8."""
+
+    def test_float_matches_and_int8_tells_images_apart(self):
+        from la_keras.models import registry
+
+        keras.utils.set_random_seed(0)
+        model = registry.build(
+            "mobilenet", 4, (32, 32, 3), 5e-4, pretrained=True,
+            image_size=(48, 48), width=0.25, preprocessing="cifar",
+        )  # fmt: skip
+        self.assertIsNotNone(tflite_export.pixel_model(model))
+        rng = np.random.default_rng(0)
+        head = model.get_layer("logits")  # starts at zero
+        head.kernel.assign(rng.normal(0, 1, head.kernel.shape))
+        images = rng.integers(0, 256, [64, 32, 32, 3]).astype(np.uint8)
+        # Batch norm's statistics from these images (random weights with
+        # the initial statistics give features of 1e-17 at the end).
+        for layer in model._flatten_layers(include_self=False):
+            if isinstance(layer, keras.layers.BatchNormalization):
+                layer.momentum = 0.0
+        model(images / 255.0 - 0.5, training=True)
+        _, signatures = serving.serving_module(model, (32, 32, 3), "cifar")
+        want = signatures[serving.SIGNATURE](tf.constant(images))["logits"]
+        float_model = tflite_export.tflite_model(model, (32, 32, 3), "cifar")
+        run = tf.lite.Interpreter(model_content=float_model)
+        got = run.get_signature_runner()(images=images)["logits"]
+        # The same maths without the normalisation and its inverse, in
+        # TFLite's kernels: float32 rounding through 28 layers whose batch
+        # norm divides by the statistics of noise images (2e-4 of the
+        # largest logit here, as with the normalisation kept).
+        scale = float(np.max(np.abs(want)))
+        self.assertAllClose(got, want, atol=1e-3 * scale, rtol=0)
+        int8 = tflite_export.tflite_model(
+            model, (32, 32, 3), "cifar", quantize="int8",
+            representative_images=images[:48],
+        )  # fmt: skip
+        run = tf.lite.Interpreter(model_content=int8)
+        logits = run.get_signature_runner()(images=images[48:])["logits"]
+        # Before the pixels went in directly, every image gave the same
+        # logits: the normalised tensor was quantized to one level.
+        spread = np.std(logits, axis=0)
+        self.assertGreater(float(spread.max()), 0.1 * float(np.std(want)))

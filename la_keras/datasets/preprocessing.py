@@ -166,6 +166,25 @@ def _cifar(images, training, pad, seed):
     return cropped
 
 
+def evaluation_pixels(images, preprocessing, image_size=None):
+    """The evaluation recipe's geometry only: float32 pixels in `[0, 255]`.
+
+    `preprocess_images(images, preprocessing)` (evaluation) is these pixels
+    under the recipe's per-channel affine normalisation
+    (`la_keras.datasets.normalization.pixel_affine`): for "cifar" the
+    images as they are, for "imagenet" repeated to RGB, resized and
+    center-cropped to `image_size`. An exporter whose model undoes the
+    normalisation first (`la_keras.layers.BackboneInput`) feeds it these.
+    """
+    images = tf.convert_to_tensor(images)
+    if preprocessing == "cifar":
+        return tf.cast(images, tf.float32)
+    if images.shape[-1] == 1:
+        images = tf.image.grayscale_to_rgb(images)
+    size = (IMAGENET_SIZE, IMAGENET_SIZE) if image_size is None else image_size
+    return _resize_and_center_crop(images, tuple(int(v) for v in size))
+
+
 def _imagenet(images, training, size, seed):
     # The crop or resize reads the images as they come (uint8): no cast of
     # the full-size batch; its output is float32 at `size`.
