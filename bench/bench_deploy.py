@@ -119,19 +119,20 @@ def _tflite_rows(args, config, info, test, served, log):
     for quantize in ("none", "int8"):
         export_dir = os.path.join(args.output_dir, f"tflite_{quantize}")
         path = os.path.join(export_dir, "model.tflite")
-        if not os.path.exists(path):
-            seconds = _subprocess(
-                [
-                    "launch.export",
-                    f"--model_dir={config.model_dir}",
-                    "--format=tflite",
-                    f"--quantize={quantize}",
-                    f"--export_dir={export_dir}",
-                ],  # fmt: skip
-                os.path.join(args.output_dir, f"export_{quantize}.log"),
-                f"launch.export --quantize={quantize}",
-            )
-            log(f"exported {path}: {seconds:.0f} s")
+        # Exported anew every time: a file of an earlier export would be
+        # measured for the code that made it.
+        seconds = _subprocess(
+            [
+                "launch.export",
+                f"--model_dir={config.model_dir}",
+                "--format=tflite",
+                f"--quantize={quantize}",
+                f"--export_dir={export_dir}",
+            ],  # fmt: skip
+            os.path.join(args.output_dir, f"export_{quantize}.log"),
+            f"launch.export --quantize={quantize}",
+        )
+        log(f"exported {path}: {seconds:.0f} s")
         classifier = TFLiteClassifier(path, num_threads=args.threads)
         logits = np.concatenate([
             classifier(images[i : i + 256])[0]
