@@ -240,7 +240,11 @@ def run_config(flags_obj) -> RunConfig:
             _refuse_post_hoc_flags(
                 flags_obj, f"{flags_obj.saved_model} is evaluated with"
             )
-        return config.replace(mode=_evaluation_mode(config.mode))
+        # No run directory: a folder's index is built, not kept (it went
+        # to the default --model_dir, a folder of the working directory).
+        return config.replace(
+            mode=_evaluation_mode(config.mode), folder_index=None
+        )
     config = RunConfig.read(flags_obj.model_dir).with_data(
         given_dataset(flags_obj)
     )

@@ -202,6 +202,8 @@ class LossModeRunTest(TestCase):
             test_batch_size=10, holdout_fraction=0.1, mode="loss",
         ):  # fmt: skip
             report = evaluate.run(FLAGS)
+            # No folder index kept in the default --model_dir.
+            self.assertIsNone(evaluate.run_config(FLAGS).data.folder_index)
         self.assertEqual(set(report["test"]), {"raw"})
         self.assertNotIn("test_tau_sweep", report)
         self.assertAllClose(
