@@ -6,7 +6,6 @@ in float64 numpy, on the float32 raw logits of the network.
 
 import os
 
-import keras
 import numpy as np
 import tensorflow as tf
 
@@ -14,20 +13,10 @@ from la_keras import serving
 from la_keras.datasets import preprocess_images
 from tests import serving_session
 from tests.test_case import TestCase
+from tests.test_serving import tiny_model
 
 TRAIN = np.array([0.6, 0.3, 0.08, 0.02])
 EPS = 1e-12
-
-
-def _model():
-    return keras.Sequential(
-        [
-            keras.Input((32, 32, 3)),
-            keras.layers.Conv2D(4, 3, strides=2),
-            keras.layers.GlobalAveragePooling2D(),
-            keras.layers.Dense(4, bias_initializer="random_normal"),
-        ]
-    )
 
 
 def _reference(raw, target, mode, tau, train=TRAIN):
@@ -49,7 +38,7 @@ def _softmax(logits):
 class ServeWithPriorTest(TestCase):
     def setUp(self):
         super().setUp()
-        self.model = _model()
+        self.model = tiny_model()
         rng = np.random.default_rng(0)
         self.images = rng.integers(0, 256, (16, 32, 32, 3)).astype(np.uint8)
         inputs = preprocess_images(self.images, "cifar")

@@ -35,7 +35,8 @@ print(json.dumps({
 """
 
 
-def _model():
+def tiny_model():
+    """A 4-class classifier of 32x32 RGB images, small enough to export."""
     return keras.Sequential(
         [
             keras.Input((32, 32, 3)),
@@ -49,7 +50,7 @@ def _model():
 class ExportSavedModelTest(TestCase):
     def setUp(self):
         super().setUp()
-        self.model = _model()
+        self.model = tiny_model()
         rng = np.random.default_rng(0)
         self.images = rng.integers(0, 256, (16, 32, 32, 3)).astype(np.uint8)
         self.raw = self.model(preprocess_images(self.images, "cifar")).numpy()
@@ -215,7 +216,12 @@ class ServingInputTest(TestCase):
     def test_bad_requests_in_fresh_process(self):
         export_dir = os.path.join(self.get_temp_dir(), "bad_inputs")
         serving.export_saved_model(
-            _model(), export_dir, (32, 32, 3), "cifar", priors=PRIORS, tau=1.0
+            tiny_model(),
+            export_dir,
+            (32, 32, 3),
+            "cifar",
+            priors=PRIORS,
+            tau=1.0,
         )
         env = dict(
             os.environ, TF_CPP_MIN_LOG_LEVEL="3", CUDA_VISIBLE_DEVICES=""
