@@ -33,7 +33,7 @@ schedule of `launch/configs/cifar10_lt.cfg`:
   as launch.train runs it on CPU by default (no XLA);
 - JAX (`KERAS_BACKEND=jax`): `la_keras.training.jax_trainer.JaxTrainer` (a
   jitted step) over `DeviceDataset` (the uint8 training set on the device,
-  crop and flip in a jitted batch function), as launch/train_jax.py runs it
+  crop and flip in a jitted batch function), as la_keras/runs/train_jax.py runs it
   with `--jax_loop=auto` (on CPU a Python loop over the jitted step); with
   `--jax_loops=python,scan`, once per loop (scan: one `lax.scan` per
   `train_steps` call, the batches made inside it; on the 2-core CPU it ran
@@ -82,11 +82,11 @@ RESULT_PREFIX = "RESULT "
 
 
 def _run_config(prepared_path, batch):
-    """The `RunConfig` launch.train resolves for the benchmark's flags."""
+    """The `ResolvedConfig` launch.train resolves for the benchmark's flags."""
     from absl import flags
 
+    from la_keras.runs.resolved import ResolvedConfig
     from launch import common_flags
-    from launch.config import RunConfig
 
     common_flags.define_flags()
     flags.FLAGS(
@@ -98,7 +98,7 @@ def _run_config(prepared_path, batch):
             f"--train_batch_size={batch}",
         ]
     )
-    return RunConfig.from_flags(flags.FLAGS)
+    return ResolvedConfig.from_flags(flags.FLAGS)
 
 
 class _Steps:
@@ -168,14 +168,14 @@ def _time(trainer, epoch_data, steps_per_epoch, args, compile_steps=0):
 
 
 def worker_tensorflow(args):
-    """launch.train's TensorFlow path (`launch.train_tf._run`), timed."""
+    """launch.train's TensorFlow path (`la_keras.runs.train_tf._run`), timed."""
     import keras
     import tensorflow as tf
 
+    from la_keras.runs import common
+    from la_keras.runs.train_tf import build_datasets
+    from la_keras.runs.train_tf import train_data
     from la_keras.training import Trainer
-    from launch import common
-    from launch.train_tf import build_datasets
-    from launch.train_tf import train_data
 
     config = _run_config(args.prepared, args.batch)
     keras.utils.set_random_seed(config.data.seed)
@@ -213,12 +213,12 @@ def worker_tensorflow(args):
 
 
 def worker_jax(args):
-    """launch.train's JAX path (`launch.train_jax._run`), timed."""
+    """launch.train's JAX path (`la_keras.runs.train_jax._run`), timed."""
     import contextlib
 
     import keras
 
-    from launch import train_jax
+    from la_keras.runs import train_jax
 
     config = _run_config(args.prepared, args.batch)
     dist = train_jax.distribution(config)  # None on one device
@@ -233,11 +233,11 @@ def worker_jax(args):
 
 
 def _time_jax(config, data, args):
-    """The timing of one `JaxTrainer` as launch.train_jax builds it."""
+    """The timing of one `JaxTrainer` as la_keras.runs.train_jax builds it."""
     import jax
     import keras
 
-    from launch import train_jax
+    from la_keras.runs import train_jax
 
     keras.utils.set_random_seed(config.data.seed)
     info = config.data.info()

@@ -15,7 +15,7 @@ the holdout fits the calibration and tau*), or reads the run in
    resampling of the balanced test split): top-1 of the balanced rule (the
    served tau*), of the EM estimate (BCTS fitted on the holdout) and of the
    oracle (the true mix). The logits are predicted once and resampled per
-   mix through `launch.adaptation.shifted_test_report`.
+   mix through `la_keras.runs.adaptation.shifted_test_report`.
 2. `launch.export --format=tflite` float and `--quantize=int8`: file size,
    latency of one image (`TFLiteClassifier`, batch 1, median of
    `--latency_runs`), top-1 agreement with the Keras model's served rule and
@@ -88,8 +88,8 @@ def _served_logits(config, info, logits):
     import keras
 
     from la_keras.adjustment import retarget
-    from launch import outputs
-    from launch import reporting
+    from la_keras.runs import outputs
+    from la_keras.runs import reporting
 
     metrics = outputs.read_json(os.path.join(config.model_dir, "metrics.json"))
     tau = reporting.served_tau(config, metrics) or 0.0
@@ -99,7 +99,7 @@ def _served_logits(config, info, logits):
 
 
 def _shift_rows(config, info, logits, mixes):
-    from launch import adaptation
+    from la_keras.runs import adaptation
 
     rows = {}
     for mix in mixes:
@@ -227,11 +227,11 @@ def main(argv=None):
     log(f"load average before: {os.getloadavg()}")
     _train(args, model_dir, log)
 
-    from launch import adaptation
-    from launch import run_state
-    from launch.config import RunConfig
+    from la_keras.runs import adaptation
+    from la_keras.runs import run_state
+    from la_keras.runs.resolved import ResolvedConfig
 
-    config = RunConfig.read(model_dir)
+    config = ResolvedConfig.read(model_dir)
     state = run_state.newest_state(config)
     info = state.info
     images, labels, _ = config.data.arrays("test")

@@ -22,7 +22,7 @@ pipeline with what training consumes (`--train_images_per_sec`, the official
 ResNet-32 tf.function rate on this CPU): the target is 10x.
 
 Training builds each epoch's shuffle and augmentation anew (their seeds
-follow the epoch, for resuming: `launch.train_tf.train_data`). The first
+follow the epoch, for resuming: `la_keras.runs.train_tf.train_data`). The first
 table times epoch 2 of that, as `TrainingLoop` takes it (`steps_per_epoch`
 batches from a `OneDeviceStrategy` iterator), before and after the fix of
 issue 17 item 8: before, every epoch made a new in-memory cache, which
@@ -112,7 +112,7 @@ import time
 from absl import app
 from absl import flags
 
-from launch import common
+from launch import cli
 
 # The folder section, next to this file (run as a script or with -m).
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -214,7 +214,7 @@ def _training_epochs(builder, epochs, new_cache_each_epoch):
     """Images/s of each epoch as training takes them (`train_data`)."""
     import tensorflow as tf
 
-    from launch import train_tf
+    from la_keras.runs import train_tf
 
     strategy = tf.distribute.OneDeviceStrategy("/cpu:0")
     epoch_data = train_tf.train_data(strategy, builder)
@@ -302,7 +302,7 @@ def _cifar10_lt_section(flags_obj, data_dir):
         f"data_dir: {data_dir}  images/epoch: {builder.num_examples}  "
         f"crop_padding: {flags_obj.crop_padding}"
     )
-    print("training epochs (launch.train_tf.train_data), images/s:")
+    print("training epochs (la_keras.runs.train_tf.train_data), images/s:")
     print(f"{'':34}{'epoch 1':>10}{'epoch 2':>10}{'epoch 3':>10}")
     for name, rates in (
         ("before (a new cache every epoch)", before),
@@ -335,7 +335,7 @@ def _cifar10_lt_section(flags_obj, data_dir):
 def main(_):
     # A usage or data error (a --folder_dir not made here, a bad flag)
     # is one line and exit status 1.
-    common.run_main("bench_input_pipeline", lambda: run(FLAGS))
+    cli.run_main("bench_input_pipeline", lambda: run(FLAGS))
 
 
 if __name__ == "__main__":

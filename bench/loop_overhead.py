@@ -17,7 +17,7 @@ one loop shape):
    running, so that no shuffle buffer fills inside the timing). The
    fastest of `repeats` calls, after an untimed call that compiles.
 2. The loop, `L`: `TrainingLoop.run()` for `epochs` epochs, as
-   launch.train builds it (`launch.common.training_loop` with the run's
+   launch.train builds it (`la_keras.runs.common.training_loop` with the run's
    flags, a real checkpoint store and TensorBoard writer in a temporary
    folder, the progress written to a pipe as in a log), timed from
    `run()` to its return, `repeats` times (each a new loop continuing the
@@ -74,11 +74,11 @@ def step_seconds(runner, iterators, num_steps, repeats):
 def loop_seconds(config, runner, epoch_data, steps_per_epoch, store, epoch,
                  epochs, repeats):  # fmt: skip
     """The fastest of `repeats` timed `TrainingLoop.run()` of `epochs`
-    epochs each, built by `launch.common.training_loop` from `config`."""
+    epochs each, built by `la_keras.runs.common.training_loop` from `config`."""
     from absl import logging
 
+    from la_keras.runs import common
     from la_keras.training import Summaries
-    from launch import common
 
     logging.set_verbosity(logging.WARNING)  # launch.train's default
     _, save = common.resume(config, store, runner, epoch, chief=False)
@@ -129,11 +129,11 @@ def measure_tensorflow(config, args):
     import keras
     import tensorflow as tf
 
+    from la_keras.runs import common
+    from la_keras.runs.train_tf import build_datasets
+    from la_keras.runs.train_tf import train_data
     from la_keras.training import CheckpointStore
     from la_keras.training import Trainer
-    from launch import common
-    from launch.train_tf import build_datasets
-    from launch.train_tf import train_data
 
     config = config.replace(model_dir=_folder("run"))
     keras.utils.set_random_seed(config.data.seed)
@@ -167,9 +167,9 @@ def measure_jax(config, args, loops):
     import jax
     import keras
 
+    from la_keras.runs import train_jax
     from la_keras.training.array_checkpoints import ArrayCheckpointStore
     from la_keras.training.jax_trainer import JaxTrainer
-    from launch import train_jax
 
     config = config.replace(model_dir=_folder("run"))
     data = train_jax.device_dataset(config, None)

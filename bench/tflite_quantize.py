@@ -20,9 +20,9 @@ from absl import flags
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from la_keras.runs.resolved import ResolvedConfig  # noqa: E402
 from la_keras.tflite_classifier import TFLiteClassifier  # noqa: E402
 from launch import export  # noqa: E402
-from launch.config import RunConfig  # noqa: E402
 
 FLAGS = flags.FLAGS
 
@@ -34,7 +34,7 @@ def _balanced(labels, predictions):
 
 def main(_):
     out_dir = FLAGS.out_dir or tempfile.mkdtemp(prefix="tflite_bench_")
-    config = RunConfig.read(FLAGS.model_dir)
+    config = ResolvedConfig.read(FLAGS.model_dir)
     images, labels = [], []
     for batch_images, batch_labels in config.data.load("test")[0].batch(256):
         images.append(batch_images.numpy())

@@ -201,7 +201,7 @@ def export_saved_model(
         model: a Keras model mapping preprocessed float images to logits.
         export_dir: directory to write (overwritten). Callers that need the
             previous export to survive a kill write to a temporary folder
-            and rename it (`launch.outputs.atomic_dir`).
+            and rename it (`la_keras.runs.outputs.atomic_dir`).
         image_shape: `(H, W, C)` of the raw images; for "imagenet"
             preprocessing (which resizes) only C is fixed.
         preprocessing: "cifar" or "imagenet", see `preprocess_images`.

@@ -29,12 +29,12 @@ from absl import logging
 from la_keras import calibration as calibration_lib
 from la_keras import prior_shift
 from la_keras.datasets import folder
-from launch import adaptation
-from launch import common
+from la_keras.runs import adaptation
+from la_keras.runs import outputs
+from la_keras.runs import run_state
+from la_keras.runs.resolved import ResolvedConfig
+from launch import cli
 from launch import common_flags
-from launch import outputs
-from launch import run_state
-from launch.config import RunConfig
 
 
 def define_flags() -> None:
@@ -76,7 +76,7 @@ def run(flags_obj) -> dict:
     """Estimates the prior; writes it; returns the report dict."""
     unlabelled = folder.is_unlabelled(flags_obj.dataset)
     given = None if unlabelled else _given_dataset(flags_obj)
-    config = RunConfig.read(flags_obj.model_dir).with_data(given)
+    config = ResolvedConfig.read(flags_obj.model_dir).with_data(given)
     state = run_state.newest_state(config)
     calibration, holdout = adaptation.fit_calibration(
         config, state.model, flags_obj.calibration
@@ -141,9 +141,9 @@ def main(_):
     def adapt():
         print(format_report(run(flags_obj)))  # the report
 
-    common.run_main("launch.adapt", adapt)
+    cli.run_main("launch.adapt", adapt)
 
 
 if __name__ == "__main__":
     define_flags()
-    common.app_run(main)
+    cli.app_run(main)

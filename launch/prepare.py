@@ -28,10 +28,10 @@ from absl import flags
 
 import la_keras
 from la_keras.datasets import prepared
-from launch import common
+from la_keras.runs import data_checks
+from la_keras.runs.resolved import ResolvedConfig
+from launch import cli
 from launch import common_flags
-from launch import data_checks
-from launch.config import RunConfig
 
 
 def define_flags() -> None:
@@ -47,7 +47,7 @@ def run(flags_obj) -> str:
         raise app.UsageError("Pass --output=PATH, the file to write.")
     # No --model_dir here: a folder's index is built, not kept.
     data = dataclasses.replace(
-        RunConfig.from_flags(flags_obj).data, folder_index=None
+        ResolvedConfig.from_flags(flags_obj).data, folder_index=None
     )
     if data.dataset.startswith(prepared.PREFIX):
         raise app.UsageError(f"--dataset={data.dataset} is prepared already.")
@@ -85,9 +85,9 @@ def run(flags_obj) -> str:
 
 
 def main(_):
-    common.run_main("launch.prepare", lambda: run(flags.FLAGS))
+    cli.run_main("launch.prepare", lambda: run(flags.FLAGS))
 
 
 if __name__ == "__main__":
     define_flags()
-    common.app_run(main)
+    cli.app_run(main)

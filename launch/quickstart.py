@@ -20,11 +20,11 @@ import time
 
 from absl import flags
 
-from launch import common
+from la_keras.runs.resolve import default_loss
+from la_keras.runs.resolved import ResolvedConfig
+from launch import cli
 from launch import common_flags
 from launch import train
-from launch.config import RunConfig
-from launch.resolve import default_loss
 
 _MODES = ("loss", "baseline")
 
@@ -54,8 +54,8 @@ DEFAULTS = dict(
 )
 
 
-def configs(flags_obj) -> dict[str, RunConfig]:
-    """The `RunConfig` of each mode: the flags over `DEFAULTS`.
+def configs(flags_obj) -> dict[str, ResolvedConfig]:
+    """The `ResolvedConfig` of each mode: the flags over `DEFAULTS`.
 
     `--loss` (default: the logit-adjusted loss) is the loss-mode run's; the
     baseline is always plain cross-entropy on a dense head (ERM).
@@ -64,7 +64,7 @@ def configs(flags_obj) -> dict[str, RunConfig]:
         if flags_obj[name].using_default_value:
             flags_obj[name].value = value
     flags_obj["mode"].value = "loss"  # the loss run's; --loss resolved in it
-    trained = RunConfig.from_flags(flags_obj)
+    trained = ResolvedConfig.from_flags(flags_obj)
     baseline = trained.replace(
         mode="baseline",
         loss=default_loss("baseline"),
@@ -169,9 +169,9 @@ def main(_):
         print()
         print(format_table(results))  # the quickstart's report
 
-    common.run_main("launch.quickstart", quickstart)
+    cli.run_main("launch.quickstart", quickstart)
 
 
 if __name__ == "__main__":
     define_flags()
-    common.app_run(main)
+    cli.app_run(main)

@@ -3,7 +3,7 @@
 A user of la_keras cannot act on the deprecation notices that TensorFlow
 Datasets, Keras or JAX print about their own internals (e.g. TFDS's partial
 decoding logs "`FeatureConnector.dtype` is deprecated" twice a run), so the
-entry points hide them unless --verbosity is given (`common.app_run`).
+entry points hide them unless --verbosity is given (`cli.app_run`).
 """
 
 from __future__ import annotations

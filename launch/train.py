@@ -20,43 +20,26 @@ A loss with an `on_epoch_begin(epoch)` method (LDAM's deferred
 re-weighting) is called at the start of every epoch, also after a resume.
 
 The backend is Keras's (`KERAS_BACKEND`): TensorFlow by default
-(`launch/train_tf.py`, `tf.distribute`), or JAX (`launch/train_jax.py`,
+(`la_keras/runs/train_tf.py`, `tf.distribute`), or JAX (`la_keras/runs/train_jax.py`,
 which needs neither TensorFlow nor TFDS with `--dataset=prepared:PATH`).
 """
 
 from __future__ import annotations
 
-import keras
 from absl import flags
 
-from launch import common
+from la_keras import runs
+from la_keras.runs import reporting
+from launch import cli
 from launch import common_flags
-from launch import reporting
-from launch.config import RunConfig
 
 
-def run(config, strategy_override=None, flags_obj=None) -> dict:
-    """Trains, evaluates and exports; returns the final metrics dict.
-
-    Args:
-        config: a `RunConfig`, or parsed absl flags (resolved once here).
-        strategy_override: a `tf.distribute.Strategy` to use instead of
-            `config.strategy` (TensorFlow backend only).
-        flags_obj: the flags, for flags.txt (default: `config` if it is
-            flags).
-    """
-    if not isinstance(config, RunConfig):
-        flags_obj = config
-        config = RunConfig.from_flags(config)
-    if keras.backend.backend() == "jax":
-        from launch import train_jax
-
-        if strategy_override is not None:
-            raise ValueError("strategy_override needs the TensorFlow backend.")
-        return train_jax.run(config, flags_obj)
-    from launch import train_tf
-
-    return train_tf.run(config, strategy_override, flags_obj)
+def run(config, strategy_override=None) -> dict:
+    """`la_keras.runs.train` of `config`: a `RunConfig`, a
+    `ResolvedConfig`, or parsed absl flags (`RunConfig.from_flags`)."""
+    if not isinstance(config, (runs.RunConfig, runs.ResolvedConfig)):
+        config = runs.RunConfig.from_flags(config)
+    return runs.train(config, strategy=strategy_override)
 
 
 def main(_):
@@ -64,9 +47,9 @@ def main(_):
         metrics = run(flags.FLAGS)
         print(reporting.format_summary(metrics))  # the run's report
 
-    common.run_main("launch.train", train)
+    cli.run_main("launch.train", train)
 
 
 if __name__ == "__main__":
     common_flags.define_flags()
-    common.app_run(main)
+    cli.app_run(main)

@@ -17,11 +17,11 @@ from absl.testing import flagsaver
 from la_keras import serving
 from la_keras import tflite_export
 from la_keras.datasets.preprocessing import resize_images
+from la_keras.runs import common
+from la_keras.runs.resolved import ResolvedConfig
 from la_keras.tflite_classifier import TFLiteClassifier
-from launch import common
 from launch import export
 from launch import train
-from launch.config import RunConfig
 from tests import serving_session
 from tests.launch import helpers
 from tests.launch.test_folder_runs import CLASSES
@@ -57,7 +57,7 @@ class FixedSizeRunTest(TestCase):
         cls.path = _export(
             cls.model_dir, os.path.join(cls.root, "tfl"), format="tflite"
         )
-        config = RunConfig.read(cls.model_dir)
+        config = ResolvedConfig.read(cls.model_dir)
         images, _ = next(iter(config.data.raw_split("test")))
         cls.images = images.numpy()
 
@@ -133,7 +133,7 @@ class FixedSizeRunTest(TestCase):
         # Not the uniform rule's logits.
         uniform, _, _ = TFLiteClassifier(self.path)(self.images)
         self.assertGreater(np.max(np.abs(logits - uniform)), 1e-2)
-        info = common.restore_model(RunConfig.read(self.model_dir))[1]
+        info = common.restore_model(ResolvedConfig.read(self.model_dir))[1]
         priors = np.asarray(info.priors, np.float64)
         self.assertAllClose(
             classifier.metadata["target_prior"], priors / priors.sum()
@@ -171,7 +171,9 @@ class ResizedFolderRunTest(TestCase):
         cls.other = rng.integers(0, 256, [2, 40, 33, 1]).astype(np.uint8)
 
     def _expected(self, resized):
-        model, info, _ = common.restore_model(RunConfig.read(self.model_dir))
+        model, info, _ = common.restore_model(
+            ResolvedConfig.read(self.model_dir)
+        )
         return serving_session.expected_outputs(
             model, resized, "cifar", info.priors, self.metrics["served_tau"]
         )
@@ -242,7 +244,7 @@ class ResizedFolderRunTest(TestCase):
     def test_int8_needs_representative_images(self):
         with self.assertRaisesRegex(ValueError, "representative_images"):
             tflite_export.tflite_model(
-                common.restore_model(RunConfig.read(self.model_dir))[0],
+                common.restore_model(ResolvedConfig.read(self.model_dir))[0],
                 (24, 20, 1),
                 "cifar",
                 quantize="int8",

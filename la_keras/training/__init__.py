@@ -32,7 +32,7 @@ Threads, and what each may touch:
   clears the context's caches, freeing the per-step container that a
   running `tf.function` still uses (a crash once Grappler adds
   `TemporaryVariable` ops to a large graph): never from this thread.
-- The model_dir lock's heartbeat (`launch.lock`) rewrites its lease file
+- The model_dir lock's heartbeat (`la_keras.runs.lock`) rewrites its lease file
   (`tf.io.gfile` only for remote paths) and touches nothing else.
 - Preemption (`preemption.StopSignal`) installs its handlers on the main
   thread; the handler only sets a flag that the loop reads.

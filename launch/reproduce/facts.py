@@ -13,7 +13,7 @@ import os
 
 from absl import logging
 
-from launch import reporting
+from la_keras.runs import reporting
 from launch.reproduce import runner
 from launch.reproduce import spec
 
@@ -51,10 +51,10 @@ def dataset_info(run_dir: str, dataset: str | None = None):
     """
     from absl import app
 
-    from launch.config import RunConfig
+    from la_keras.runs.resolved import ResolvedConfig
 
     try:
-        data = RunConfig.read(run_dir).with_data(dataset).data
+        data = ResolvedConfig.read(run_dir).with_data(dataset).data
     except app.UsageError as e:
         logging.warning("Cannot load the data of %s here: %s", run_dir, e)
         return None

@@ -13,9 +13,9 @@ import os
 import time
 
 from la_keras import losses
+from la_keras.runs import plots
+from la_keras.runs import reporting
 from la_keras.training import evaluation
-from launch import plots
-from launch import reporting
 from launch.reproduce import facts
 from launch.reproduce import machine
 from launch.reproduce import spec

@@ -20,7 +20,7 @@ import time
 
 from absl import logging
 
-from launch import reporting
+from la_keras.runs import reporting
 from launch.reproduce import machine
 from launch.reproduce import plan
 from launch.reproduce import spec

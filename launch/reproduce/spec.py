@@ -190,7 +190,7 @@ def train_examples(dataset: str, seed: int, fraction: float) -> int | None:
         return int(sum(counts) - held)
     if dataset.startswith("folder:"):
         return None
-    from launch.data_config import DataConfig
+    from la_keras.runs.data_config import DataConfig
 
     try:
         config = DataConfig(dataset, holdout_fraction=fraction, seed=seed)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from launch import reporting
+from la_keras.runs import reporting
 from launch.reproduce import spec
 
 HEADER = (

@@ -145,7 +145,7 @@ class DatasetBuilderTest(TestCase):
 
 
 class EpochCacheTest(TestCase):
-    """Training's epochs (`launch.train_tf.train_data`) share one cache."""
+    """Training's epochs (`la_keras.runs.train_tf.train_data`) share one cache."""
 
     def _builder(self, reads=None):
         builder = DatasetBuilder("test", "train", 8, training=True, seed=3)
@@ -160,7 +160,7 @@ class EpochCacheTest(TestCase):
 
     def _epochs(self, builder, epochs, skip=0, reset=False):
         """The batches of `epochs` as the training loop takes them."""
-        from launch import train_tf
+        from la_keras.runs import train_tf
 
         strategy = tf.distribute.OneDeviceStrategy("/cpu:0")
         epoch_data = train_tf.train_data(strategy, builder)

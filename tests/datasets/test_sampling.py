@@ -19,7 +19,7 @@ from tests.datasets import folders
 # CIFAR-10-LT's training counts: 5,000 images down to 50 (ratio 100).
 LONG_TAIL = np.round(5000 * 0.01 ** (np.arange(10) / 9)).astype(int)
 # The labels of `DatasetBuilder("test", "train", 8, True, seed=3)`'s first
-# two epochs (TensorFlow's seed set as `launch.train_tf.train_data` does),
+# two epochs (TensorFlow's seed set as `la_keras.runs.train_tf.train_data` does),
 # recorded before the sampler was added: the default pipeline is unchanged.
 # The shuffled labels of epochs 0 and 1 of `test` (seed 3, batch 8), with
 # TensorFlow's global seed set once to the run seed, as a run does.

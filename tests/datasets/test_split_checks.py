@@ -1,6 +1,6 @@
 """Tests of the test split's checks: classes without test images and test
 images identical to training images, on folders and prepared files, and
-the warnings and metrics.json facts `launch.data_checks` makes of them."""
+the warnings and metrics.json facts `la_keras.runs.data_checks` makes of them."""
 
 import json
 import logging
@@ -14,7 +14,7 @@ from la_keras.datasets import folder
 from la_keras.datasets import folder_index
 from la_keras.datasets import prepared
 from la_keras.datasets import split_checks
-from launch import data_checks
+from la_keras.runs import data_checks
 from tests.datasets import folders
 
 # Class "c" has training images and no test folder.

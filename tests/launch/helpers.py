@@ -124,8 +124,8 @@ def write_lease(model_dir, host=None, pid=None, age=0.0, generation=1):
     """
     import time
 
-    from launch import lease_files
-    from launch import lock
+    from la_keras.runs import lease_files
+    from la_keras.runs import lock
 
     me = lock.Holder.this_process()
     holder = lock.Holder(

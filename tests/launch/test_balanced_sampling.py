@@ -1,11 +1,11 @@
-"""Tests for launch.balanced_sampling: class-balanced batches train plain
+"""Tests for la_keras.runs.balanced_sampling: class-balanced batches train plain
 cross-entropy, and a prior correction on top of them is refused."""
 
 from absl import app
 from absl import flags
 from absl.testing import flagsaver
 
-from launch.config import RunConfig
+from la_keras.runs.resolved import ResolvedConfig
 from tests.launch import helpers
 from tests.test_case import TestCase
 
@@ -28,7 +28,7 @@ WHY = (
 
 def _config(**values):
     with flagsaver.flagsaver(**values):
-        return RunConfig.from_flags(FLAGS)
+        return ResolvedConfig.from_flags(FLAGS)
 
 
 class BalancedSamplingTest(TestCase):

@@ -1,4 +1,4 @@
-"""Tests for launch.config: the typed run configuration, and the loss flags
+"""Tests for la_keras.runs.resolved: the typed run configuration, and the loss flags
 and weight-norm evaluation that read it (moved from test_reproduce)."""
 
 import dataclasses
@@ -14,12 +14,12 @@ from absl.testing import flagsaver
 from la_keras import datasets
 from la_keras.losses.ldam import LDAMLoss
 from la_keras.models import weight_norm
+from la_keras.runs.resolved import DataConfig
+from la_keras.runs.resolved import ResolvedConfig
+from la_keras.runs.resolved import ScheduleConfig
 from la_keras.training import evaluation
 from launch import evaluate
 from launch import train
-from launch.config import DataConfig
-from launch.config import RunConfig
-from launch.config import ScheduleConfig
 from tests.launch import helpers
 from tests.test_case import TestCase
 
@@ -31,7 +31,7 @@ def setUpModule():
 
 
 def _config(loss="crossentropy", tau=1.0, **loss_options):
-    return RunConfig(
+    return ResolvedConfig(
         data=DataConfig(
             dataset="test",
             holdout_fraction=0.1,
@@ -49,7 +49,7 @@ def _config(loss="crossentropy", tau=1.0, **loss_options):
 class RunConfigTest(TestCase):
     def test_from_flags_is_typed_and_resolved(self):
         with flagsaver.flagsaver(**helpers.SMOKE_FLAGS, mode="loss"):
-            config = RunConfig.from_flags(FLAGS)
+            config = ResolvedConfig.from_flags(FLAGS)
         self.assertIsInstance(config.data, DataConfig)
         self.assertIsInstance(config.schedule, ScheduleConfig)
         self.assertEqual(config.loss, "logit_adjusted")
@@ -73,7 +73,7 @@ class RunConfigTest(TestCase):
         self.assertIsNone(flat["cb_beta"])
         self.assertEqual(flat["schedule"], [[1.0, 1.0]])
         self.assertIn("dataset_dir", flat)
-        read = RunConfig.read(model_dir)
+        read = ResolvedConfig.read(model_dir)
         self.assertEqual(
             read,
             config.replace(
@@ -86,19 +86,22 @@ class RunConfigTest(TestCase):
     def test_outputs_default_to_folders_of_the_model_dir(self):
         model_dir = os.path.join(self.get_temp_dir(), "run")
         with flagsaver.flagsaver(**helpers.SMOKE_FLAGS, model_dir=model_dir):
-            config = RunConfig.from_flags(FLAGS)
+            config = ResolvedConfig.from_flags(FLAGS)
         self.assertEqual(config.tb_log_dir, os.path.join(model_dir, "log"))
         self.assertEqual(config.export_dir, os.path.join(model_dir, "export"))
         # Given, they win.
         with flagsaver.flagsaver(
             **helpers.SMOKE_FLAGS, model_dir=model_dir, tb_log_dir="/tb/run"
         ):
-            self.assertEqual(RunConfig.from_flags(FLAGS).tb_log_dir, "/tb/run")
+            self.assertEqual(
+                ResolvedConfig.from_flags(FLAGS).tb_log_dir, "/tb/run"
+            )
         # A flags.json without them (or a config built in Python).
         flat = dict(_config().replace(model_dir=model_dir).to_dict())
         flat.update(tb_log_dir="", export_dir="")
         self.assertEqual(
-            RunConfig.from_dict(flat).tb_log_dir, os.path.join(model_dir, "log")
+            ResolvedConfig.from_dict(flat).tb_log_dir,
+            os.path.join(model_dir, "log"),
         )
 
     def test_run_recorded_with_the_old_log_default_resumes(self):
@@ -107,26 +110,26 @@ class RunConfigTest(TestCase):
         # model_dir and still continues the run.
         model_dir = os.path.join(self.get_temp_dir(), "old_run")
         with flagsaver.flagsaver(**helpers.SMOKE_FLAGS, model_dir=model_dir):
-            config = RunConfig.from_flags(FLAGS)
+            config = ResolvedConfig.from_flags(FLAGS)
         os.makedirs(model_dir)
         config.replace(tb_log_dir="logit_adjustment/log").write(model_dir)
         config.check_resume(has_checkpoint=True)
         # Read back (or moved), the recorded folder outside it is kept.
         self.assertEqual(
-            RunConfig.read(model_dir).tb_log_dir, "logit_adjustment/log"
+            ResolvedConfig.read(model_dir).tb_log_dir, "logit_adjustment/log"
         )
 
     def test_data_flags_reach_the_builder(self):
         with flagsaver.flagsaver(
             **helpers.SMOKE_FLAGS, crop_padding=4, shuffle_buffer=7
         ):
-            config = RunConfig.from_flags(FLAGS)
+            config = ResolvedConfig.from_flags(FLAGS)
         self.assertEqual(config.data.crop_padding, 4)
         builder = config.data.builder("train")
         self.assertEqual(builder.shuffle_buffer, 7)
         self.assertEqual(builder.crop_padding, 4)
         with flagsaver.flagsaver(expected_train_examples=45):
-            config = RunConfig.from_flags(FLAGS)
+            config = ResolvedConfig.from_flags(FLAGS)
         self.assertEqual(
             config.data._load_kwargs()["expected_examples"], {"train": 45}
         )
@@ -138,7 +141,7 @@ class RunConfigTest(TestCase):
 
     def test_read_of_a_folder_without_run(self):
         with self.assertRaisesRegex(app.UsageError, "flags.json not found"):
-            RunConfig.read(self.get_temp_dir())
+            ResolvedConfig.read(self.get_temp_dir())
 
     def test_builders_of_every_split(self):
         builders = _config().data.builders()

@@ -43,7 +43,7 @@ class DeterministicOnJaxTest(TestCase):
         script = (
             "import jax\n"
             "from absl import app\n"
-            "from launch import train_jax\n"
+            "from la_keras.runs import train_jax\n"
             "jax.devices()\n"
             "try:\n"
             "    train_jax.enable_determinism()\n"

@@ -9,8 +9,8 @@ from absl import flags
 from absl.testing import flagsaver
 
 from la_keras import losses
-from launch import resolve
-from launch.config import RunConfig
+from la_keras.runs import resolve
+from la_keras.runs.resolved import ResolvedConfig
 from tests.launch import helpers
 from tests.test_case import TestCase
 
@@ -50,12 +50,12 @@ class DtypePolicyTest(TestCase):
         with flagsaver.flagsaver(
             dataset="test", model_dir=model_dir, dtype_policy="mixed_bfloat16"
         ):
-            config = RunConfig.from_flags(FLAGS)
+            config = ResolvedConfig.from_flags(FLAGS)
         self.assertEqual(config.dtype_policy, "mixed_bfloat16")
         self.assertEqual(config.to_dict()["dtype_policy"], "mixed_bfloat16")
         flat = config.to_dict()
         del flat["dtype_policy"]  # a flags.json written before the flag
-        self.assertEqual(RunConfig.from_dict(flat).dtype_policy, "float32")
+        self.assertEqual(ResolvedConfig.from_dict(flat).dtype_policy, "float32")
 
     def test_model_computes_in_bfloat16_with_a_float32_head(self):
         model_dir = self.get_temp_dir()
@@ -65,7 +65,7 @@ class DtypePolicyTest(TestCase):
             model_dir=model_dir,
             dtype_policy="mixed_bfloat16",
         ):
-            config = RunConfig.from_flags(FLAGS)
+            config = ResolvedConfig.from_flags(FLAGS)
         before = keras.config.dtype_policy().name
         model = config.build_model(3, (8, 8, 3))
         self.assertEqual(keras.config.dtype_policy().name, before)

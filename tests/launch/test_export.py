@@ -15,12 +15,12 @@ from absl import app
 from absl import flags
 from absl.testing import flagsaver
 
-from launch import common
+from la_keras.runs import common
+from la_keras.runs import reporting
+from la_keras.runs.resolved import ResolvedConfig
 from launch import evaluate
 from launch import export
-from launch import reporting
 from launch import train
-from launch.config import RunConfig
 from tests import serving_session
 from tests.launch import helpers
 from tests.test_case import TestCase
@@ -34,7 +34,7 @@ def setUpModule():
 
 def _config(mode):
     with flagsaver.flagsaver(**helpers.SMOKE_FLAGS, mode=mode):
-        return RunConfig.from_flags(FLAGS)
+        return ResolvedConfig.from_flags(FLAGS)
 
 
 class LossModeReportTest(TestCase):
@@ -96,7 +96,9 @@ class LossModeRunTest(TestCase):
         )
         with flagsaver.flagsaver(**cls.overrides):
             cls.metrics = train.run(FLAGS)
-        model, info, _ = common.restore_model(RunConfig.read(cls.model_dir))
+        model, info, _ = common.restore_model(
+            ResolvedConfig.read(cls.model_dir)
+        )
         rng = np.random.default_rng(0)
         cls.images = rng.integers(0, 256, (8, 32, 32, 3)).astype(np.uint8)
         # The network's raw logits, served as they are.

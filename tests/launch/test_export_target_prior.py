@@ -14,10 +14,10 @@ from absl import flags
 from absl.testing import flagsaver
 
 from la_keras import serving
-from launch import common
+from la_keras.runs import common
+from la_keras.runs.resolved import ResolvedConfig
 from launch import export
 from launch import train
-from launch.config import RunConfig
 from tests import serving_session
 from tests.launch import helpers
 from tests.test_case import TestCase
@@ -54,7 +54,9 @@ class TargetPriorExportTest(TestCase):
             mode="posthoc",
         ):
             cls.metrics = train.run(FLAGS)
-        model, info, _ = common.restore_model(RunConfig.read(cls.model_dir))
+        model, info, _ = common.restore_model(
+            ResolvedConfig.read(cls.model_dir)
+        )
         cls.train_prior = np.asarray(info.priors, np.float64)
         cls.num_classes = len(info.priors)
         rng = np.random.default_rng(0)

@@ -13,9 +13,9 @@ from absl import app
 from absl import flags
 from absl.testing import flagsaver
 
-from launch import finetuning
+from la_keras.runs import finetuning
+from la_keras.runs.resolved import ResolvedConfig
 from launch import train
-from launch.config import RunConfig
 from tests.launch import helpers
 from tests.launch import test_finetune_runs
 from tests.test_case import TestCase
@@ -76,7 +76,7 @@ class CosineExtendRunTest(TestCase):
             metrics = _train(dict(values, extend=True), **hint)
         step = self.first["step"]
         self.assertEqual((metrics["epoch"], metrics["step"]), (1, step))
-        config = RunConfig.read(new_dir)
+        config = ResolvedConfig.read(new_dir)
         self.assertEqual(config.init_from, model_dir)
         self.assertEqual(config.schedule.lr_schedule, "cosine")
         # It started from the first run's trained backbone.

@@ -19,10 +19,10 @@ from absl import app
 from absl import flags
 from absl.testing import flagsaver
 
+from la_keras.runs import lock
 from la_keras.training.checkpoints import checkpoint_dir
 from la_keras.training.preemption import PREEMPTED_EXIT_CODE
 from launch import evaluate
-from launch import lock
 from launch import train
 from tests.launch import helpers
 from tests.test_case import TestCase

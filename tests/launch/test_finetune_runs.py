@@ -22,9 +22,9 @@ from absl.testing import flagsaver
 
 from la_keras.models import finetune
 from la_keras.models import registry
-from launch import common
+from la_keras.runs import common
+from la_keras.runs.resolved import ResolvedConfig
 from launch import train
-from launch.config import RunConfig
 from tests import serving_session
 from tests.launch import helpers
 from tests.test_case import TestCase
@@ -124,7 +124,7 @@ class FinetuneRunTest(TestCase):
         )
         self.assertEqual(params["trainable"], adapters + 256 * 10 + 10)
         self.assertGreater(params["total"], 200_000)
-        config = RunConfig.read(self.lora_dir)
+        config = ResolvedConfig.read(self.lora_dir)
         self.assertEqual(config.schedule.lr_schedule, "cosine")
         self.assertEqual(config.mode, "loss")
 
@@ -134,7 +134,9 @@ class FinetuneRunTest(TestCase):
         spec = loaded.signatures["serving_default"].structured_input_signature
         self.assertEqual(spec[1]["images"].shape.as_list(), [None, 32, 32, 3])
         self.assertEqual(spec[1]["images"].dtype, tf.uint8)
-        model, info, _ = common.restore_model(RunConfig.read(self.lora_dir))
+        model, info, _ = common.restore_model(
+            ResolvedConfig.read(self.lora_dir)
+        )
         self.assertNotEmpty(finetune.lora_layers(model))
         adapters = [x.lora_kernel_b for x in finetune.lora_layers(model)]
         self.assertTrue(any(np.any(np.asarray(b) != 0) for b in adapters))
@@ -153,7 +155,7 @@ class FinetuneRunTest(TestCase):
         )
 
     def test_linear_run_leaves_every_backbone_weight_unchanged(self):
-        model, _, _ = common.restore_model(RunConfig.read(self.linear_dir))
+        model, _, _ = common.restore_model(ResolvedConfig.read(self.linear_dir))
         trained = finetune.backbone_of(model)
         start = _pretrained_backbone(self.weights)
         self.assertLen(trained.weights, len(start.weights))
@@ -165,7 +167,7 @@ class FinetuneRunTest(TestCase):
         self.assertGreater(float(np.std(np.asarray(head))), 0.0)
 
     def test_lora_run_keeps_the_base_kernels(self):
-        model, _, _ = common.restore_model(RunConfig.read(self.lora_dir))
+        model, _, _ = common.restore_model(ResolvedConfig.read(self.lora_dir))
         start = _pretrained_backbone(self.weights)
         starts = {v.path: np.asarray(v) for v in start.weights}
         for layer in finetune.lora_layers(model):
@@ -208,14 +210,14 @@ class FinetuneRunTest(TestCase):
             head_init="class_mean",
         )
         self.assertEqual(metrics["finetune"], "linear")
-        source, _, _ = common.restore_model(RunConfig.read(self.lora_dir))
+        source, _, _ = common.restore_model(ResolvedConfig.read(self.lora_dir))
         merged = finetune.backbone_of(finetune.merge_lora(source))
-        model, _, _ = common.restore_model(RunConfig.read(model_dir))
+        model, _, _ = common.restore_model(ResolvedConfig.read(model_dir))
         for after, before in zip(
             finetune.backbone_of(model).weights, merged.weights, strict=True
         ):
             np.testing.assert_array_equal(np.asarray(after), np.asarray(before))
-        config = RunConfig.read(model_dir)
+        config = ResolvedConfig.read(model_dir)
         self.assertEqual(config.data.sampler, "class_balanced")
         self.assertEqual(config.schedule.lr_schedule, "cosine")
         # Plain cross-entropy: the batches are class-balanced already.
@@ -233,7 +235,7 @@ class FinetuneFlagsTest(TestCase):
 
     def _config(self, **values):
         with flagsaver.flagsaver(**values):
-            return RunConfig.from_flags(FLAGS)
+            return ResolvedConfig.from_flags(FLAGS)
 
     def test_lift_defaults_fill_the_flags_not_given(self):
         config = self._config(model="mobilenet", pretrained="w.h5")

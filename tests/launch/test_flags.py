@@ -10,9 +10,9 @@ from absl import app
 from absl import flags
 from absl.testing import flagsaver
 
-from launch import common
-from launch import train_tf
-from launch.config import RunConfig
+from la_keras.runs import common
+from la_keras.runs import train_tf
+from la_keras.runs.resolved import ResolvedConfig
 from tests.launch import helpers
 from tests.test_case import TestCase
 
@@ -70,7 +70,7 @@ class UsageErrorTest(TestCase):
         with flagsaver.flagsaver(
             **dict(helpers.SMOKE_FLAGS, train_batch_size=5)
         ):
-            config = RunConfig.from_flags(FLAGS)
+            config = ResolvedConfig.from_flags(FLAGS)
         with self.assertRaisesRegex(
             app.UsageError, "--train_batch_size=5 is not divisible by the 2"
         ):
@@ -82,7 +82,7 @@ class UsageErrorTest(TestCase):
         from la_keras import schedules
 
         with flagsaver.flagsaver(dataset="mnist_lt"):
-            config = RunConfig.from_flags(FLAGS)
+            config = ResolvedConfig.from_flags(FLAGS)
         self.assertEqual(config.schedule.epochs, schedules.DEFAULT_EPOCHS)
         official = schedules.OFFICIAL_SCHEDULES["cifar10-lt"]
         factor = schedules.DEFAULT_EPOCHS / official["epochs"]
@@ -91,7 +91,7 @@ class UsageErrorTest(TestCase):
             [e * factor for _, e in official["schedule"]],
         )
         with flagsaver.flagsaver(dataset="tfds:fashion_mnist", epochs=10):
-            config = RunConfig.from_flags(FLAGS)
+            config = ResolvedConfig.from_flags(FLAGS)
         self.assertEqual(config.schedule.epochs, 10)
         self.assertAllClose(
             config.schedule.schedule[0][1], 20 * 10 / official["epochs"]
@@ -104,14 +104,14 @@ class UsageErrorTest(TestCase):
             lr_decay_multipliers=[],
         ):
             with self.assertRaisesRegex(app.UsageError, "same length"):
-                RunConfig.from_flags(FLAGS)
+                ResolvedConfig.from_flags(FLAGS)
 
     def test_tpu_unreachable(self):
         resolver = mock.Mock(side_effect=ValueError("no TPU here"))
         with flagsaver.flagsaver(
             **helpers.SMOKE_FLAGS, strategy="tpu", tpu="x"
         ):
-            config = RunConfig.from_flags(FLAGS)
+            config = ResolvedConfig.from_flags(FLAGS)
         with mock.patch.object(
             tf.distribute.cluster_resolver, "TPUClusterResolver", resolver
         ):
@@ -124,7 +124,7 @@ class UsageErrorTest(TestCase):
         with flagsaver.flagsaver(
             dataset="cifar10-lt", data_home=self.get_temp_dir(), epochs=1
         ):
-            config = RunConfig.from_flags(FLAGS)
+            config = ResolvedConfig.from_flags(FLAGS)
         with self.assertRaisesRegex(app.UsageError, "--dataset=cifar10-lt"):
             train_tf.build_datasets(config, num_replicas=1)
 
@@ -137,7 +137,7 @@ class UsageErrorTest(TestCase):
                     **helpers.SMOKE_FLAGS, mode=mode, loss=loss
                 ):
                     with self.assertRaises(app.UsageError) as raised:
-                        RunConfig.from_flags(FLAGS)
+                        ResolvedConfig.from_flags(FLAGS)
                 self.assertEqual(
                     str(raised.exception),
                     f"--loss={loss} already adjusts the logits by the class "
@@ -148,14 +148,14 @@ class UsageErrorTest(TestCase):
         with flagsaver.flagsaver(
             **helpers.SMOKE_FLAGS, mode="loss", loss="balanced_softmax"
         ):
-            self.assertEqual(RunConfig.from_flags(FLAGS).mode, "loss")
+            self.assertEqual(ResolvedConfig.from_flags(FLAGS).mode, "loss")
         # Losses that are no prior adjustment keep the warning only.
         for loss in ("focal", "class_balanced", "ldam"):
             with flagsaver.flagsaver(
                 **helpers.SMOKE_FLAGS, mode="posthoc", loss=loss
             ):
                 with self.assertLogs(level="WARNING") as logs:
-                    config = RunConfig.from_flags(FLAGS)
+                    config = ResolvedConfig.from_flags(FLAGS)
             self.assertEqual(config.loss, loss)
             self.assertIn(
                 f"--mode=posthoc trains with --loss={loss}", logs.output[0]
@@ -206,7 +206,7 @@ class PresetTest(TestCase):
             path = f"{helpers.REPO}/launch/configs/{cfg}.cfg"
             with flagsaver.flagsaver():
                 FLAGS(["prog", f"--flagfile={path}"])
-                config = RunConfig.from_flags(FLAGS)
+                config = ResolvedConfig.from_flags(FLAGS)
             official = schedules.OFFICIAL_SCHEDULES[name]
             self.assertEqual(config.data.dataset, name)
             self.assertEqual(config.schedule.epochs, official["epochs"])
@@ -223,14 +223,14 @@ class PresetTest(TestCase):
 
     def test_official_defaults_without_flagfile(self):
         with flagsaver.flagsaver(dataset="cifar10_lt"):
-            config = RunConfig.from_flags(FLAGS)
+            config = ResolvedConfig.from_flags(FLAGS)
         self.assertEqual(config.schedule.epochs, 1241)
         self.assertEqual(config.schedule.schedule[0], (1.0, 20))
         self.assertEqual(config.loss, "crossentropy")
         # The TFDS twin of the official set trains on all of it too.
         self.assertEqual(config.data.holdout_fraction, 0.0)
         with flagsaver.flagsaver(dataset="cifar100-lt", mode="loss"):
-            config = RunConfig.from_flags(FLAGS)
+            config = ResolvedConfig.from_flags(FLAGS)
         self.assertEqual(config.loss, "logit_adjusted")
         # The official TFRecords: train on all of them, read from data_home.
         self.assertEqual(config.data.holdout_fraction, 0.0)
@@ -295,7 +295,7 @@ class ClassifierFlagTest(TestCase):
         )
         for overrides, expected in cases:
             with flagsaver.flagsaver(**dict(helpers.SMOKE_FLAGS, **overrides)):
-                config = RunConfig.from_flags(FLAGS)
+                config = ResolvedConfig.from_flags(FLAGS)
             self.assertEqual(config.classifier, expected, overrides)
             self.assertEqual(config.to_dict()["classifier"], expected)
             head = config.build_model(10, (32, 32, 3)).layers[-1]
@@ -308,6 +308,6 @@ class ClassifierFlagTest(TestCase):
         with flagsaver.flagsaver(
             **dict(helpers.SMOKE_FLAGS, mode="loss", loss="ldam")
         ):
-            flat = RunConfig.from_flags(FLAGS).to_dict()
+            flat = ResolvedConfig.from_flags(FLAGS).to_dict()
         del flat["classifier"]
-        self.assertEqual(RunConfig.from_dict(flat).classifier, "dense")
+        self.assertEqual(ResolvedConfig.from_dict(flat).classifier, "dense")

@@ -21,12 +21,12 @@ from PIL import Image
 
 from la_keras.datasets import folder
 from la_keras.datasets import prepared
-from launch import common
-from launch import data_checks
+from la_keras.runs import common
+from la_keras.runs import data_checks
+from la_keras.runs.resolved import ResolvedConfig
 from launch import export
 from launch import prepare
 from launch import train
-from launch.config import RunConfig
 from tests import serving_session
 from tests.launch import helpers
 from tests.test_case import TestCase
@@ -111,7 +111,7 @@ class FolderRunTest(TestCase):
         )
 
     def test_priors_are_the_folders_class_counts(self):
-        info = RunConfig.read(self.model_dir).data.info()
+        info = ResolvedConfig.read(self.model_dir).data.info()
         counts = np.array(TRAIN_COUNTS, np.float64)
         self.assertAllClose(info.priors, counts / counts.sum(), rtol=1e-12)
         self.assertEqual(info.image_shape, (28, 28, 1))
@@ -130,7 +130,9 @@ class FolderRunTest(TestCase):
         self.assertEqual(
             [n.decode() for n in loaded.class_names.numpy()], list(CLASSES)
         )
-        model, info, _ = common.restore_model(RunConfig.read(self.model_dir))
+        model, info, _ = common.restore_model(
+            ResolvedConfig.read(self.model_dir)
+        )
         images, _, _ = folder.arrays(f"folder:{self.data}", "test")
         session = serving_session.run_in_session(
             export_dir, images, np.zeros([1, 32, 32, 1], np.uint8)
@@ -229,7 +231,7 @@ class FolderBadInputTest(TestCase):
             self.assertEqual(
                 json.load(f)["skipped_images"]["first"], [self.bad]
             )
-        info = RunConfig.read(model_dir).data.info()
+        info = ResolvedConfig.read(model_dir).data.info()
         self.assertAllEqual(
             info.train_counts, np.subtract(TRAIN_COUNTS, [0, 1, 0, 0, 0])
         )
@@ -270,7 +272,7 @@ class FolderBadInputTest(TestCase):
                    image_size="32")  # fmt: skip
 
     def test_jax_refuses_a_set_larger_than_half_the_device(self):
-        from launch import train_jax
+        from la_keras.runs import train_jax
 
         name = f"folder:{self.data}"
         info = folder.describe(name, "train", skip_bad_images=True)[2]
@@ -328,7 +330,7 @@ class MixedSizesTest(TestCase):
         model_dir = os.path.join(self.root, "resized")
         metrics = _train(self.data, model_dir, image_size="24,20")
         self.assertEqual(metrics["class_names"], list(CLASSES[:4]))
-        info = RunConfig.read(model_dir).data.info()
+        info = ResolvedConfig.read(model_dir).data.info()
         self.assertEqual(info.image_shape, (24, 20, 1))  # gray: 12 of 15
         loaded = tf.saved_model.load(metrics["export_dir"])
         serve = loaded.signatures["serving_default"]

@@ -1,4 +1,4 @@
-"""The model_dir lease (`launch.lock`): takeover, refusal, races, heartbeat.
+"""The model_dir lease (`la_keras.runs.lock`): takeover, refusal, races, heartbeat.
 
 `LeaseTest` runs on a local folder and again (`GFileLeaseTest`) on
 TensorFlow's in-memory `ram://` filesystem through `tf.io.gfile`, the code
@@ -21,8 +21,8 @@ import tensorflow as tf
 from absl import flags
 from absl.testing import flagsaver
 
-from launch import lease_files
-from launch import lock
+from la_keras.runs import lease_files
+from la_keras.runs import lock
 from tests.launch import helpers
 from tests.test_case import TestCase
 
@@ -226,7 +226,7 @@ _TAKER = textwrap.dedent(
     import os, sys, time
 
     sys.modules["tensorflow"] = None  # quick to start; not needed here
-    from launch import lease_files, lock
+    from la_keras.runs import lease_files, lock
 
     folder, go = sys.argv[1], sys.argv[2]
     while not os.path.exists(go):
@@ -276,7 +276,7 @@ _HOLDER = textwrap.dedent(
     import sys, time
 
     sys.modules["tensorflow"] = None  # quick to start; not needed here
-    from launch import lock
+    from la_keras.runs import lock
 
     with lock.held(sys.argv[1], timeout=1.0):
         print("held", flush=True)
@@ -323,7 +323,7 @@ _NO_TENSORFLOW = textwrap.dedent(
     import sys
 
     sys.modules["tensorflow"] = None  # as if not installed: imports fail
-    from launch import lock
+    from la_keras.runs import lock
 
     with lock.held(sys.argv[1], timeout=1.0):
         pass

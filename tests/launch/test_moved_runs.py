@@ -20,14 +20,14 @@ from absl.testing import flagsaver
 
 from la_keras.datasets import folder_index
 from la_keras.datasets import prepared
+from la_keras.runs import data_config
+from la_keras.runs import resume_check
+from la_keras.runs.resolved import ResolvedConfig
 from la_keras.training.checkpoints import checkpoint_dir
-from launch import data_config
 from launch import evaluate
 from launch import export
 from launch import prepare
-from launch import resume_check
 from launch import train
-from launch.config import RunConfig
 from launch.reproduce import spec
 from tests.launch import helpers
 from tests.test_case import TestCase
@@ -190,13 +190,13 @@ class MovedRunTest(TestCase):
         with flagsaver.flagsaver(
             **dict(RUN_FLAGS, dataset=f"prepared:{gone}", model_dir=model_dir)
         ):
-            RunConfig.from_flags(FLAGS).write(model_dir)
+            ResolvedConfig.from_flags(FLAGS).write(model_dir)
         self.assertEqual(
-            RunConfig.read(model_dir).with_data().data.dataset,
+            ResolvedConfig.read(model_dir).with_data().data.dataset,
             f"prepared:{gone}",
         )
         os.remove(gone)
-        read = RunConfig.read(model_dir)
+        read = ResolvedConfig.read(model_dir)
         with self.assertRaisesRegex(
             app.UsageError,
             r"trained on --dataset=prepared:\S+gone.prepared, which is not "
@@ -219,7 +219,7 @@ class MovedRunTest(TestCase):
         with open(os.path.join(model_dir, "flags.json"), "w") as f:
             json.dump(flat, f)
         with self.assertRaisesRegex(app.UsageError, "recorded no checksum"):
-            RunConfig.read(model_dir).with_data(f"prepared:{self.data}")
+            ResolvedConfig.read(model_dir).with_data(f"prepared:{self.data}")
 
     def test_checkpoints_of_the_other_backend_are_refused(self):
         model_dir = os.path.join(self.get_temp_dir(), "other_backend")
@@ -228,7 +228,7 @@ class MovedRunTest(TestCase):
                 RUN_FLAGS, dataset=f"prepared:{self.data}", model_dir=model_dir
             )
         ):
-            config = RunConfig.from_flags(FLAGS)
+            config = ResolvedConfig.from_flags(FLAGS)
         directory = checkpoint_dir(model_dir)
         os.makedirs(directory)
         config.check_resume(has_checkpoint=False)  # nothing there: a new run
@@ -340,10 +340,10 @@ class ResumeCheckTest(TestCase):
             tb_log_dir=os.path.join(model_dir, "log"),
             export_dir=os.path.join(model_dir, "serving"),
         ):
-            RunConfig.from_flags(FLAGS).write(model_dir)
+            ResolvedConfig.from_flags(FLAGS).write(model_dir)
         new = os.path.join(self.get_temp_dir(), "new")
         shutil.move(model_dir, new)
-        read = RunConfig.read(new)
+        read = ResolvedConfig.read(new)
         self.assertEqual(read.model_dir, new)
         self.assertEqual(read.tb_log_dir, os.path.join(new, "log"))
         self.assertEqual(read.export_dir, os.path.join(new, "serving"))

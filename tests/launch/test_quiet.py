@@ -7,13 +7,14 @@ run's output in a pipe: plain progress lines, no control characters.)
 from tests.launch import helpers
 from tests.test_case import TestCase
 
-# An entry point (through `common.app_run`) that makes TFDS log its own
+# An entry point (through `cli.app_run`) that makes TFDS log its own
 # deprecation notice as la_keras's label reading does, warns a deprecation
 # of its own kind, and logs an ordinary warning.
 _APP = """
 import warnings
 from absl import logging
-from launch import common
+from launch import cli
+from la_keras.runs import common
 
 def main(argv):
     import tensorflow_datasets as tfds
@@ -26,7 +27,7 @@ def main(argv):
     logging.warning("a warning that stays")
     print("done")
 
-common.app_run(main)
+cli.app_run(main)
 """
 
 

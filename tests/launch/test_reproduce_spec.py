@@ -85,7 +85,7 @@ class RowDataTest(TestCase):
                 reproduce.run(FLAGS)
 
     def test_each_plot_fits_plot_per_class(self):
-        # launch.reporting.plot_per_class draws at most four curves (one
+        # la_keras.runs.reporting.plot_per_class draws at most four curves (one
         # marker each); one plot per training set keeps every curve.
         labels = {row.label: row for row in spec.ROWS}
         for whole in (True, False):

@@ -1,4 +1,4 @@
-"""Tests for launch.resume_check: which flags a resumed run may change."""
+"""Tests for la_keras.runs.resume_check: which flags a resumed run may change."""
 
 import dataclasses
 import json
@@ -7,10 +7,10 @@ import shutil
 
 from absl import app
 
-from launch import resume_check
-from launch.config import DataConfig
-from launch.config import RunConfig
-from launch.config import ScheduleConfig
+from la_keras.runs import resume_check
+from la_keras.runs.resolved import DataConfig
+from la_keras.runs.resolved import ResolvedConfig
+from la_keras.runs.resolved import ScheduleConfig
 from tests.test_case import TestCase
 
 _SCHEDULE_FIELDS = {f.name for f in dataclasses.fields(ScheduleConfig)}
@@ -18,7 +18,7 @@ _SCHEDULE_FIELDS = {f.name for f in dataclasses.fields(ScheduleConfig)}
 
 def _run(model_dir, **changes):
     """A small run in `model_dir`, with run, data or schedule `changes`."""
-    config = RunConfig(
+    config = ResolvedConfig(
         data=DataConfig(dataset="test", train_batch_size=4),
         schedule=ScheduleConfig(epochs=200, schedule=((1.0, 3.2), (0.1, 97.3))),
         model="resnet8",
@@ -209,7 +209,7 @@ class CosineExtendTest(TestCase):
         run = _run(self.model_dir, lr_schedule="cosine", **changes)
         self.assertFalse(
             resume_check.extends(
-                RunConfig.read(self.model_dir).to_dict(), run.to_dict()
+                ResolvedConfig.read(self.model_dir).to_dict(), run.to_dict()
             )
         )
         with self.assertRaises(app.UsageError) as caught:

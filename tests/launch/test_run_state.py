@@ -3,7 +3,7 @@
 A JAX-backend run writes `model.keras` when it ends; a later `--extend`
 stopped by SIGTERM leaves newer `.npz` checkpoints beside it. The fast
 tests lay out such a model_dir in-process (model.keras of step 9 as
-`launch.train_jax` writes it, `.npz` checkpoints as `ArrayCheckpointStore`
+`la_keras.runs.train_jax` writes it, `.npz` checkpoints as `ArrayCheckpointStore`
 writes them); the slow one trains, extends and stops a JAX run for real.
 """
 
@@ -19,16 +19,16 @@ from absl import flags
 from absl.testing import flagsaver
 
 from la_keras.models import LogitAdjustedModel
+from la_keras.runs import common
+from la_keras.runs import finetuning
+from la_keras.runs import outputs
+from la_keras.runs import run_state
+from la_keras.runs.resolved import ResolvedConfig
 from la_keras.training import ArrayCheckpointStore
 from la_keras.training.loop import checkpoint_dir
 from la_keras.training.preemption import PREEMPTED_EXIT_CODE
-from launch import common
 from launch import evaluate
 from launch import export
-from launch import finetuning
-from launch import outputs
-from launch import run_state
-from launch.config import RunConfig
 from tests import serving_session
 from tests.launch import helpers
 from tests.test_case import TestCase
@@ -63,10 +63,10 @@ class NewestStateTest(TestCase):
         self.model_dir = os.path.join(self.get_temp_dir(), "run")
         values = dict(helpers.SMOKE_FLAGS, model_dir=self.model_dir, epochs=1)
         with flagsaver.flagsaver(**values):
-            config = RunConfig.from_flags(FLAGS)
+            config = ResolvedConfig.from_flags(FLAGS)
         os.makedirs(self.model_dir)
         config.write(self.model_dir)
-        self.config = RunConfig.read(self.model_dir)
+        self.config = ResolvedConfig.read(self.model_dir)
         info = self.config.data.info()
         model = finetuning.build_model(self.config, info)
         self.keras_path = os.path.join(self.model_dir, outputs.KERAS_MODEL)
@@ -239,7 +239,9 @@ class ExtendedAndStoppedJaxRunTest(TestCase):
         )
         self.assertEqual(exported.returncode, 0, exported.stderr[-3000:])
         self.assertIn(f"Exported {newest} (step {step})", exported.stderr)
-        restored, _, _ = common.restore_model(RunConfig.read(model_dir), newest)
+        restored, _, _ = common.restore_model(
+            ResolvedConfig.read(model_dir), newest
+        )
         np.testing.assert_allclose(
             _served_raw_logits(export_dir),
             _raw_logits(restored),

@@ -10,13 +10,13 @@ from absl import flags
 from absl.testing import flagsaver
 
 from la_keras.adjustment import log_adjustment
+from la_keras.runs import common
+from la_keras.runs.resolved import ResolvedConfig
 from la_keras.training import TrainingDivergedError
 from la_keras.training.checkpoints import checkpoint_dir
-from launch import common
 from launch import evaluate
 from launch import export
 from launch import train
-from launch.config import RunConfig
 from tests import serving_session
 from tests.launch import helpers
 from tests.test_case import TestCase
@@ -126,7 +126,7 @@ class TrainRunTest(TestCase):
         )
 
     def test_saved_model_matches_checkpoint(self):
-        config = RunConfig.read(self.model_dir)
+        config = ResolvedConfig.read(self.model_dir)
         model, info, _ = common.restore_model(config)
         loaded = tf.saved_model.load(os.path.join(self.model_dir, "export"))
         self.assertAllClose(
@@ -149,7 +149,9 @@ class TrainRunTest(TestCase):
 
     def _check_in_session(self, export_dir):
         """`export_dir` restored as TF Serving does, against the checkpoint."""
-        model, info, _ = common.restore_model(RunConfig.read(self.model_dir))
+        model, info, _ = common.restore_model(
+            ResolvedConfig.read(self.model_dir)
+        )
         rng = np.random.default_rng(1)
         images = rng.integers(0, 256, (8, 32, 32, 3)).astype(np.uint8)
         session = serving_session.run_in_session(

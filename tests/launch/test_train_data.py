@@ -1,4 +1,4 @@
-"""`launch.train_tf.train_data`: a run resumed mid-epoch sees the batches of
+"""`la_keras.runs.train_tf.train_data`: a run resumed mid-epoch sees the batches of
 an uninterrupted one, on one replica and on two (MirroredStrategy over two
 logical CPUs, in a subprocess: they must be set before TensorFlow starts)."""
 
@@ -14,7 +14,7 @@ import tensorflow as tf
 from la_keras import distribute
 distribute.configure_logical_cpus(2)
 from la_keras.datasets import DatasetBuilder
-from launch.train_tf import train_data
+from la_keras.runs.train_tf import train_data
 
 def steps(strategy, epoch, skip, sampler):
     builder = DatasetBuilder("test", "train", 8, training=True,

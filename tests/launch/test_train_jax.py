@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from launch import lock
-from launch.config import RunConfig
+from la_keras.runs import lock
+from la_keras.runs.resolved import ResolvedConfig
 from tests import serving_session
 from tests.launch import helpers
 from tests.numerics import assert_float32_close
@@ -27,7 +27,7 @@ _TRAIN_RECORDING_PLACEMENT = """
 import json, sys
 import jax
 from la_keras.training import jax_trainer
-from launch import common, common_flags, train
+from la_keras.runs import common, common_flags, train
 seen = []
 step_fn = jax_trainer.JaxTrainer._step_fn
 
@@ -45,7 +45,7 @@ jax_trainer.JaxTrainer._step_fn = recording_step_fn
 common_flags.define_flags()
 path, sys.argv = sys.argv[1], ["launch.train", *sys.argv[2:]]
 try:
-    common.app_run(train.main)
+    cli.app_run(train.main)
 finally:
     with open(path, "w") as f:
         json.dump(seen, f)
@@ -120,7 +120,7 @@ class TrainOnJaxTest(TestCase):
         import keras
 
         model = keras.saving.load_model(metrics["keras_model"]).model
-        _, info = RunConfig.read(model_dir).data.load("train")
+        _, info = ResolvedConfig.read(model_dir).data.load("train")
         images = np.random.default_rng(0).integers(0, 256, (4, 32, 32, 3))
         images = images.astype(np.uint8)
         session = serving_session.run_in_session(

@@ -1,4 +1,4 @@
-"""Tests for launch.weights_record: flags.json names the weights file a run
+"""Tests for la_keras.runs.weights_record: flags.json names the weights file a run
 started from (absolute path and SHA-256), and keeps it on resume."""
 
 import hashlib
@@ -6,10 +6,10 @@ import json
 import os
 from unittest import mock
 
-from launch import weights_record
-from launch.config import DataConfig
-from launch.config import RunConfig
-from launch.config import ScheduleConfig
+from la_keras.runs import weights_record
+from la_keras.runs.resolved import DataConfig
+from la_keras.runs.resolved import ResolvedConfig
+from la_keras.runs.resolved import ScheduleConfig
 from tests.launch import helpers
 from tests.test_case import TestCase
 
@@ -23,7 +23,7 @@ SHARED_WEIGHTS = os.path.join(
 
 
 def _config(model_dir, pretrained):
-    return RunConfig(
+    return ResolvedConfig(
         data=DataConfig(dataset="test", train_batch_size=4),
         schedule=ScheduleConfig(epochs=1, schedule=((1.0, 1.0),)),
         model="mobilenet",
@@ -82,7 +82,7 @@ class WeightsRecordTest(TestCase):
 
     def test_resume_keeps_the_record_when_the_file_went(self):
         self._start(self.weights)
-        started = RunConfig.read(self.model_dir)
+        started = ResolvedConfig.read(self.model_dir)
         os.remove(self.weights)
         config = _config(self.model_dir, "elsewhere/w.h5")
         # Result-neutral: neither the path nor the (unhashed) file refuses.

@@ -10,13 +10,13 @@ import numpy as np
 import tensorflow as tf
 from absl.testing import flagsaver
 
+from la_keras.runs import common
+from la_keras.runs.resolved import ResolvedConfig
 from la_keras.training import Summaries
 from la_keras.training import TrainingDivergedError
 from la_keras.training import TrainingLoop
 from la_keras.training import TrainingPreempted
 from la_keras.training.cadence import Interval
-from launch import common
-from launch.config import RunConfig
 from tests.launch import helpers
 from tests.test_case import TestCase
 from tests.training.test_loop import _Model
@@ -336,7 +336,7 @@ class FlagTest(TestCase):
                 {} if value is None else {"checkpoint_every_seconds": value}
             )
             with flagsaver.flagsaver(**helpers.SMOKE_FLAGS, **overrides):
-                config = RunConfig.from_flags(flags.FLAGS)
+                config = ResolvedConfig.from_flags(flags.FLAGS)
             self.assertEqual(config.checkpoint_every_seconds, expected)
             runner = _Runner(_Clock())
             loop = common.training_loop(

@@ -13,7 +13,8 @@ import math
 import os
 
 import numpy as np
-from absl import app
+
+from la_keras.runs.errors import RunError
 
 
 def _numbers(text: str, flag: str) -> list[float]:
@@ -30,7 +31,7 @@ def _numbers(text: str, flag: str) -> list[float]:
                 raise ValueError(value)
             numbers.append(float(value))
         except (TypeError, ValueError):
-            raise app.UsageError(
+            raise RunError(
                 f"{flag}: {value!r} is not a number; expected one class "
                 "probability or count per class."
             ) from None
@@ -51,7 +52,7 @@ def read_target_prior(
         float64 `[num_classes]` summing to 1, or None for "uniform".
 
     Raises:
-        app.UsageError: one line: a missing file, a non-number, a count of
+        RunError: one line: a missing file, a non-number, a count of
             numbers other than the number of classes, a negative or
             non-finite entry, or a zero sum.
 
@@ -66,7 +67,7 @@ def read_target_prior(
         return np.asarray(train_prior, np.float64) / np.sum(train_prior)
     flag = f"{flag}={value}"
     if not os.path.isfile(value):
-        raise app.UsageError(
+        raise RunError(
             f"{flag}: no such file; pass uniform, train or a file of one "
             "number per class."
         )
@@ -74,18 +75,18 @@ def read_target_prior(
         numbers = _numbers(f.read(), flag)
     num_classes = len(train_prior)
     if len(numbers) != num_classes:
-        raise app.UsageError(
+        raise RunError(
             f"{flag}: {len(numbers)} numbers, but the run has {num_classes} "
             "classes; pass one per class."
         )
     for number in numbers:
         if not math.isfinite(number) or number < 0:
-            raise app.UsageError(
+            raise RunError(
                 f"{flag}: {number:g} is not a finite number >= 0 (class "
                 "probabilities or counts)."
             )
     if sum(numbers) <= 0:
-        raise app.UsageError(
+        raise RunError(
             f"{flag}: the numbers sum to 0; at least one class needs a "
             "positive prior."
         )

@@ -28,10 +28,16 @@ import tempfile
 
 import keras
 import numpy as np
-from absl import app
 
 from la_keras.models import LogitAdjustedModel
 from la_keras.models import finetune
+from la_keras.runs import common
+from la_keras.runs import finetuning
+from la_keras.runs import lock
+from la_keras.runs import outputs
+from la_keras.runs import plots
+from la_keras.runs import reporting
+from la_keras.runs.errors import RunError
 from la_keras.training.array_checkpoints import ArrayCheckpointStore
 from la_keras.training.jax_data import DeviceDataset
 from la_keras.training.jax_data import normalize
@@ -40,23 +46,17 @@ from la_keras.training.jax_trainer import JaxTrainer
 from la_keras.training.loop import checkpoint_dir
 from la_keras.training.preemption import StopSignal
 from la_keras.training.progress import Summaries
-from launch import common
-from launch import finetuning
-from launch import lock
-from launch import outputs
-from launch import plots
-from launch import reporting
 
 
 def _check_flags(config) -> None:
     if config.strategy not in ("auto", "one_device"):
-        raise app.UsageError(
+        raise RunError(
             f"--strategy={config.strategy} needs the TensorFlow backend; on "
             "KERAS_BACKEND=jax, --strategy=auto trains data-parallel on every "
             "device (keras.distribution.DataParallel) and one_device on one."
         )
     if config.num_logical_cpus > 1:
-        raise app.UsageError("--num_logical_cpus needs the TensorFlow backend.")
+        raise RunError("--num_logical_cpus needs the TensorFlow backend.")
 
 
 DETERMINISTIC_XLA_FLAG = "--xla_gpu_deterministic_ops=true"
@@ -78,7 +78,7 @@ def enable_determinism() -> None:
     if DETERMINISTIC_XLA_FLAG in current.split():
         return
     if xla_bridge.backends_are_initialized():
-        raise app.UsageError(
+        raise RunError(
             "--deterministic on JAX needs XLA_FLAGS to hold "
             f"{DETERMINISTIC_XLA_FLAG} before JAX starts its devices: this "
             "process started them already; set it in the environment."
@@ -164,7 +164,7 @@ def check_fits(config, info) -> None:
     size = info.num_examples["train"] * int(np.prod(info.image_shape))
     limit = device_memory_bytes()
     if size > DEVICE_MEMORY_SHARE * limit:
-        raise app.UsageError(
+        raise RunError(
             f"--dataset={config.data.dataset}: its {info.num_examples['train']}"
             f" training images take {size / 2**30:.1f} GiB as uint8, more than "
             f"{DEVICE_MEMORY_SHARE:.0%} of the device's {limit / 2**30:.1f} "
@@ -191,7 +191,7 @@ def device_dataset(config, dist) -> DeviceDataset:
 def build_trainer(config, info, steps_per_epoch, fresh=False):
     """`(model, loss, optimizer, JaxTrainer)` of the run (inside its
     distribution's scope, if any); `fresh`: a new run (see
-    `launch.finetuning.build_model`)."""
+    `la_keras.runs.finetuning.build_model`)."""
     model = finetuning.build_model(
         config, info, fresh, lambda: feature_batches(config)
     )
@@ -218,7 +218,7 @@ def _any_process(flag: bool) -> bool:
     return bool(np.any(multihost_utils.process_allgather(np.array(flag))))
 
 
-def run(config, flags_obj=None) -> dict:
+def run(config, options=None) -> dict:
     """Trains on JAX, evaluates, writes model.keras; returns the metrics.
 
     Only the first process of a several-host run (`jax.process_index() ==
@@ -239,12 +239,12 @@ def run(config, flags_obj=None) -> dict:
         StopSignal() as stop,
     ):
         if dist is None:
-            return _run(config, flags_obj, stop, None, chief)
+            return _run(config, options, stop, None, chief)
         with dist.scope():
-            return _run(config, flags_obj, stop, dist, chief)
+            return _run(config, options, stop, dist, chief)
 
 
-def _run(config, flags_obj, stop, dist, chief) -> dict:
+def _run(config, options, stop, dist, chief) -> dict:
     info = config.data.info()
     if info.preprocessing != "cifar":
         hint = (
@@ -252,7 +252,7 @@ def _run(config, flags_obj, stop, dist, chief) -> dict:
             if config.data.is_folder
             else ""
         )
-        raise app.UsageError(
+        raise RunError(
             f"--dataset={config.data.dataset}: the JAX backend trains with "
             "the CIFAR recipe on data held in memory; the ImageNet recipe "
             f"(random resized crops) needs the TensorFlow backend{hint}."
@@ -278,7 +278,7 @@ def _run(config, flags_obj, stop, dist, chief) -> dict:
         epoch=[epoch],
     )
     restored, save = common.resume(
-        config, store, trainer, epoch, chief, flags_obj
+        config, store, trainer, epoch, chief, options
     )
 
     summaries = Summaries(config.tb_log_dir if chief else None)

@@ -20,6 +20,8 @@ import shutil
 import tempfile
 from collections.abc import Iterator
 
+from la_keras.runs.errors import RunError
+
 # The trained model of a JAX-backend run, in its model_dir.
 KERAS_MODEL = "model.keras"
 _RENAME_EXCHANGE = 2
@@ -179,9 +181,8 @@ def make_dir(path: str, what: str) -> None:
     """Creates folder `path` (a flag's value, named `what` in errors).
 
     Raises:
-        app.UsageError: `path` is a file, or cannot be created or written.
+        RunError: `path` is a file, or cannot be created or written.
     """
-    from absl import app
 
     if _remote(path):
         import tensorflow as tf
@@ -189,12 +190,12 @@ def make_dir(path: str, what: str) -> None:
         tf.io.gfile.makedirs(path)
         return
     if os.path.exists(path) and not os.path.isdir(path):
-        raise app.UsageError(f"{what}={path} is a file, not a folder.")
+        raise RunError(f"{what}={path} is a file, not a folder.")
     try:
         os.makedirs(path, exist_ok=True)
     except OSError as e:
-        raise app.UsageError(
+        raise RunError(
             f"{what}={path} cannot be created: {e.strerror or e}."
         ) from e
     if not os.access(path, os.W_OK | os.X_OK):
-        raise app.UsageError(f"{what}={path} is not writable.")
+        raise RunError(f"{what}={path} is not writable.")

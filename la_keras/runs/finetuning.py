@@ -13,12 +13,12 @@ from __future__ import annotations
 import glob
 import os
 
-from absl import app
 from absl import logging
 
 from la_keras.models import finetune
 from la_keras.models import registry
-from launch import reporting
+from la_keras.runs import reporting
+from la_keras.runs.errors import RunError
 
 
 def has_checkpoint(model_dir: str) -> bool:
@@ -40,7 +40,7 @@ def build_model(config, info, fresh: bool = False, feature_batches=None):
     """The run's model, ready to train or restore.
 
     Args:
-        config: the `RunConfig`.
+        config: the `ResolvedConfig`.
         info: the dataset's `DatasetInfo`.
         fresh: a new run: load the first weights and initialise the head.
         feature_batches: for `--head_init=class_mean`, a function returning
@@ -57,7 +57,7 @@ def build_model(config, info, fresh: bool = False, feature_batches=None):
     try:
         finetune.prepare(model, config.finetune, config.lora_rank)
     except ValueError as e:
-        raise app.UsageError(f"--finetune={config.finetune}: {e}") from e
+        raise RunError(f"--finetune={config.finetune}: {e}") from e
     if fresh:
         facts = reporting.model_facts(config, model)["parameters"]
         logging.info(
@@ -76,9 +76,7 @@ def _initialize(config, model, info, feature_batches) -> None:
                 model, config.model, config.pretrained, config.model_width
             )
         except (FileNotFoundError, ValueError, ImportError) as e:
-            raise app.UsageError(
-                f"--pretrained={config.pretrained}: {e}"
-            ) from e
+            raise RunError(f"--pretrained={config.pretrained}: {e}") from e
         logging.info(
             "Loaded the %s weights %s.", config.model, config.pretrained
         )
@@ -89,14 +87,14 @@ def _initialize(config, model, info, feature_batches) -> None:
 
 def _copy_backbone(config, model) -> None:
     """The backbone weights of the run in `config.init_from` (LoRA merged),
-    at its newest state (`launch.run_state`)."""
-    from launch import run_state
-    from launch.config import RunConfig
+    at its newest state (`la_keras.runs.run_state`)."""
+    from la_keras.runs import run_state
+    from la_keras.runs.resolved import ResolvedConfig
 
-    source_config = RunConfig.read(config.init_from)
+    source_config = ResolvedConfig.read(config.init_from)
     flag = f"--init_from={config.init_from}"
     if not source_config.backbone:
-        raise app.UsageError(
+        raise RunError(
             f"{flag}: that run trained --model={source_config.model}, not a "
             "pretrained backbone; --init_from takes a run of one."
         )
@@ -106,7 +104,7 @@ def _copy_backbone(config, model) -> None:
     target = finetune.backbone_of(model)
     shapes = [tuple(v.shape) for v in target.weights]
     if [w.shape for w in weights] != shapes:
-        raise app.UsageError(
+        raise RunError(
             f"{flag}: its backbone (--model={source_config.model}, width "
             f"{source_config.model_width}) does not fit --model={config.model}"
             f" (width {config.model_width}): pass the same --model and "

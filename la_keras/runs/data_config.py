@@ -13,12 +13,12 @@ import dataclasses
 import os
 
 import numpy as np
-from absl import app
 
 from la_keras import datasets
 from la_keras.datasets import folder
 from la_keras.datasets import folder_index
 from la_keras.datasets import prepared
+from la_keras.runs.errors import RunError
 
 # Datasets whose official TFRecords and base_probs live in --data_home.
 # (`cifar10-lt` reads the official files; `cifar10_lt`, one character
@@ -42,9 +42,9 @@ def _dataset_errors(dataset: str):
         message = str(e)
         if not message.startswith(dataset):  # a folder's names its path
             message = f"--dataset={dataset}: {message}"
-        raise app.UsageError(message) from e
+        raise RunError(message) from e
     except ImportError as e:
-        raise app.UsageError(
+        raise RunError(
             f"--dataset={dataset} is read with TensorFlow and TFDS, which "
             f"cannot be imported here ({e}). Without TensorFlow, use "
             "--dataset=prepared:PATH, a file written by `python -m "
@@ -63,7 +63,7 @@ def dataset_checksum(dataset: str) -> str | None:
     named, not located.
 
     Raises:
-        app.UsageError: the file or folder cannot be read (one line).
+        RunError: the file or folder cannot be read (one line).
     """
     with _dataset_errors(dataset):
         if dataset.startswith(prepared.PREFIX):
@@ -98,7 +98,7 @@ def run_data_at(model_dir: str, recorded: dict, dataset: str | None) -> dict:
         checksums at its recorded path).
 
     Raises:
-        app.UsageError: another kind of dataset, other contents, data not
+        RunError: another kind of dataset, other contents, data not
             found, or a moved run that recorded no checksum.
     """
     trained = recorded.get("dataset", "")
@@ -107,7 +107,7 @@ def run_data_at(model_dir: str, recorded: dict, dataset: str | None) -> dict:
     if dataset not in (None, trained) and not (
         located(dataset) and trained.startswith(kind)
     ):
-        raise app.UsageError(
+        raise RunError(
             f"--dataset={dataset} conflicts with the run in {model_dir}, "
             f"trained on --dataset={trained}. Leave --dataset out to "
             "evaluate on the run's dataset; to evaluate on other data, export "
@@ -118,7 +118,7 @@ def run_data_at(model_dir: str, recorded: dict, dataset: str | None) -> dict:
     ):
         return {}
     if checksum is None:
-        raise app.UsageError(
+        raise RunError(
             f"--dataset={dataset}: the run in {model_dir} was trained on "
             f"--dataset={trained} and recorded no checksum of it (an older "
             "la_keras), so its data cannot be recognised at another path; "
@@ -126,14 +126,14 @@ def run_data_at(model_dir: str, recorded: dict, dataset: str | None) -> dict:
         )
     path = (dataset or trained).split(":", 1)[1]
     if dataset is None and not os.path.exists(os.path.expanduser(path)):
-        raise app.UsageError(
+        raise RunError(
             f"The run in {model_dir} was trained on --dataset={trained}, "
             f"which is not there (a moved run?): pass --dataset={kind}PATH "
             "where it lies now; it is recognised by its checksum."
         )
     found = dataset_checksum(dataset or trained)
     if found != checksum:
-        raise app.UsageError(
+        raise RunError(
             f"--dataset={dataset or trained} is not the data the run in "
             f"{model_dir} was trained on: its checksum is {found}, the run's "
             f"is {checksum}. Pass the run's file or folder as --dataset, "
@@ -247,7 +247,7 @@ class DataConfig:
                 if "image_size" in given
                 else ""
             )
-            raise app.UsageError(
+            raise RunError(
                 f"--{' / --'.join(given)} appl{'ies' if len(given) == 1 else 'y'}"
                 f" to --dataset=folder:<path> only, not --dataset="
                 f"{self.dataset}{also}."

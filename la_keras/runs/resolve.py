@@ -1,20 +1,20 @@
 """Flags -> the flat run configuration, with the defaults that depend on
 other flags resolved: the loss of the mode, the holdout, the schedule of the
-dataset, and XLA by platform. `launch.config.RunConfig.from_flags` types it.
+dataset, and XLA by platform. `la_keras.runs.resolved.ResolvedConfig.from_flags` types it.
 """
 
 from __future__ import annotations
 
 import os
 
-from absl import app
 from absl import logging
 
 from la_keras import schedules
 from la_keras.datasets import prepared
-from launch import balanced_sampling
-from launch import common_flags
-from launch import finetune_flags
+from la_keras.runs import balanced_sampling
+from la_keras.runs import recipes
+from la_keras.runs.errors import RunError
+from la_keras.runs.parts.loss import LOSS_OPTIONS
 
 # Flags copied as they are into the flat config.
 _PLAIN_FLAGS = (
@@ -39,29 +39,33 @@ OUTPUT_FOLDERS = {"tb_log_dir": "log", "export_dir": "export"}
 PRIOR_LOSSES = ("logit_adjusted", "balanced_softmax")
 
 
-def resolve_flags(flags_obj) -> dict:
-    """The flat config of `flags_obj`, defaults that depend on others resolved."""
-    flat = {name: getattr(flags_obj, name) for name in _PLAIN_FLAGS}
-    tuning, lift = finetune_flags.resolve(flags_obj)
+def resolve_options(config) -> dict:
+    """The flat config of `config` (a `RunConfig`), resolved top to bottom:
+    a recipe's defaults (LIFT's, `recipes`) and the dataset's
+    (`recipes.DATASET_DEFAULTS`) for the fields not given, then the
+    defaults that depend on other fields (loss, head, schedule, XLA)."""
+    flat = {name: getattr(config, name) for name in _PLAIN_FLAGS}
+    tuning, lift = recipes.resolve(config)
     flat.update(tuning)
-    mode = balanced_sampling.default_mode(flags_obj, flat["sampler"])
+    mode = balanced_sampling.default_mode(config, flat["sampler"])
     if mode:
         lift.pop("mode", None)
         flat["mode"] = mode
     flat.update({k: v for k, v in lift.items() if k != "epochs"})
+    flat.update(recipes.dataset_defaults(config))
     if lift:
         logging.info(
             "--pretrained: LIFT's fine-tuning defaults for the flags not "
             "given: %s.", ", ".join(f"--{k}={v}" for k, v in lift.items()),
         )  # fmt: skip
-    flat.update({k: getattr(flags_obj, k) for k in common_flags.LOSS_FLAGS})
+    flat.update({k: getattr(config, k) for k in LOSS_OPTIONS})
     balanced_sampling.check(
-        flat, flat["loss"] or default_loss(flat["mode"]), flags_obj.tau_grid
+        flat, flat["loss"] or default_loss(flat["mode"]), config.tau_grid
     )
     if flat["loss"] is None:
         flat["loss"] = default_loss(flat["mode"])
     elif flat["mode"] != "loss" and flat["loss"] in PRIOR_LOSSES:
-        raise app.UsageError(
+        raise RunError(
             f"--loss={flat['loss']} already adjusts the logits by the class "
             f"priors, and --mode={flat['mode']} would adjust them again after "
             "training (post-hoc rows, served tau); use --mode=loss."
@@ -72,8 +76,8 @@ def resolve_flags(flags_obj) -> dict:
             "plain cross-entropy.",
             flat["mode"], flat["loss"], flat["mode"],
         )  # fmt: skip
-    flat["classifier"] = resolve_classifier(flags_obj.classifier, flat["loss"])
-    size = _resolve_image_size(flags_obj.image_size)
+    flat["classifier"] = resolve_classifier(config.classifier, flat["loss"])
+    size = _resolve_image_size(config.image_size)
     # --image_size: what a pretrained backbone sees (it resizes inside the
     # model), and the size a folder's images are read at; a folder read at
     # that size is not resized again.
@@ -82,11 +86,11 @@ def resolve_flags(flags_obj) -> dict:
     flat["image_size"] = size if folder or not flat["backbone"] else None
     if flat["holdout_fraction"] is None:
         flat["holdout_fraction"] = 0.0
-    flat["tau_grid"] = [float(t) for t in flags_obj.tau_grid]
-    flat.update(_resolve_schedule(flags_obj, lift.get("epochs")))
-    flat["jit_compile"] = _resolve_jit(flags_obj.jit_compile, flat["strategy"])
+    flat["tau_grid"] = [float(t) for t in config.tau_grid]
+    flat.update(_resolve_schedule(config, lift.get("epochs")))
+    flat["jit_compile"] = _resolve_jit(config.jit_compile, flat["strategy"])
     flat["dtype_policy"] = resolve_dtype_policy(
-        flags_obj.dtype_policy, flat["strategy"], flat["model_dir"]
+        config.dtype_policy, flat["strategy"], flat["model_dir"]
     )
     for key, folder in OUTPUT_FOLDERS.items():
         if not flat[key]:
@@ -115,14 +119,13 @@ def resolve_classifier(classifier: str, loss: str) -> str:
     return "normed" if loss in COSINE_LOSSES else "dense"
 
 
-def _resolve_schedule(flags_obj, default_epochs=None) -> dict:
+def _resolve_schedule(config, default_epochs=None) -> dict:
     given = (
-        flags_obj.warmup_epochs is not None
-        or flags_obj.lr_decay_epochs is not None
+        config.warmup_epochs is not None or config.lr_decay_epochs is not None
     )
-    dataset = _schedule_dataset(flags_obj.dataset)
+    dataset = _schedule_dataset(config.dataset)
     if not given:
-        epochs = flags_obj.epochs if default_epochs is None else default_epochs
+        epochs = config.epochs if default_epochs is None else default_epochs
         default = schedules.default_schedule(dataset, epochs)
         return {
             "epochs": default["epochs"],
@@ -130,13 +133,13 @@ def _resolve_schedule(flags_obj, default_epochs=None) -> dict:
         }
     try:
         schedule = schedules.parse_schedule(
-            flags_obj.warmup_epochs or 0.0,
-            flags_obj.lr_decay_epochs or [],
-            flags_obj.lr_decay_multipliers or [],
+            config.warmup_epochs or 0.0,
+            config.lr_decay_epochs or [],
+            config.lr_decay_multipliers or [],
         )
     except ValueError as e:
-        raise app.UsageError(str(e)) from e
-    epochs = flags_obj.epochs if default_epochs is None else default_epochs
+        raise RunError(str(e)) from e
+    epochs = config.epochs if default_epochs is None else default_epochs
     if epochs is None:
         epochs = schedules.default_schedule(dataset)["epochs"]
     return {"epochs": epochs, "schedule": [list(p) for p in schedule]}
@@ -149,7 +152,7 @@ def _schedule_dataset(dataset: str) -> str:
     try:
         metadata = prepared.read_metadata(dataset[len(prepared.PREFIX) :])
     except (ValueError, FileNotFoundError) as e:
-        raise app.UsageError(f"--dataset={dataset}: {e}") from e
+        raise RunError(f"--dataset={dataset}: {e}") from e
     return metadata["source"].get("dataset", dataset)
 
 
@@ -187,7 +190,7 @@ def resolve_dtype_policy(value: str, strategy: str, model_dir: str) -> str:
     """
     if value != "auto":
         return value
-    from launch import outputs
+    from la_keras.runs import outputs
 
     try:
         previous = outputs.read_json(os.path.join(model_dir, "flags.json"))

@@ -54,10 +54,10 @@ import threading
 import time
 import uuid
 
-from absl import app
 from absl import logging
 
-from launch import lease_files
+from la_keras.runs import lease_files
+from la_keras.runs.errors import RunError
 
 LEASE_PREFIX = ".lock."
 DEFAULT_TIMEOUT = 300.0
@@ -70,7 +70,7 @@ _ACTIVE: set = set()
 _ACTIVE_GUARD = threading.Lock()
 
 
-class ModelDirBusyError(app.UsageError):
+class ModelDirBusyError(RunError):
     """Another live process holds the model_dir."""
 
 

@@ -7,7 +7,6 @@ import os
 
 import keras
 import numpy as np
-from absl import app
 from absl import logging
 
 from la_keras import calibration as calibration_lib
@@ -15,8 +14,9 @@ from la_keras import prior_shift
 from la_keras.adjustment import retarget
 from la_keras.datasets import folder
 from la_keras.datasets import shifted
-from launch import outputs
-from launch import reporting
+from la_keras.runs import outputs
+from la_keras.runs import reporting
+from la_keras.runs.errors import RunError
 
 CALIBRATION_FILE = "calibration.json"
 TARGET_PRIOR_FILE = "target_prior.json"
@@ -93,7 +93,7 @@ def estimate(logits, config, info, method, calibration, holdout):
     confusion = None
     if method == "bbse":
         if holdout is None:
-            raise app.UsageError(
+            raise RunError(
                 "--method=bbse needs the run's holdout (its confusion "
                 "matrix); the run has none: use --method=em."
             )

@@ -1,4 +1,4 @@
-"""The file operations of `launch.lock`: local (os) or `tf.io.gfile`.
+"""The file operations of `la_keras.runs.lock`: local (os) or `tf.io.gfile`.
 
 A path with a scheme (`gs://...`, `ram://...`) goes through `tf.io.gfile`,
 imported only then: the JAX backend runs without TensorFlow. Each store has
@@ -86,7 +86,7 @@ class LocalStore:
 
 class GFileStore:
     """`tf.io.gfile`: no exclusive create, so `create` checks, writes, waits
-    `settle` seconds and reads back (see `launch.lock` for what that
+    `settle` seconds and reads back (see `la_keras.runs.lock` for what that
     guarantees). Files are written beside their place and renamed over it
     (on `gs://` a server-side copy): readers see whole files, and of two
     concurrent writes the last one wins whole.

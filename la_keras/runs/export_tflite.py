@@ -15,8 +15,8 @@ from absl import logging
 
 from la_keras import tflite_export
 from la_keras.models import finetune
-from launch import outputs
-from launch import reporting
+from la_keras.runs import outputs
+from la_keras.runs import reporting
 
 MODEL_FILE = "model.tflite"
 
@@ -33,7 +33,7 @@ def write(
 ) -> str:
     """Converts the restored `state` of the run `config`; returns `path`.
 
-    `target` is the class mix the logits serve (`launch.target_prior`), or
+    `target` is the class mix the logits serve (`la_keras.runs.target_prior`), or
     None for the uniform one, by the SavedModel's rule
     (`reporting.serving_rule`).
     """

@@ -3,9 +3,9 @@
 A rerun in a `--model_dir` that holds checkpoints continues that run, so it
 must compute what the first invocation would have computed. Every field of
 `flags.json` is compared, except the result-neutral ones listed in
-`RESULT_NEUTRAL`: a field added to `RunConfig` later is compared until it
+`RESULT_NEUTRAL`: a field added to `ResolvedConfig` later is compared until it
 is listed there. A key missing from an older `flags.json` reads as today's
-default (`RunConfig.from_dict`): a new flag defaults to the behaviour before
+default (`ResolvedConfig.from_dict`): a new flag defaults to the behaviour before
 it existed, so an old run resumes with the default and refuses another
 value.
 
@@ -88,7 +88,7 @@ def changed_fields(previous: dict, current: dict, loss_uses_tau: bool):
     """`{field: (old, new)}` of the fields of `current` that may not change.
 
     Args:
-        previous, current: `RunConfig.to_dict()` of the run in the
+        previous, current: `ResolvedConfig.to_dict()` of the run in the
             model_dir and of this invocation.
         loss_uses_tau: whether `--tau` enters the training loss.
     """

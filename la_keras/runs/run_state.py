@@ -27,8 +27,8 @@ from typing import NamedTuple
 
 from absl import logging
 
-from launch import common
-from launch import outputs
+from la_keras.runs import common
+from la_keras.runs import outputs
 
 _STEP = re.compile(r"ckpt-(\d+)(\.npz|\.index)?$")
 
@@ -86,11 +86,11 @@ def newest_state(config, checkpoint: str | None = None) -> RunState:
     """The run of `config.model_dir` at its newest step.
 
     Args:
-        config: the run's `RunConfig` (its data checked).
+        config: the run's `ResolvedConfig` (its data checked).
         checkpoint: read this checkpoint instead (`--checkpoint`).
 
     Raises:
-        app.UsageError: no checkpoint nor `model.keras`, or every
+        RunError: no checkpoint nor `model.keras`, or every
             checkpoint damaged and no `model.keras` (one line).
     """
     if checkpoint:

@@ -8,7 +8,7 @@ import os
 
 import numpy as np
 
-from launch import outputs
+from la_keras.runs import outputs
 
 # Classes named beside their points in the per-class plot, at most.
 PLOT_NAMED_CLASSES = 30
@@ -21,7 +21,7 @@ def plot_per_class(
 
     With at most `PLOT_NAMED_CLASSES` classes, each point of the first
     curve is labelled with its class name. Written atomically
-    (`launch.outputs`).
+    (`la_keras.runs.outputs`).
     """
     import matplotlib
 

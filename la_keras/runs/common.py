@@ -7,22 +7,15 @@ TensorFlow is not installed.
 
 from __future__ import annotations
 
-import errno
 import glob
 import os
-import sys
-import traceback
 
-from absl import app
-from absl import flags
 from absl import logging
 
 from la_keras import distribute
+from la_keras.runs import weights_record
+from la_keras.runs.errors import RunError
 from la_keras.training import NoUsableCheckpointError
-from la_keras.training import TrainingDivergedError
-from la_keras.training import TrainingPreempted
-from la_keras.training.preemption import PREEMPTED_EXIT_CODE
-from launch import weights_record
 
 
 def create_strategy(config):
@@ -32,14 +25,14 @@ def create_strategy(config):
         try:
             distribute.configure_logical_cpus(config.num_logical_cpus)
         except RuntimeError as e:
-            raise app.UsageError(
+            raise RunError(
                 "--num_logical_cpus must be set before TensorFlow initializes "
                 f"its devices: {e}"
             ) from e
     try:
         return distribute.get_strategy(config.strategy, tpu=config.tpu)
     except (ValueError, RuntimeError) as e:
-        raise app.UsageError(f"--strategy={config.strategy}: {e}") from e
+        raise RunError(f"--strategy={config.strategy}: {e}") from e
 
 
 def check_batch_sizes(builders: dict, num_replicas: int) -> None:
@@ -49,7 +42,7 @@ def check_batch_sizes(builders: dict, num_replicas: int) -> None:
             builder.per_replica_batch_size(num_replicas)
         except ValueError:
             flag = "train_batch_size" if split == "train" else "test_batch_size"
-            raise app.UsageError(
+            raise RunError(
                 f"--{flag}={builder.global_batch_size} is not divisible by the "
                 f"{num_replicas} replicas of the strategy."
             ) from None
@@ -60,16 +53,16 @@ def restore_latest(store) -> str | None:
     try:
         return store.restore_latest()
     except NoUsableCheckpointError as e:
-        raise app.UsageError(str(e)) from e
+        raise RunError(str(e)) from e
 
 
-def resume(config, store, runner, epoch, chief: bool, flags_obj=None):
+def resume(config, store, runner, epoch, chief: bool, options=None):
     """A run's start on either backend: resume from `store`, write flags.
 
     Refuses a model_dir whose checkpoints come from flags that change the
-    result (`RunConfig.check_resume`), restores the newest intact
+    result (`ResolvedConfig.check_resume`), restores the newest intact
     checkpoint, and (chief only) writes flags.json / flags.txt, with the
-    weights file the run started from (`launch.weights_record`).
+    weights file the run started from (`la_keras.runs.weights_record`).
 
     Returns:
         `(restored checkpoint or None, save)`, where `save(step, epochs)`
@@ -81,7 +74,7 @@ def resume(config, store, runner, epoch, chief: bool, flags_obj=None):
         logging.info("Resumed from %s at step %d.", restored, runner.step)
     if chief:
         started = weights_record.as_started(config, resumed=bool(restored))
-        started.write(config.model_dir, flags_obj)
+        started.write(config.model_dir, options)
 
     def save(step, epochs_done):
         epoch.assign(epochs_done)
@@ -101,10 +94,10 @@ def restore_model(config, checkpoint: str | None = None):
     """
     import keras
 
+    from la_keras.runs import finetuning
     from la_keras.training import ArrayCheckpointStore
     from la_keras.training.array_checkpoints import list_array_checkpoints
     from la_keras.training.loop import checkpoint_dir
-    from launch import finetuning
 
     info = config.data.info()
     model = finetuning.build_model(config, info)
@@ -124,7 +117,7 @@ def restore_model(config, checkpoint: str | None = None):
         store = arrays
     elif keras.backend.backend() != "tensorflow":
         if glob.glob(os.path.join(directory, "ckpt-*.index")):
-            raise app.UsageError(
+            raise RunError(
                 f"{directory} holds TensorFlow checkpoints: evaluate a run of "
                 "the TensorFlow backend with the TensorFlow backend."
             )
@@ -135,7 +128,7 @@ def restore_model(config, checkpoint: str | None = None):
         store = CheckpointStore(directory, model=model)
     path = restore_latest(store)
     if not path:
-        raise app.UsageError(
+        raise RunError(
             f"No checkpoint in {directory}: train first, or pass --checkpoint."
         )
     return model, info, path
@@ -150,7 +143,7 @@ def training_loop(config, runner, train_data, steps_per_epoch, save, **kwargs):
     """The `TrainingLoop` of a run: its schedule, cadence and progress bar.
 
     Args:
-        config: the `RunConfig`.
+        config: the `ResolvedConfig`.
         runner: the step runner (`Trainer` or `JaxTrainer`).
         train_data, steps_per_epoch, save: as for `TrainingLoop`.
         **kwargs: `TrainingLoop` keywords (`epoch_hooks`, `on_epoch_end`,
@@ -192,7 +185,7 @@ def run_training(config, loop, evaluate, epoch, train_examples):
     metrics.json's, not a speed measured over zero steps.
 
     Args:
-        config: the `RunConfig`.
+        config: the `ResolvedConfig`.
         loop: the `TrainingLoop` (see `training_loop`).
         evaluate: `evaluate(epoch, step)` returning the test metrics.
         epoch: the checkpointed epoch counter (a variable of any backend).
@@ -200,7 +193,7 @@ def run_training(config, loop, evaluate, epoch, train_examples):
     """
     import keras
 
-    from launch import reporting
+    from la_keras.runs import reporting
 
     first_step = loop.runner.step
     step = loop.run()
@@ -221,7 +214,7 @@ def _previous_facts(model_dir: str, facts: dict) -> dict:
     Without one (killed after its last checkpoint), images/s is unknown:
     None.
     """
-    from launch import outputs
+    from la_keras.runs import outputs
 
     path = os.path.join(model_dir, "metrics.json")
     try:
@@ -239,63 +232,3 @@ def verbose() -> bool:
 def show_progress() -> bool:
     """Draw progress bars: by default, not when --verbosity asks for logs."""
     return not verbose()
-
-
-def _describe_os_error(e: OSError) -> str:
-    where = f" {e.filename}" if e.filename else ""
-    reason = e.strerror or errno.errorcode.get(e.errno or 0, str(e))
-    return f"cannot write or read{where}: {reason}"
-
-
-def run_main(name: str, fn) -> None:
-    """Runs `fn()`; any failure becomes one line and a non-zero exit.
-
-    Exit status: 0 done; 1 a usage, data or file error (one line, no
-    traceback unless --verbosity=1 or higher); 75 (`PREEMPTED_EXIT_CODE`)
-    stopped by SIGTERM after checkpointing: rerun the same command.
-    """
-    try:
-        fn()
-    except TrainingPreempted as e:
-        print(f"{name}: {e}", file=sys.stderr)
-        sys.exit(PREEMPTED_EXIT_CODE)
-    except (app.UsageError, TrainingDivergedError, ValueError) as e:
-        _fail(name, str(e))
-    except OSError as e:
-        _fail(name, _describe_os_error(e))
-    except Exception as e:
-        if not _is_tensorflow_op_error(e):
-            raise
-        _fail(name, e.message.splitlines()[0] if e.message else str(e))
-
-
-def _is_tensorflow_op_error(e: Exception) -> bool:
-    tf = sys.modules.get("tensorflow")
-    return tf is not None and isinstance(e, tf.errors.OpError)
-
-
-def _fail(name: str, message: str) -> None:
-    if logging.get_verbosity() >= logging.DEBUG:
-        traceback.print_exc()
-    sys.exit(f"{name}: error: {message}")
-
-
-def app_run(main) -> None:
-    """`absl.app.run(main)` with warnings-only logging by default.
-
-    The run prints its progress and report; `--verbosity=0` brings back
-    the INFO logs of la_keras, TensorFlow and absl, and the libraries'
-    deprecation notices (hidden by default: `launch.quiet`).
-    """
-
-    def quiet_main(argv):
-        if not flags.FLAGS["verbosity"].present:
-            from launch import quiet
-
-            logging.set_verbosity(logging.WARNING)
-            quiet.hide_library_deprecations()
-            if sys.modules.get("tensorflow") is not None:
-                sys.modules["tensorflow"].get_logger().setLevel("ERROR")
-        return main(argv)
-
-    app.run(quiet_main)

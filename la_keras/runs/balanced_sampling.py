@@ -21,10 +21,9 @@ equalized, focal) stay allowed: Cao et al. combine LDAM with re-sampling.
 
 from __future__ import annotations
 
-from absl import app
 from absl import logging
 
-from launch import finetune_flags
+from la_keras.runs.errors import RunError
 
 SAMPLER = "class_balanced"
 
@@ -45,9 +44,9 @@ _WHY = (
 )
 
 
-def default_mode(flags_obj, sampler: str) -> str | None:
+def default_mode(config, sampler: str) -> str | None:
     """ "baseline" for class-balanced batches when --mode is not given."""
-    if sampler != SAMPLER or finetune_flags.given(flags_obj, "mode"):
+    if sampler != SAMPLER or config.is_given("mode"):
         return None
     logging.info(
         "--sampler=class_balanced: --mode=baseline (plain cross-entropy), "
@@ -65,7 +64,7 @@ def check(flat: dict, loss: str, tau_grid) -> None:
         tau_grid: the taus a post-hoc run may tune on the holdout.
 
     Raises:
-        app.UsageError: one line saying why and what to pass instead.
+        RunError: one line saying why and what to pass instead.
     """
     if flat["sampler"] != SAMPLER:
         return
@@ -78,14 +77,14 @@ def check(flat: dict, loss: str, tau_grid) -> None:
             given = f"--mode={flat['mode']} (--loss={loss})"
         if loss == "logit_adjusted":
             given += f" with --tau={tau:g}"
-        raise app.UsageError(
+        raise RunError(
             f"{given} corrects for the class prior, but {_WHY}: leave out "
             "--mode and --loss to train plain cross-entropy, or keep the "
             "loss with --sampler=shuffle."
         )
     taus = [tau, *(float(t) for t in tau_grid)]
     if flat["mode"] == "posthoc" and any(t != 0.0 for t in taus):
-        raise app.UsageError(
+        raise RunError(
             f"--mode=posthoc serves logits - tau*log(prior) (--tau={tau:g}, "
             f"or tau* tuned on the holdout over --tau_grid), but {_WHY}: use "
             "--mode=baseline (the post-hoc figures are still reported, the "

@@ -6,7 +6,7 @@ The training core of `la_keras.training` (`TrainingLoop`) with the
 per-class plot and the serving SavedModel. OneDevice, Mirrored,
 MultiWorkerMirrored and TPU strategies; only the chief writes the run's
 files. `launch/train.py` is the entry point and picks this module or
-`launch/train_jax.py` by Keras's backend.
+`la_keras/runs/train_jax.py` by Keras's backend.
 """
 
 from __future__ import annotations
@@ -20,17 +20,17 @@ from absl import logging
 from la_keras import distribute
 from la_keras import serving
 from la_keras.models import finetune
+from la_keras.runs import common
+from la_keras.runs import finetuning
+from la_keras.runs import lock
+from la_keras.runs import outputs
+from la_keras.runs import plots
+from la_keras.runs import reporting
 from la_keras.training import CheckpointStore
 from la_keras.training import Summaries
 from la_keras.training import Trainer
 from la_keras.training.checkpoints import checkpoint_dir
 from la_keras.training.preemption import StopSignal
-from launch import common
-from launch import finetuning
-from launch import lock
-from launch import outputs
-from launch import plots
-from launch import reporting
 
 
 def train_data(strategy, builder):
@@ -61,14 +61,14 @@ def train_data(strategy, builder):
     return epoch_data
 
 
-def run(config, strategy_override=None, flags_obj=None) -> dict:
+def run(config, strategy_override=None, options=None) -> dict:
     """Trains, evaluates and exports on TensorFlow; returns the metrics.
 
     Args:
-        config: a `RunConfig`.
+        config: a `ResolvedConfig`.
         strategy_override: a `tf.distribute.Strategy` to use instead of
             `config.strategy`.
-        flags_obj: the flags, for flags.txt.
+        options: the run's `RunConfig`, for flags.txt.
     """
     if config.deterministic:
         tf.config.experimental.enable_op_determinism()
@@ -81,7 +81,7 @@ def run(config, strategy_override=None, flags_obj=None) -> dict:
         lock.held(config.model_dir, chief, config.lock_timeout),
         StopSignal() as stop,
     ):
-        return _run(config, strategy, chief, flags_obj, stop)
+        return _run(config, strategy, chief, options, stop)
 
 
 def build_datasets(config, num_replicas: int) -> dict:
@@ -97,7 +97,7 @@ def feature_batches(config):
         yield images.numpy(), labels.numpy()
 
 
-def _run(config, strategy, chief, flags_obj, stop) -> dict:
+def _run(config, strategy, chief, options, stop) -> dict:
     builders = build_datasets(config, strategy.num_replicas_in_sync)
     info = builders["train"].info
     reporting.log_skipped(info)
@@ -125,7 +125,7 @@ def _run(config, strategy, chief, flags_obj, stop) -> dict:
         epoch=epoch,
     )
     restored, save = common.resume(
-        config, store, trainer, epoch, chief, flags_obj
+        config, store, trainer, epoch, chief, options
     )
     summaries = Summaries(config.tb_log_dir if chief else None)
     logging.info(

@@ -1,17 +1,17 @@
-"""The typed run configuration: `RunConfig`, `DataConfig`, `ScheduleConfig`.
+"""The typed run configuration: `ResolvedConfig`, `DataConfig`, `ScheduleConfig`.
 
 A run's configuration is resolved once from the flags
-(`RunConfig.from_flags`), written next to its checkpoints as `flags.json`
+(`ResolvedConfig.from_flags`), written next to its checkpoints as `flags.json`
 (flat, one key per flag plus the resolved `schedule`, `dataset_dir` and
 `dataset_checksum`) and read back by `launch.evaluate`, `launch.export` and
-`launch.reproduce` (`RunConfig.read`). `DataConfig` (`data_config.py`)
+`launch.reproduce` (`ResolvedConfig.read`). `DataConfig` (`data_config.py`)
 builds every split's dataset, so the dataset construction exists once.
 
 A run may move (its model_dir copied to another machine, its prepared file
 or folder to another path): no path in flags.json is needed to resume it.
 The paths are result-neutral, the data is recognised by its checksum, the
 checkpoints and the folder index name their files relative to their own
-folder, and `RunConfig.read` moves the recorded output paths with the
+folder, and `ResolvedConfig.read` moves the recorded output paths with the
 model_dir.
 """
 
@@ -20,16 +20,16 @@ from __future__ import annotations
 import dataclasses
 import os
 
-from absl import app
-
 from la_keras import schedules
-from launch import common_flags
-from launch import data_config
-from launch import outputs
-from launch import resolve
-from launch import resume_check
-from launch.data_config import FOLDER_INDEX
-from launch.data_config import DataConfig
+from la_keras.runs import data_config
+from la_keras.runs import outputs
+from la_keras.runs import resolve
+from la_keras.runs import resume_check
+from la_keras.runs.data_config import FOLDER_INDEX
+from la_keras.runs.data_config import DataConfig
+from la_keras.runs.errors import RunError
+from la_keras.runs.parts.loss import LOSS_OPTIONS
+from la_keras.runs.run_config import RunConfig
 
 
 @dataclasses.dataclass(frozen=True)
@@ -73,7 +73,7 @@ class ScheduleConfig:
 
 
 @dataclasses.dataclass(frozen=True)
-class RunConfig:
+class ResolvedConfig:
     """Everything `launch.train` needs; the same object for every entry point.
 
     Args:
@@ -97,7 +97,7 @@ class RunConfig:
             form: `registry.get(model, pretrained)`).
         pretrained: the weights a new run starts from (a file, "imagenet",
             "preset"), or None; pretrained_sha256: that file's SHA-256,
-            recorded at the start (`launch.weights_record`).
+            recorded at the start (`la_keras.runs.weights_record`).
         model_width, model_image_size: the backbone's width multiplier and
             input size (None: defaults).
         finetune, lora_rank: what trains (`la_keras.models.finetune`).
@@ -150,7 +150,7 @@ class RunConfig:
 
     def build_model(self, num_classes: int, image_shape, preprocessing="cifar"):
         """The registry model, random weights; for a pretrained backbone its
-        pretrained form for images of `preprocessing` (`launch.finetuning`
+        pretrained form for images of `preprocessing` (`la_keras.runs.finetuning`
         loads weights and sets what trains). Its layers are built under
         `dtype_policy`."""
         from la_keras.models import registry
@@ -177,7 +177,7 @@ class RunConfig:
                 **options,
             )
         except (ValueError, ImportError) as e:
-            raise app.UsageError(f"--model={self.model}: {e}") from e
+            raise RunError(f"--model={self.model}: {e}") from e
         finally:
             keras.config.set_dtype_policy(previous)
 
@@ -185,9 +185,9 @@ class RunConfig:
         """The hyperparameters of `loss` given by loss flags."""
         kwargs = {"tau": self.tau} if self.loss == "logit_adjusted" else {}
         for flag, value in self.loss_options.items():
-            keyword, losses = common_flags.LOSS_FLAGS[flag]
+            keyword, losses = LOSS_OPTIONS[flag]
             if self.loss not in losses:
-                raise app.UsageError(
+                raise RunError(
                     f"--{flag} applies to --loss={' / '.join(losses)}, not "
                     f"--loss={self.loss}."
                 )
@@ -211,16 +211,28 @@ class RunConfig:
         try:
             return losses_lib.build(self.loss, counts, **self.loss_kwargs())
         except ValueError as e:
-            raise app.UsageError(f"--loss={self.loss}: {e}") from e
+            raise RunError(f"--loss={self.loss}: {e}") from e
 
     # -- flags and JSON ------------------------------------------------------
 
     @classmethod
-    def from_flags(cls, flags_obj) -> RunConfig:
-        """Resolves the flags once; UsageError on conflicts."""
-        flat = resolve.resolve_flags(flags_obj)
+    def resolve(cls, options: RunConfig) -> ResolvedConfig:
+        """Resolves a `RunConfig` once: a recipe's defaults (LIFT's, for a
+        pretrained backbone) for the fields not given, then the dataset's
+        facts (its schedule, checksum), then the values given.
+
+        Raises:
+            RunError: conflicting options (one line).
+        """
+        flat = resolve.resolve_options(options)
         flat["dataset_checksum"] = data_config.dataset_checksum(flat["dataset"])
         return cls.from_dict(flat)
+
+    @classmethod
+    def from_flags(cls, flags_obj) -> ResolvedConfig:
+        """`resolve(RunConfig.from_flags(flags_obj))`: absl flags named as
+        the `RunConfig` fields (`launch.train`'s)."""
+        return cls.resolve(RunConfig.from_flags(flags_obj))
 
     def to_dict(self) -> dict:
         """The flat, JSON-ready form written as flags.json."""
@@ -232,7 +244,7 @@ class RunConfig:
         flat.update(dataclasses.asdict(self.data))
         flat.pop("folder_index")  # where the run keeps it: its model_dir
         flat.update(dataclasses.asdict(self.schedule))
-        flat.update({k: None for k in common_flags.LOSS_FLAGS})
+        flat.update({k: None for k in LOSS_OPTIONS})
         flat.update(self.loss_options)
         flat["schedule"] = [list(pair) for pair in self.schedule.schedule]
         flat["tau_grid"] = list(self.tau_grid)
@@ -240,7 +252,7 @@ class RunConfig:
         return flat
 
     @classmethod
-    def from_dict(cls, flat: dict) -> RunConfig:
+    def from_dict(cls, flat: dict) -> ResolvedConfig:
         """Inverse of `to_dict`; unknown keys are ignored, missing defaulted."""
 
         def pick(klass):
@@ -257,11 +269,7 @@ class RunConfig:
         run["tau_grid"] = tuple(float(t) for t in run.get("tau_grid", ()))
         if not run["tau_grid"]:
             run.pop("tau_grid")
-        options = {
-            k: flat[k]
-            for k in common_flags.LOSS_FLAGS
-            if flat.get(k) is not None
-        }
+        options = {k: flat[k] for k in LOSS_OPTIONS if flat.get(k) is not None}
         data = dict(
             pick(DataConfig),
             folder_index=_index_path(flat.get("model_dir", cls.model_dir)),
@@ -278,7 +286,7 @@ class RunConfig:
             if not getattr(config, key)
         })  # fmt: skip
 
-    def replace(self, **changes) -> RunConfig:
+    def replace(self, **changes) -> ResolvedConfig:
         """A copy with run, data or schedule fields changed by name."""
         data = {
             k: changes.pop(k)
@@ -292,13 +300,10 @@ class RunConfig:
         )
         return dataclasses.replace(config, **changes)
 
-    def write(self, directory: str, flags_obj=None) -> None:
-        """Writes flags.json (resolved) and flags.txt (a --flagfile)."""
-        lines = []
-        if flags_obj is not None:
-            for name in self.to_dict():
-                if name in flags_obj and flags_obj[name].value is not None:
-                    lines.append(flags_obj[name].serialize())
+    def write(self, directory: str, options: RunConfig | None = None) -> None:
+        """Writes flags.json (resolved) and flags.txt (a --flagfile of the
+        options given, which repeats the run)."""
+        lines = options.flag_lines() if options is not None else []
         outputs.write_text(
             os.path.join(directory, "flags.txt"), "\n".join(lines) + "\n"
         )
@@ -307,7 +312,7 @@ class RunConfig:
         )
 
     @classmethod
-    def read(cls, model_dir: str) -> RunConfig:
+    def read(cls, model_dir: str) -> ResolvedConfig:
         """The config of the launch.train run in `model_dir`.
 
         The run may have moved since it was written: `model_dir` is this
@@ -319,12 +324,12 @@ class RunConfig:
         try:
             flat = outputs.read_json(path)
         except FileNotFoundError:
-            raise app.UsageError(
+            raise RunError(
                 f"{path} not found: --model_dir must be the model_dir of a "
                 "launch.train run."
             ) from None
         except (OSError, ValueError) as e:
-            raise app.UsageError(f"{path} cannot be read: {e}") from e
+            raise RunError(f"{path} cannot be read: {e}") from e
         recorded = flat.get("model_dir")
         flat = dict(flat, model_dir=model_dir)
         for key in ("tb_log_dir", "export_dir"):
@@ -333,7 +338,7 @@ class RunConfig:
             )
         return cls.from_dict(flat)
 
-    def with_data(self, dataset: str | None = None) -> RunConfig:
+    def with_data(self, dataset: str | None = None) -> ResolvedConfig:
         """This run with its data checked, found at `dataset` if given.
 
         For the entry points that read a finished or moved run
@@ -342,7 +347,7 @@ class RunConfig:
         the one the run recorded (`data_config.run_data_at`).
 
         Raises:
-            app.UsageError: `dataset` (or the recorded path) holds other
+            RunError: `dataset` (or the recorded path) holds other
                 data, or is another dataset than the run's (one line).
         """
         return self.replace(
@@ -353,7 +358,7 @@ class RunConfig:
         """Refuses to resume a run that computed something else.
 
         Every flag is compared with the run's flags.json except the
-        result-neutral ones (`launch.resume_check.RESULT_NEUTRAL`: paths,
+        result-neutral ones (`la_keras.runs.resume_check.RESULT_NEUTRAL`: paths,
         logging and checkpoint cadence, compilation); `--extend` also lets
         `--epochs` grow on the same schedule (`resume_check.extends`). A
         `prepared:` file or `folder:` dataset is compared by its checksum,
@@ -362,16 +367,16 @@ class RunConfig:
         (`resume_check.foreign_checkpoints`).
 
         Raises:
-            app.UsageError: one line naming each changed flag, old -> new.
+            RunError: one line naming each changed flag, old -> new.
         """
         if not has_checkpoint:
             refusal = resume_check.foreign_checkpoints(self.model_dir)
             if refusal:
-                raise app.UsageError(refusal)
+                raise RunError(refusal)
         path = os.path.join(self.model_dir, "flags.json")
         if not has_checkpoint or not outputs.exists(path):
             return  # a new run, or checkpoints whose flags.json was removed
-        previous = RunConfig.read(self.model_dir).to_dict()
+        previous = ResolvedConfig.read(self.model_dir).to_dict()
         current = self.to_dict()
         changed = resume_check.changed_fields(
             previous, current, loss_uses_tau="tau" in self.loss_kwargs()
@@ -380,7 +385,7 @@ class RunConfig:
             changed.pop("epochs", None)
             changed.pop("schedule", None)
         if changed:
-            raise app.UsageError(
+            raise RunError(
                 resume_check.refusal(
                     self.model_dir, changed, previous, self.extend
                 )

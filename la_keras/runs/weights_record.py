@@ -7,7 +7,7 @@ continues from its checkpoint and never reads the file again: it keeps
 what was recorded at its start, wherever the file went since; a file at
 `--pretrained` whose contents differ from the recorded ones gets a
 warning. Both fields are result-neutral for resume
-(`launch.resume_check.RESULT_NEUTRAL`). `imagenet` and a hub preset's
+(`la_keras.runs.resume_check.RESULT_NEUTRAL`). `imagenet` and a hub preset's
 weights are recorded by name, without a hash.
 """
 
@@ -18,13 +18,13 @@ import os
 
 from absl import logging
 
-from launch import finetune_flags
-from launch import outputs
+from la_keras.models.hub import PRESET_WEIGHTS
+from la_keras.runs import outputs
 
 # Read at a time while hashing: the files run from MBs to GBs.
 CHUNK_BYTES = 1 << 20
 # --pretrained values that name weights rather than a file.
-NAMED_WEIGHTS = ("imagenet", finetune_flags.PRESET_WEIGHTS)
+NAMED_WEIGHTS = ("imagenet", PRESET_WEIGHTS)
 
 
 def is_file(pretrained: str | None) -> bool:
@@ -55,7 +55,7 @@ def as_started(config, resumed: bool):
     """`config` with the weights its run started from, for flags.json.
 
     Args:
-        config: this invocation's `RunConfig`.
+        config: this invocation's `ResolvedConfig`.
         resumed: whether it continues the run in its model_dir from a
             checkpoint (then the values recorded at the start are kept).
     """

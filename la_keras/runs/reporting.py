@@ -12,10 +12,10 @@ from __future__ import annotations
 import numpy as np
 from absl import logging
 
+from la_keras.runs import data_checks
+from la_keras.runs import outputs
 from la_keras.training import evaluation
 from la_keras.training.progress import hms  # noqa: F401 - re-exported
-from launch import data_checks
-from launch import outputs
 
 SHOTS = ("many", "medium", "few")
 LOSS_MODE_NOTE = (
@@ -58,7 +58,7 @@ def evaluate_logits(
     (and the holdout's size): its logits are already adjusted.
 
     Args:
-        config: the `RunConfig` (tau, tau_grid, mode, dataset).
+        config: the `ResolvedConfig` (tau, tau_grid, mode, dataset).
     """
     logits, labels = test
     result = {"raw": _report(logits, labels, train_counts)}
@@ -104,7 +104,7 @@ def evaluation_report(config, info, logits: dict, source: str) -> dict:
     the note that says why.
 
     Args:
-        config: the `RunConfig` evaluated with (its mode decides).
+        config: the `ResolvedConfig` evaluated with (its mode decides).
         info: the `DatasetInfo` (train counts and priors).
         logits: `{split: (logits, labels)}`, "test" and maybe "holdout".
         source: the checkpoint or SavedModel evaluated.
@@ -135,7 +135,7 @@ SKIPPED_NAMED = 5
 
 def dataset_facts(info) -> dict:
     """What metrics.json says of the data: the class names, the test
-    split's checks (`launch.data_checks`) and, for a folder dataset
+    split's checks (`la_keras.runs.data_checks`) and, for a folder dataset
     trained with --skip_bad_images, the files left out."""
     facts = {"class_names": list(info.class_names), **data_checks.facts(info)}
     if info.skipped_images:
@@ -168,7 +168,7 @@ def model_facts(config, model) -> dict:
 
 def log_skipped(info) -> None:
     """The warnings of the data a run starts with: the unreadable files it
-    trains without, the test split's problems (`launch.data_checks`)."""
+    trains without, the test split's problems (`la_keras.runs.data_checks`)."""
     data_checks.log(info)
     skipped = info.skipped_images
     if skipped:
@@ -251,7 +251,7 @@ def report_test(config, info, logits: dict, summaries, step: int) -> dict:
     """The metrics of one evaluation: computed, written to TensorBoard, logged.
 
     Args:
-        config: the `RunConfig`.
+        config: the `ResolvedConfig`.
         info: the `DatasetInfo` (train counts and priors).
         logits: `{split: (logits, labels)}`, "test" and maybe "holdout".
         summaries: the run's `Summaries`.

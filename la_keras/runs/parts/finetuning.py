@@ -1,0 +1,49 @@
+"""`FinetuningOptions`: what trains from pretrained weights, and the new head's start."""
+
+from __future__ import annotations
+
+import dataclasses
+
+from la_keras.runs.parts.option import at_least
+from la_keras.runs.parts.option import option
+
+
+@dataclasses.dataclass(frozen=True)
+class FinetuningOptions:
+    """What trains from pretrained weights, and the new head's start."""
+
+    finetune: str = option(
+        "full",
+        (
+            "What trains from the pretrained weights: full "
+            "(every weight), linear (the head only; the backbone frozen, batch "
+            "norm in inference mode), lora (Keras LoRA adapters of rank "
+            "--lora_rank on the backbone's dense and convolution layers, and "
+            "the head; merged into the kernels at export)."
+        ),
+        choices=("full", "linear", "lora"),
+    )
+    lora_rank: int = option(
+        8,
+        "Rank of the LoRA adapters.",
+        check=at_least(1),
+    )
+    init_from: str | None = option(
+        None,
+        (
+            "MODEL_DIR of an earlier launch.train run of the same backbone: "
+            "start from its backbone weights (LoRA merged), with a new head "
+            "(--head_init). With --finetune=linear --sampler=class_balanced, "
+            "the classifier re-training of decoupled training (cRT), on plain "
+            "cross-entropy."
+        ),
+    )
+    head_init: str = option(
+        "random",
+        (
+            "The head's initial weights: random, or "
+            "class_mean (each class's mean pretrained feature, normalised, from "
+            "one pass over the training set, as LIFT offers)."
+        ),
+        choices=("random", "class_mean"),
+    )
