@@ -78,10 +78,13 @@ def loop_seconds(config, runner, epoch_data, steps_per_epoch, store, epoch,
     from absl import logging
 
     from la_keras.runs import common
+    from la_keras.runs.model_dir import ModelDir
     from la_keras.training import Summaries
 
     logging.set_verbosity(logging.WARNING)  # launch.train's default
-    _, save = common.resume(config, store, runner, epoch, chief=False)
+    _, save = ModelDir(config.model_dir).start(
+        config, store, runner, epoch, chief=False
+    )
     log_dir = tempfile.mkdtemp(prefix="loop_overhead_log_")
     seconds = []
     # An untimed epoch first: the eager ops around the step (metric result,

@@ -36,3 +36,58 @@ def test_api_snippet_runs_as_written(tmp_path):
     )
     assert result.returncode == 0, result.stderr[-3000:]
     assert (tmp_path / "exported" / "saved_model.pb").exists()
+
+
+def test_runs_snippet_equals_the_command_line(tmp_path):
+    """`runs.train(RunConfig(...))` and `python -m launch.train` with the
+    same values give the same metrics; evaluate and export run as shown."""
+    import json
+
+    section = README.read_text().split("## From Python: `la_keras.runs`", 1)[1]
+    snippet = section.split("```python\n", 1)[1].split("```", 1)[0]
+    command = section.split("```bash\n", 1)[1].split("```", 1)[0].strip()
+    api, cli = tmp_path / "api", tmp_path / "cli"
+    result = subprocess.run(
+        [sys.executable, "-c", snippet.replace("/tmp/smoke", str(api))],
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert (api / "export" / "saved_model.pb").exists()
+    assert (api / "eval_metrics.json").exists()
+    args = command.replace("/tmp/smoke", str(cli)).split()
+    assert args[:3] == ["python", "-m", "launch.train"]
+    result = subprocess.run(
+        [sys.executable, *args[1:]],
+        cwd=README.parent,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    from_api = json.loads((api / "metrics.json").read_text())
+    from_cli = json.loads((cli / "metrics.json").read_text())
+    # Timing and where the run was written differ; nothing else may.
+    for key in ("images_per_second", "export_dir", "train_seconds", "seconds"):
+        from_api.pop(key, None)
+        from_cli.pop(key, None)
+    assert from_api.keys() == from_cli.keys()
+    _assert_close(from_api, from_cli)
+
+
+def _assert_close(a, b, where="metrics"):
+    # Two processes with one seed: the same batches and initial weights;
+    # float32 sums may differ in their last bits across thread schedules,
+    # and one epoch of 2 steps keeps that within 1e-4 relative.
+    if isinstance(a, dict):
+        for key in a:
+            _assert_close(a[key], b[key], f"{where}[{key!r}]")
+    elif isinstance(a, list):
+        assert len(a) == len(b), where
+        for i, (x, y) in enumerate(zip(a, b, strict=True)):
+            _assert_close(x, y, f"{where}[{i}]")
+    elif isinstance(a, float) and isinstance(b, float):
+        assert abs(a - b) <= 1e-4 * max(1.0, abs(a)), (where, a, b)
+    else:
+        assert a == b, (where, a, b)

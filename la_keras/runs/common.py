@@ -13,9 +13,9 @@ import os
 from absl import logging
 
 from la_keras import distribute
-from la_keras.runs import weights_record
+from la_keras.runs import model_dir as model_dir_lib
 from la_keras.runs.errors import RunError
-from la_keras.training import NoUsableCheckpointError
+from la_keras.runs.model_dir import ModelDir
 
 
 def create_strategy(config):
@@ -46,41 +46,6 @@ def check_batch_sizes(builders: dict, num_replicas: int) -> None:
                 f"--{flag}={builder.global_batch_size} is not divisible by the "
                 f"{num_replicas} replicas of the strategy."
             ) from None
-
-
-def restore_latest(store) -> str | None:
-    """`store.restore_latest()`; refuses to start over if all are damaged."""
-    try:
-        return store.restore_latest()
-    except NoUsableCheckpointError as e:
-        raise RunError(str(e)) from e
-
-
-def resume(config, store, runner, epoch, chief: bool, options=None):
-    """A run's start on either backend: resume from `store`, write flags.
-
-    Refuses a model_dir whose checkpoints come from flags that change the
-    result (`ResolvedConfig.check_resume`), restores the newest intact
-    checkpoint, and (chief only) writes flags.json / flags.txt, with the
-    weights file the run started from (`la_keras.runs.weights_record`).
-
-    Returns:
-        `(restored checkpoint or None, save)`, where `save(step, epochs)`
-        records the epoch count in `epoch` and saves a checkpoint.
-    """
-    config.check_resume(has_checkpoint=store.latest is not None)
-    restored = restore_latest(store)
-    if restored:
-        logging.info("Resumed from %s at step %d.", restored, runner.step)
-    if chief:
-        started = weights_record.as_started(config, resumed=bool(restored))
-        started.write(config.model_dir, options)
-
-    def save(step, epochs_done):
-        epoch.assign(epochs_done)
-        return store.save(step)
-
-    return restored, save
 
 
 def restore_model(config, checkpoint: str | None = None):
@@ -126,7 +91,7 @@ def restore_model(config, checkpoint: str | None = None):
         from la_keras.training import CheckpointStore
 
         store = CheckpointStore(directory, model=model)
-    path = restore_latest(store)
+    path = model_dir_lib.restore_latest(store)
     if not path:
         raise RunError(
             f"No checkpoint in {directory}: train first, or pass --checkpoint."
@@ -203,32 +168,16 @@ def run_training(config, loop, evaluate, epoch, train_examples):
         config, loop, loop.runner.step, epochs_done, train_examples
     )
     if loop.runner.step == first_step:
-        facts.update(_previous_facts(config.model_dir, facts))
+        facts.update(ModelDir(config.model_dir).previous_facts(facts))
     metrics.update(facts)
     return metrics
 
 
-def _previous_facts(model_dir: str, facts: dict) -> dict:
-    """`facts`' keys as the run's metrics.json has them.
-
-    Without one (killed after its last checkpoint), images/s is unknown:
-    None.
-    """
-    from la_keras.runs import outputs
-
-    path = os.path.join(model_dir, "metrics.json")
-    try:
-        previous = outputs.read_json(path)
-    except (FileNotFoundError, ValueError):
-        previous = {"images_per_second": None}
-    return {key: previous[key] for key in facts if key in previous}
-
-
 def verbose() -> bool:
-    """True when --verbosity asks for INFO logs (and tracebacks)."""
+    """True when the log level asks for INFO logs (and tracebacks)."""
     return logging.get_verbosity() >= logging.INFO
 
 
 def show_progress() -> bool:
-    """Draw progress bars: by default, not when --verbosity asks for logs."""
+    """Draw progress bars: by default, not when INFO logs are asked for."""
     return not verbose()

@@ -33,11 +33,11 @@ from la_keras.models import LogitAdjustedModel
 from la_keras.models import finetune
 from la_keras.runs import common
 from la_keras.runs import finetuning
-from la_keras.runs import lock
 from la_keras.runs import outputs
 from la_keras.runs import plots
 from la_keras.runs import reporting
 from la_keras.runs.errors import RunError
+from la_keras.runs.model_dir import ModelDir
 from la_keras.training.array_checkpoints import ArrayCheckpointStore
 from la_keras.training.jax_data import DeviceDataset
 from la_keras.training.jax_data import normalize
@@ -232,10 +232,8 @@ def run(config, options=None) -> dict:
     dist = distribution(config)  # before anything starts JAX's devices
     keras.utils.set_random_seed(config.data.seed)
     chief = jax.process_index() == 0
-    if chief:
-        outputs.make_dir(config.model_dir, "--model_dir")
     with (
-        lock.held(config.model_dir, chief, config.lock_timeout),
+        ModelDir(config.model_dir).held(chief, config.lock_timeout),
         StopSignal() as stop,
     ):
         if dist is None:
@@ -277,7 +275,7 @@ def _run(config, options, stop, dist, chief) -> dict:
         optimizer=optimizer.variables,
         epoch=[epoch],
     )
-    restored, save = common.resume(
+    restored, save = ModelDir(config.model_dir).start(
         config, store, trainer, epoch, chief, options
     )
 
@@ -320,7 +318,7 @@ def _run(config, options, stop, dist, chief) -> dict:
     if not chief:
         shutil.rmtree(write_dir, ignore_errors=True)
         return metrics
-    outputs.write_json(os.path.join(config.model_dir, "metrics.json"), metrics)
+    ModelDir(config.model_dir).write_metrics(metrics)
     plots.plot_run(config, info, metrics)
     return metrics
 

@@ -11,8 +11,6 @@ files. `launch/train.py` is the entry point and picks this module or
 
 from __future__ import annotations
 
-import os
-
 import keras
 import tensorflow as tf
 from absl import logging
@@ -22,10 +20,10 @@ from la_keras import serving
 from la_keras.models import finetune
 from la_keras.runs import common
 from la_keras.runs import finetuning
-from la_keras.runs import lock
 from la_keras.runs import outputs
 from la_keras.runs import plots
 from la_keras.runs import reporting
+from la_keras.runs.model_dir import ModelDir
 from la_keras.training import CheckpointStore
 from la_keras.training import Summaries
 from la_keras.training import Trainer
@@ -75,10 +73,8 @@ def run(config, strategy_override=None, options=None) -> dict:
     keras.utils.set_random_seed(config.data.seed)
     strategy = strategy_override or common.create_strategy(config)
     chief = distribute.is_chief(strategy)
-    if chief:
-        outputs.make_dir(config.model_dir, "--model_dir")
     with (
-        lock.held(config.model_dir, chief, config.lock_timeout),
+        ModelDir(config.model_dir).held(chief, config.lock_timeout),
         StopSignal() as stop,
     ):
         return _run(config, strategy, chief, options, stop)
@@ -124,7 +120,7 @@ def _run(config, strategy, chief, options, stop) -> dict:
         optimizer=optimizer,
         epoch=epoch,
     )
-    restored, save = common.resume(
+    restored, save = ModelDir(config.model_dir).start(
         config, store, trainer, epoch, chief, options
     )
     summaries = Summaries(config.tb_log_dir if chief else None)
@@ -180,7 +176,7 @@ def _write_outputs(config, strategy, chief, model, info, metrics, write_dir):
         distribute.cleanup_worker_dir(export_dir, config.model_dir, strategy)
         distribute.cleanup_worker_dir(write_dir, config.model_dir, strategy)
         return
-    outputs.write_json(os.path.join(config.model_dir, "metrics.json"), metrics)
+    ModelDir(config.model_dir).write_metrics(metrics)
     plots.plot_run(config, info, metrics)
     logging.info(
         "Wrote %s/metrics.json; SavedModel in %s.",

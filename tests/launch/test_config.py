@@ -14,6 +14,7 @@ from absl.testing import flagsaver
 from la_keras import datasets
 from la_keras.losses.ldam import LDAMLoss
 from la_keras.models import weight_norm
+from la_keras.runs import run_evaluate
 from la_keras.runs.resolved import DataConfig
 from la_keras.runs.resolved import ResolvedConfig
 from la_keras.runs.resolved import ScheduleConfig
@@ -231,7 +232,7 @@ class WeightNormReportTest(TestCase):
             dense.kernel.numpy() * np.linspace(0.2, 5.0, 10)[None, :]
         )
         dense.bias.assign(np.linspace(-1.0, 1.0, 10))
-        report = evaluate.weight_norm_report(
+        report = run_evaluate.weight_norm_report(
             config, model, info, [0.0, 1.0, 2.0]
         )
         test, _ = datasets.load(
