@@ -11,7 +11,7 @@ Prints, per `--parts`:
   and flip), batch, `jit_compile` left to Keras and `steps_per_execution`
   tuned (`--fit_steps_per_execution`, the best counts; `bench/
   keras_fit.py`), and on TensorFlow the official release's eager loop
-  (`bench/official_loop.py`): our ratio to each is printed;
+  (`bench/official_loop.py`): la_keras's ratio to each is printed;
 - overhead: the wall time per epoch that `TrainingLoop` spends outside the
   step, in ms and as a share of the 534 ms an official epoch takes at
   23,000 images/s, for a tiny dense net on the official 96-step epoch, on
@@ -20,7 +20,8 @@ Prints, per `--parts`:
   times one epoch's `train_steps` timed alone; `bench/loop_overhead.py`
   says exactly how.
 
-`--quick` times fewer steps and epochs (a minute or two a part here).
+`--quick` times fewer steps and epochs (a minute or two a part on a 2-core
+CPU).
 
 Throughput: the images/s (input pipeline included) of
 the two training paths of `launch.train` on CIFAR-10-LT (official profile,
@@ -36,7 +37,7 @@ schedule of `launch/configs/cifar10_lt.cfg`:
   crop and flip in a jitted batch function), as la_keras/runs/train_jax.py runs it
   with `--jax_loop=auto` (on CPU a Python loop over the jitted step); with
   `--jax_loops=python,scan`, once per loop (scan: one `lax.scan` per
-  `train_steps` call, the batches made inside it; on the 2-core CPU it ran
+  `train_steps` call, the batches made inside it; on a 2-core CPU it ran
   about 10x slower than the Python loop, some 20 s a step: that run takes
   about 25 minutes).
 

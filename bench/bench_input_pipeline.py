@@ -1,6 +1,6 @@
 """Throughput of la_keras's training input pipelines vs the usual approaches.
 
-Two sections, each printing our figure and the comparison side by side
+Two sections, each printing la_keras's figure and the comparison side by side
 (`--sections`, both by default).
 
 Section `cifar10_lt`: the `cifar10_lt` pipeline vs the official approach.
@@ -24,11 +24,11 @@ ResNet-32 tf.function rate on this CPU): the target is 10x.
 Training builds each epoch's shuffle and augmentation anew (their seeds
 follow the epoch, for resuming: `la_keras.runs.train_tf.train_data`). The first
 table times epoch 2 of that, as `TrainingLoop` takes it (`steps_per_epoch`
-batches from a `OneDeviceStrategy` iterator), before and after the fix of
-issue 17 item 8: before, every epoch made a new in-memory cache, which
-starts empty, so every epoch read and decoded the source again (emulated
-with `DatasetBuilder.reset_cache()` before each epoch); after, the epochs
-share the cache that the first one filled.
+batches from a `OneDeviceStrategy` iterator), two ways: "before", a new
+in-memory cache every epoch, which starts empty, so every epoch reads and
+decodes the source again (emulated with `DatasetBuilder.reset_cache()`
+before each epoch); "after", one cache for the run: the epochs share the
+cache that the first one filled, as training does.
 
 Section `folder`: `folder:PATH` datasets (a folder of JPEGs per class) vs
 `keras.utils.image_dataset_from_directory` on the same folder. Two folders

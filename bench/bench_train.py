@@ -14,8 +14,8 @@ Prints, side by side in one run:
    `bench/official_loop.py`), on the official-format TFRecord written from
    the same images, and vs Keras's own `model.fit` on launch.train's
    pipeline with `steps_per_execution` tuned (`bench/keras_fit.py`:
-   `--fit_steps_per_execution` values, the best reported); our speed-up is
-   printed against both.
+   `--fit_steps_per_execution` values, the best reported); la_keras's
+   speed-up is printed against both.
 2. Loss overhead: the same compiled train step with `LogitAdjustedLoss`
    (its label range check included) vs Keras's plain sparse cross-entropy,
    on a fixed in-memory batch, interleaved.

@@ -3,8 +3,8 @@
 What a Keras user would pick instead of launch.train: `model.compile` with
 the same model, loss and optimizer, `jit_compile` left to Keras ("auto":
 XLA on JAX and on TensorFlow with an accelerator, not on a CPU-only
-TensorFlow), the train accuracy as a metric (our loop computes it too),
-and `model.fit` over the same `tf.data` pipeline as launch.train's
+TensorFlow), the train accuracy as a metric (launch.train's loop computes it
+too), and `model.fit` over the same `tf.data` pipeline as launch.train's
 TensorFlow path (`DatasetBuilder`: the official crop and flip, batch 128),
 repeated, on either backend. `steps_per_execution` is tuned: each value of
 `values` is timed on a new model, and the fastest is reported.

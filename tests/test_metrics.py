@@ -184,7 +184,7 @@ INVALID_LABELS = {
 
 
 class LabelCheckTest(TestCase):
-    """Integer labels outside [0, num_classes) raise (issue 9)."""
+    """Integer labels outside [0, num_classes) raise."""
 
     def setUp(self):
         super().setUp()

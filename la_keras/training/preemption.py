@@ -10,7 +10,7 @@ falls back to the default action (immediate exit).
 
 Why not `tf.distribute.experimental.PreemptionCheckpointHandler`: it owns
 the save (its own CheckpointManager and step counting, wrapping each step
-in `handler.run`), while our loop saves by chunk with `CheckpointStore`,
+in `handler.run`), while la_keras's loop saves by chunk with `CheckpointStore`,
 which skips damaged checkpoints on resume and rotates only after a
 verified save; it is also built for MultiWorkerMirrored/TPU clusters and
 does nothing on a single machine. In a multi-worker run the flag is

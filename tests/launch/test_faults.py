@@ -1,4 +1,4 @@
-"""The reliability suite: every fault of the issue, replayed on small runs.
+"""The reliability suite: the README's faults, replayed on small runs.
 
 Each test is bounded in time (subprocess timeouts, bounded loops) and uses
 the synthetic `test` dataset. Labels, data files and priors are covered in

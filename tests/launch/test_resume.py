@@ -154,7 +154,7 @@ class KillAndResumeTest(TestCase):
             self.assertEqual(json.load(f)["images_per_second"], speed)
 
 
-# Slow (85 s): the default suite passed 20 minutes with issue 16's tests.
+# Slow (85 s), to keep the default suite within about 20 minutes.
 # The same kill-and-resume runs on TensorFlow in the default suite
 # (KillAndResumeTest); run this with `-m slow`.
 @pytest.mark.slow

@@ -4,9 +4,9 @@ A generated folder of varied photos (JPEGs and PNGs of 60 to 1,000 px, gray,
 CMYK, progressive, EXIF-rotated, a long tail) trained at 96 px for 60
 epochs: at this size Grappler's memory optimizer adds `TemporaryVariable`
 ops to the train step, which a global-seed change on the data thread at an
-epoch boundary used to free under the running step (SIGSEGV, exit 139, in
-every run within a minute or two). Run as a subprocess, so that a crash is
-this test's failure, not the end of pytest.
+epoch boundary can free under the running step (SIGSEGV, exit 139, within a
+minute or two; see `la_keras/training/__init__.py`). Run as a subprocess, so
+that a crash is this test's failure, not the end of pytest.
 """
 
 import json

@@ -61,8 +61,8 @@ def _train(model_dir, **overrides):
 
 
 class TrainOnJaxTest(TestCase):
-    # Slow (88 s): the default suite passed 20 minutes with issue 16's
-    # tests. The default suite still trains and evaluates on JAX
+    # Slow (88 s), to keep the default suite within about 20 minutes.
+    # The default suite still trains and evaluates on JAX
     # (test_without_tensorflow.py) and checks the JAX loop's resume
     # (tests/training/test_jax_trainer.py); run this with `-m slow`.
     @pytest.mark.slow

@@ -1,4 +1,4 @@
-"""Every sparse la_keras loss refuses labels outside [0, C) (issue 9)."""
+"""Every sparse la_keras loss refuses labels outside [0, C)."""
 
 import textwrap
 
