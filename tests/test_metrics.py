@@ -190,7 +190,7 @@ class LabelCheckTest(TestCase):
         super().setUp()
         self.logits = random_eval(n=3, classes=4)[1]
 
-    def test_issue_example(self):
+    def test_worked_example(self):
         with self.assertRaisesRegex(ValueError, r"\[0, 3\).*from 5 to 5"):
             metrics.BalancedAccuracy(3).update_state([5], [[1.0, 0.0, 0.0]])
 
