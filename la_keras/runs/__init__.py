@@ -17,12 +17,14 @@ keeps its lock, records and outputs.
 
 from la_keras.runs.errors import RunError
 from la_keras.runs.resolved import ResolvedConfig
+from la_keras.runs.run_adapt import adapt
 from la_keras.runs.run_config import RunConfig
 from la_keras.runs.run_evaluate import evaluate
 from la_keras.runs.run_export import export
 from la_keras.runs.run_train import train
 
 __all__ = [
+    "adapt",
     "ResolvedConfig",
     "RunConfig",
     "RunError",
