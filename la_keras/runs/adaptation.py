@@ -1,4 +1,4 @@
-"""The steps of `launch.adapt`: logits of the deployment data, calibration,
+"""The steps of `la_keras.runs.adapt`: logits of the deployment data, calibration,
 the prior estimate, and the top-1 of the three decision rules."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""What every entry point shares: the strategy, resume, errors, quiet start.
+"""What both backends' training shares: the strategy, the loop, a restore.
 
 TensorFlow is imported only by what needs it (the strategy, TensorFlow
 checkpoints), so the entry points also run on Keras's JAX backend where

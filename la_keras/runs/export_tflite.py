@@ -1,4 +1,4 @@
-"""`python -m launch.export --format=tflite`: the run as a TFLite model.
+"""`export(format="tflite")`: the run as a TFLite model.
 
 Writes `model.tflite` (`la_keras.tflite_export`) and its metadata
 `model.tflite.json` (image shape, class names, priors, tau, target prior), each

@@ -1,6 +1,10 @@
-"""Flags -> the flat run configuration, with the defaults that depend on
-other flags resolved: the loss of the mode, the holdout, the schedule of the
-dataset, and XLA by platform. `la_keras.runs.resolved.ResolvedConfig.from_flags` types it.
+"""A `RunConfig` -> the flat resolved configuration, resolved once, in order.
+
+First a recipe's defaults for the fields not given (LIFT's, `recipes`),
+then the dataset's (`recipes.DATASET_DEFAULTS`), then the defaults that
+depend on other fields: the loss of the mode, the head, the holdout, the
+schedule of the dataset, XLA and the dtype by platform.
+`la_keras.runs.resolved.ResolvedConfig.resolve` types it.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""`launch.train` on Keras's JAX backend: `KERAS_BACKEND=jax python -m launch.train`.
+"""Training on Keras's JAX backend: `KERAS_BACKEND=jax python -m launch.train`.
 
 The same flags, training core (`la_keras.training.TrainingLoop`), model_dir
 layout, metrics.json and plot as on TensorFlow, with the JAX step runner

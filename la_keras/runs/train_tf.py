@@ -1,4 +1,4 @@
-"""`launch.train` on TensorFlow (the default backend): the `tf.distribute` wiring.
+"""Training on TensorFlow (the default backend): the `tf.distribute` wiring.
 
 The training core of `la_keras.training` (`TrainingLoop`) with the
 `tf.distribute` step runner (`Trainer`), the `DatasetBuilder` pipelines,
