@@ -5,7 +5,7 @@ The training core of `la_keras.training` (`TrainingLoop`) with the
 `CheckpointStore` and TensorBoard summaries; writes metrics.json, the
 per-class plot and the serving SavedModel. OneDevice, Mirrored,
 MultiWorkerMirrored and TPU strategies; only the chief writes the run's
-files. `launch/train.py` is the entry point and picks this module or
+files. `la_keras.runs.train` picks this module or
 `la_keras/runs/train_jax.py` by Keras's backend.
 """
 
