@@ -17,7 +17,7 @@ from absl.testing import flagsaver
 from la_keras import serving
 from la_keras import tflite_export
 from la_keras.datasets.preprocessing import resize_images
-from la_keras.runs import common
+from la_keras.runs import run_state
 from la_keras.runs.resolved import ResolvedConfig
 from la_keras.tflite_classifier import TFLiteClassifier
 from launch import export
@@ -133,7 +133,7 @@ class FixedSizeRunTest(TestCase):
         # Not the uniform rule's logits.
         uniform, _, _ = TFLiteClassifier(self.path)(self.images)
         self.assertGreater(np.max(np.abs(logits - uniform)), 1e-2)
-        info = common.restore_model(ResolvedConfig.read(self.model_dir))[1]
+        info = run_state.restore_model(ResolvedConfig.read(self.model_dir))[1]
         priors = np.asarray(info.priors, np.float64)
         self.assertAllClose(
             classifier.metadata["target_prior"], priors / priors.sum()
@@ -171,7 +171,7 @@ class ResizedFolderRunTest(TestCase):
         cls.other = rng.integers(0, 256, [2, 40, 33, 1]).astype(np.uint8)
 
     def _expected(self, resized):
-        model, info, _ = common.restore_model(
+        model, info, _ = run_state.restore_model(
             ResolvedConfig.read(self.model_dir)
         )
         return serving_session.expected_outputs(
@@ -244,7 +244,7 @@ class ResizedFolderRunTest(TestCase):
     def test_int8_needs_representative_images(self):
         with self.assertRaisesRegex(ValueError, "representative_images"):
             tflite_export.tflite_model(
-                common.restore_model(ResolvedConfig.read(self.model_dir))[0],
+                run_state.restore_model(ResolvedConfig.read(self.model_dir))[0],
                 (24, 20, 1),
                 "cifar",
                 quantize="int8",

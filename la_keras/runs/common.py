@@ -7,13 +7,9 @@ TensorFlow is not installed.
 
 from __future__ import annotations
 
-import glob
-import os
-
 from absl import logging
 
 from la_keras import distribute
-from la_keras.runs import model_dir as model_dir_lib
 from la_keras.runs.errors import RunError
 from la_keras.runs.model_dir import ModelDir
 
@@ -48,55 +44,19 @@ def check_batch_sizes(builders: dict, num_replicas: int) -> None:
             ) from None
 
 
-def restore_model(config, checkpoint: str | None = None):
-    """The model of a launch.train run, restored from its checkpoint.
-
-    A run of either backend: `.npz` checkpoints (the JAX backend's, read
-    on any backend) or TensorFlow checkpoints (TensorFlow backend).
-
-    Returns:
-        `(model, info, checkpoint_path)`.
-    """
-    import keras
-
+def build_model(config, info, fresh: bool, feature_batches):
+    """`finetuning.build_model` of a training run, which starts a new run
+    from the newest state of `--init_from`'s run (`run_state`)."""
     from la_keras.runs import finetuning
-    from la_keras.training import ArrayCheckpointStore
-    from la_keras.training.array_checkpoints import list_array_checkpoints
-    from la_keras.training.loop import checkpoint_dir
+    from la_keras.runs import run_state
 
-    info = config.data.info()
-    model = finetuning.build_model(config, info)
-    directory = checkpoint_dir(config.model_dir)
-    arrays = ArrayCheckpointStore(
-        directory, model=model.variables, expect_partial=True
+    return finetuning.build_model(
+        config,
+        info,
+        fresh,
+        feature_batches,
+        backbone_source=lambda: run_state.backbone_source(config),
     )
-    if checkpoint and checkpoint.endswith(".npz"):
-        return model, info, arrays.restore(checkpoint)
-    if checkpoint:
-        import tensorflow as tf
-
-        status = tf.train.Checkpoint(model=model).restore(checkpoint)
-        status.expect_partial().assert_existing_objects_matched()
-        return model, info, checkpoint
-    if list_array_checkpoints(directory):
-        store = arrays
-    elif keras.backend.backend() != "tensorflow":
-        if glob.glob(os.path.join(directory, "ckpt-*.index")):
-            raise RunError(
-                f"{directory} holds TensorFlow checkpoints: evaluate a run of "
-                "the TensorFlow backend with the TensorFlow backend."
-            )
-        store = arrays  # none at all: "No checkpoint" below
-    else:
-        from la_keras.training import CheckpointStore
-
-        store = CheckpointStore(directory, model=model)
-    path = model_dir_lib.restore_latest(store)
-    if not path:
-        raise RunError(
-            f"No checkpoint in {directory}: train first, or pass --checkpoint."
-        )
-    return model, info, path
 
 
 # How often a run writes its TensorBoard scalars and epoch log lines (all of

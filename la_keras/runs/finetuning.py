@@ -36,7 +36,13 @@ def has_checkpoint(model_dir: str) -> bool:
     return bool(glob.glob(os.path.join(directory, "ckpt-*.index")))
 
 
-def build_model(config, info, fresh: bool = False, feature_batches=None):
+def build_model(
+    config,
+    info,
+    fresh: bool = False,
+    feature_batches=None,
+    backbone_source=None,
+):
     """The run's model, ready to train or restore.
 
     Args:
@@ -46,6 +52,9 @@ def build_model(config, info, fresh: bool = False, feature_batches=None):
         feature_batches: for `--head_init=class_mean`, a function returning
             `(images, labels)` batches of the training set preprocessed for
             evaluation.
+        backbone_source: for `--init_from`, a function returning
+            `(weights, path, source_config)` of the backbone of the run it
+            starts from (`la_keras.runs.run_state.backbone_source`).
     """
     model = config.build_model(
         info.num_classes, info.image_shape, info.preprocessing
@@ -53,7 +62,7 @@ def build_model(config, info, fresh: bool = False, feature_batches=None):
     if not config.backbone:
         return model
     if fresh:
-        _initialize(config, model, info, feature_batches)
+        _initialize(config, model, info, feature_batches, backbone_source)
     try:
         finetune.prepare(model, config.finetune, config.lora_rank)
     except ValueError as e:
@@ -67,7 +76,7 @@ def build_model(config, info, fresh: bool = False, feature_batches=None):
     return model
 
 
-def _initialize(config, model, info, feature_batches) -> None:
+def _initialize(config, model, info, feature_batches, backbone_source) -> None:
     if config.init_from:
         _copy_backbone(config, model)
     elif config.pretrained:
@@ -85,27 +94,16 @@ def _initialize(config, model, info, feature_batches) -> None:
         logging.info("Initialised the head from the class-mean features.")
 
 
-def _copy_backbone(config, model) -> None:
-    """The backbone weights of the run in `config.init_from` (LoRA merged),
-    at its newest state (`la_keras.runs.run_state`)."""
-    from la_keras.runs import run_state
-    from la_keras.runs.resolved import ResolvedConfig
-
-    source_config = ResolvedConfig.read(config.init_from)
-    flag = f"--init_from={config.init_from}"
-    if not source_config.backbone:
-        raise RunError(
-            f"{flag}: that run trained --model={source_config.model}, not a "
-            "pretrained backbone; --init_from takes a run of one."
-        )
-    state = run_state.newest_state(source_config)
-    source, path = finetune.merge_lora(state.model), state.path
-    weights = finetune.backbone_of(source).get_weights()
+def _copy_backbone(config, model, source) -> None:
+    """The backbone weights of the run in `config.init_from`: `source` is
+    `(weights, path, source_config)` (`run_state.backbone_source`)."""
+    weights, path, source_config = source
     target = finetune.backbone_of(model)
     shapes = [tuple(v.shape) for v in target.weights]
     if [w.shape for w in weights] != shapes:
         raise RunError(
-            f"{flag}: its backbone (--model={source_config.model}, width "
+            f"--init_from={config.init_from}: its backbone "
+            f"(--model={source_config.model}, width "
             f"{source_config.model_width}) does not fit --model={config.model}"
             f" (width {config.model_width}): pass the same --model and "
             "--model_width."

@@ -25,10 +25,13 @@ import re
 from typing import Any
 from typing import NamedTuple
 
+import keras
 from absl import logging
 
-from la_keras.runs import common
+from la_keras.runs import finetuning
 from la_keras.runs import outputs
+from la_keras.runs.errors import RunError
+from la_keras.runs.model_dir import restore_latest
 
 _STEP = re.compile(r"ckpt-(\d+)(\.npz|\.index)?$")
 
@@ -94,11 +97,11 @@ def newest_state(config, checkpoint: str | None = None) -> RunState:
             checkpoint damaged and no `model.keras` (one line).
     """
     if checkpoint:
-        model, info, path = common.restore_model(config, checkpoint)
+        model, info, path = restore_model(config, checkpoint)
         return _read(model, info, path, checkpoint_step(path))
     keras_path = os.path.join(config.model_dir, outputs.KERAS_MODEL)
     if not os.path.exists(keras_path):
-        model, info, path = common.restore_model(config)
+        model, info, path = restore_model(config)
         return _read(model, info, path, checkpoint_step(path))
     keras_step = keras_model_step(config.model_dir)
     newest = newest_checkpoint_step(config.model_dir)
@@ -106,7 +109,7 @@ def newest_state(config, checkpoint: str | None = None) -> RunState:
         return _load_keras_model(config, keras_path, keras_step)
     if keras_step is not None and keras_step > newest:
         return _load_keras_model(config, keras_path, keras_step)
-    model, info, path = common.restore_model(config)
+    model, info, path = restore_model(config)
     step = checkpoint_step(path)
     if keras_step is not None and step is not None and step < keras_step:
         # The newer checkpoints were damaged and skipped.
@@ -129,7 +132,6 @@ def newest_state(config, checkpoint: str | None = None) -> RunState:
 
 
 def _load_keras_model(config, path: str, step: int | None) -> RunState:
-    import keras
 
     info = config.data.info()
     model = keras.saving.load_model(path).model
@@ -141,3 +143,70 @@ def _read(model, info, path: str, step: int | None) -> RunState:
         "Read %s (step %s).", path, "unknown" if step is None else step
     )
     return RunState(model, info, path, step)
+
+
+def restore_model(config, checkpoint: str | None = None):
+    """The model of a launch.train run, restored from its checkpoint.
+
+    A run of either backend: `.npz` checkpoints (the JAX backend's, read
+    on any backend) or TensorFlow checkpoints (TensorFlow backend).
+
+    Returns:
+        `(model, info, checkpoint_path)`.
+    """
+
+    from la_keras.training import ArrayCheckpointStore
+    from la_keras.training.array_checkpoints import list_array_checkpoints
+    from la_keras.training.loop import checkpoint_dir
+
+    info = config.data.info()
+    model = finetuning.build_model(config, info)
+    directory = checkpoint_dir(config.model_dir)
+    arrays = ArrayCheckpointStore(
+        directory, model=model.variables, expect_partial=True
+    )
+    if checkpoint and checkpoint.endswith(".npz"):
+        return model, info, arrays.restore(checkpoint)
+    if checkpoint:
+        import tensorflow as tf
+
+        status = tf.train.Checkpoint(model=model).restore(checkpoint)
+        status.expect_partial().assert_existing_objects_matched()
+        return model, info, checkpoint
+    if list_array_checkpoints(directory):
+        store = arrays
+    elif keras.backend.backend() != "tensorflow":
+        if glob.glob(os.path.join(directory, "ckpt-*.index")):
+            raise RunError(
+                f"{directory} holds TensorFlow checkpoints: evaluate a run of "
+                "the TensorFlow backend with the TensorFlow backend."
+            )
+        store = arrays  # none at all: "No checkpoint" below
+    else:
+        from la_keras.training import CheckpointStore
+
+        store = CheckpointStore(directory, model=model)
+    path = restore_latest(store)
+    if not path:
+        raise RunError(
+            f"No checkpoint in {directory}: train first, or pass --checkpoint."
+        )
+    return model, info, path
+
+
+def backbone_source(config):
+    """`(weights, path, source_config)`: the backbone of the run in
+    `config.init_from` (LoRA merged) at its newest state."""
+    from la_keras.models import finetune
+    from la_keras.runs.resolved import ResolvedConfig
+
+    source_config = ResolvedConfig.read(config.init_from)
+    if not source_config.backbone:
+        raise RunError(
+            f"--init_from={config.init_from}: that run trained "
+            f"--model={source_config.model}, not a pretrained backbone; "
+            "--init_from takes a run of one."
+        )
+    state = newest_state(source_config)
+    source = finetune.merge_lora(state.model)
+    return finetune.backbone_of(source).get_weights(), state.path, source_config

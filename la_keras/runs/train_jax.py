@@ -192,7 +192,7 @@ def build_trainer(config, info, steps_per_epoch, fresh=False):
     """`(model, loss, optimizer, JaxTrainer)` of the run (inside its
     distribution's scope, if any); `fresh`: a new run (see
     `la_keras.runs.finetuning.build_model`)."""
-    model = finetuning.build_model(
+    model = common.build_model(
         config, info, fresh, lambda: feature_batches(config)
     )
     loss = config.build_loss(info)

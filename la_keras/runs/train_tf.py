@@ -99,7 +99,7 @@ def _run(config, strategy, chief, options, stop) -> dict:
     reporting.log_skipped(info)
     steps_per_epoch = builders["train"].steps_per_epoch
     with strategy.scope():
-        model = finetuning.build_model(
+        model = common.build_model(
             config,
             info,
             fresh=not finetuning.has_checkpoint(config.model_dir),

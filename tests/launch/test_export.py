@@ -15,8 +15,8 @@ from absl import app
 from absl import flags
 from absl.testing import flagsaver
 
-from la_keras.runs import common
 from la_keras.runs import reporting
+from la_keras.runs import run_state
 from la_keras.runs.resolved import ResolvedConfig
 from launch import evaluate
 from launch import export
@@ -96,7 +96,7 @@ class LossModeRunTest(TestCase):
         )
         with flagsaver.flagsaver(**cls.overrides):
             cls.metrics = train.run(FLAGS)
-        model, info, _ = common.restore_model(
+        model, info, _ = run_state.restore_model(
             ResolvedConfig.read(cls.model_dir)
         )
         rng = np.random.default_rng(0)

@@ -14,7 +14,7 @@ from absl import flags
 from absl.testing import flagsaver
 
 from la_keras import serving
-from la_keras.runs import common
+from la_keras.runs import run_state
 from la_keras.runs.resolved import ResolvedConfig
 from launch import export
 from launch import train
@@ -54,7 +54,7 @@ class TargetPriorExportTest(TestCase):
             mode="posthoc",
         ):
             cls.metrics = train.run(FLAGS)
-        model, info, _ = common.restore_model(
+        model, info, _ = run_state.restore_model(
             ResolvedConfig.read(cls.model_dir)
         )
         cls.train_prior = np.asarray(info.priors, np.float64)

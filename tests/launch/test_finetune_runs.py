@@ -22,7 +22,7 @@ from absl.testing import flagsaver
 
 from la_keras.models import finetune
 from la_keras.models import registry
-from la_keras.runs import common
+from la_keras.runs import run_state
 from la_keras.runs.resolved import ResolvedConfig
 from launch import train
 from tests import serving_session
@@ -134,7 +134,7 @@ class FinetuneRunTest(TestCase):
         spec = loaded.signatures["serving_default"].structured_input_signature
         self.assertEqual(spec[1]["images"].shape.as_list(), [None, 32, 32, 3])
         self.assertEqual(spec[1]["images"].dtype, tf.uint8)
-        model, info, _ = common.restore_model(
+        model, info, _ = run_state.restore_model(
             ResolvedConfig.read(self.lora_dir)
         )
         self.assertNotEmpty(finetune.lora_layers(model))
@@ -155,7 +155,9 @@ class FinetuneRunTest(TestCase):
         )
 
     def test_linear_run_leaves_every_backbone_weight_unchanged(self):
-        model, _, _ = common.restore_model(ResolvedConfig.read(self.linear_dir))
+        model, _, _ = run_state.restore_model(
+            ResolvedConfig.read(self.linear_dir)
+        )
         trained = finetune.backbone_of(model)
         start = _pretrained_backbone(self.weights)
         self.assertLen(trained.weights, len(start.weights))
@@ -167,7 +169,9 @@ class FinetuneRunTest(TestCase):
         self.assertGreater(float(np.std(np.asarray(head))), 0.0)
 
     def test_lora_run_keeps_the_base_kernels(self):
-        model, _, _ = common.restore_model(ResolvedConfig.read(self.lora_dir))
+        model, _, _ = run_state.restore_model(
+            ResolvedConfig.read(self.lora_dir)
+        )
         start = _pretrained_backbone(self.weights)
         starts = {v.path: np.asarray(v) for v in start.weights}
         for layer in finetune.lora_layers(model):
@@ -210,9 +214,11 @@ class FinetuneRunTest(TestCase):
             head_init="class_mean",
         )
         self.assertEqual(metrics["finetune"], "linear")
-        source, _, _ = common.restore_model(ResolvedConfig.read(self.lora_dir))
+        source, _, _ = run_state.restore_model(
+            ResolvedConfig.read(self.lora_dir)
+        )
         merged = finetune.backbone_of(finetune.merge_lora(source))
-        model, _, _ = common.restore_model(ResolvedConfig.read(model_dir))
+        model, _, _ = run_state.restore_model(ResolvedConfig.read(model_dir))
         for after, before in zip(
             finetune.backbone_of(model).weights, merged.weights, strict=True
         ):

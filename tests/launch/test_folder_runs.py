@@ -21,8 +21,8 @@ from PIL import Image
 
 from la_keras.datasets import folder
 from la_keras.datasets import prepared
-from la_keras.runs import common
 from la_keras.runs import data_checks
+from la_keras.runs import run_state
 from la_keras.runs.resolved import ResolvedConfig
 from launch import export
 from launch import prepare
@@ -130,7 +130,7 @@ class FolderRunTest(TestCase):
         self.assertEqual(
             [n.decode() for n in loaded.class_names.numpy()], list(CLASSES)
         )
-        model, info, _ = common.restore_model(
+        model, info, _ = run_state.restore_model(
             ResolvedConfig.read(self.model_dir)
         )
         images, _, _ = folder.arrays(f"folder:{self.data}", "test")

@@ -19,9 +19,9 @@ from absl import flags
 from absl.testing import flagsaver
 
 from la_keras.models import LogitAdjustedModel
-from la_keras.runs import common
 from la_keras.runs import finetuning
 from la_keras.runs import outputs
+from la_keras.runs import run_export
 from la_keras.runs import run_state
 from la_keras.runs.resolved import ResolvedConfig
 from la_keras.training import ArrayCheckpointStore
@@ -106,7 +106,7 @@ class NewestStateTest(TestCase):
             flagsaver.flagsaver(
                 model_dir=self.model_dir, export_dir=export_dir
             ),
-            mock.patch.object(export.logging, "info", info),
+            mock.patch.object(run_export.logging, "info", info),
             mock.patch.object(run_state.logging, "info", info),
         ):
             export.run(FLAGS)
@@ -126,7 +126,7 @@ class NewestStateTest(TestCase):
             any("model.keras (step 9) is older" in line for line in logs),
             logs,
         )
-        restored, _, _ = common.restore_model(self.config, self.newest)
+        restored, _, _ = run_state.restore_model(self.config, self.newest)
         np.testing.assert_allclose(
             _served_raw_logits(export_dir),
             _raw_logits(restored),
@@ -239,7 +239,7 @@ class ExtendedAndStoppedJaxRunTest(TestCase):
         )
         self.assertEqual(exported.returncode, 0, exported.stderr[-3000:])
         self.assertIn(f"Exported {newest} (step {step})", exported.stderr)
-        restored, _, _ = common.restore_model(
+        restored, _, _ = run_state.restore_model(
             ResolvedConfig.read(model_dir), newest
         )
         np.testing.assert_allclose(

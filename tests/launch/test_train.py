@@ -10,7 +10,7 @@ from absl import flags
 from absl.testing import flagsaver
 
 from la_keras.adjustment import log_adjustment
-from la_keras.runs import common
+from la_keras.runs import run_state
 from la_keras.runs.resolved import ResolvedConfig
 from la_keras.training import TrainingDivergedError
 from la_keras.training.checkpoints import checkpoint_dir
@@ -127,7 +127,7 @@ class TrainRunTest(TestCase):
 
     def test_saved_model_matches_checkpoint(self):
         config = ResolvedConfig.read(self.model_dir)
-        model, info, _ = common.restore_model(config)
+        model, info, _ = run_state.restore_model(config)
         loaded = tf.saved_model.load(os.path.join(self.model_dir, "export"))
         self.assertAllClose(
             float(loaded.tau.numpy()), self.metrics["served_tau"]
@@ -149,7 +149,7 @@ class TrainRunTest(TestCase):
 
     def _check_in_session(self, export_dir):
         """`export_dir` restored as TF Serving does, against the checkpoint."""
-        model, info, _ = common.restore_model(
+        model, info, _ = run_state.restore_model(
             ResolvedConfig.read(self.model_dir)
         )
         rng = np.random.default_rng(1)
