@@ -91,3 +91,26 @@ def _assert_close(a, b, where="metrics"):
         assert abs(a - b) <= 1e-4 * max(1.0, abs(a)), (where, a, b)
     else:
         assert a == b, (where, a, b)
+
+
+def test_layout_names_every_file_once():
+    """"How the code is laid out" has one line per file of the library,
+    the entry points and the benches, and names no file that is gone."""
+    section = README.read_text().split("## How the code is laid out", 1)[1]
+    tree = section.split("```text\n", 1)[1].split("```", 1)[0]
+    listed, folders = [], []
+    for line in tree.splitlines():
+        name = line.split()[0]
+        depth = (len(line) - len(line.lstrip())) // 2
+        folders = folders[:depth]
+        if name.endswith("/"):
+            folders.append(name)
+        else:
+            listed.append("".join(folders) + name)
+    root = README.parent
+    present = sorted(
+        str(p.relative_to(root))
+        for top in ("la_keras", "launch", "bench")
+        for p in (root / top).rglob("*.py")
+    )
+    assert sorted(listed) == present
