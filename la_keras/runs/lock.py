@@ -1,44 +1,27 @@
 """One writer per model_dir: a lease that its holder keeps fresh.
 
-`launch.train` takes the lease of `--model_dir` before it writes anything
-and holds it for the whole run (in a multi-worker run only the chief). The
-lease is a file `<model_dir>/.lock.<generation>` naming its holder (host,
-pid, a random token of the holding process) and when it was last refreshed;
-the highest generation is the lease, lower ones are left-overs that the next
-taker deletes. A daemon thread (the heartbeat) rewrites it every
-`timeout / 4` seconds, so the training loop does nothing for it.
+`launch.train` (only the chief, in a multi-worker run) takes the lease of
+`--model_dir` before it writes anything: a file `.lock.<generation>` there
+naming its holder (host, pid, a random token of the process) and its last
+refresh; lower generations are left-overs the next taker deletes. A daemon
+thread, the heartbeat, rewrites it every `timeout / 4` seconds.
 
-Another process takes the lease over when it is
-- released: the holder's `with` block ended (the file stays, marked
-  released, so that generations only grow);
-- stale: not refreshed for `timeout` seconds (`--lock_timeout`), whatever
-  host holds it: a preempted job restarted on another machine waits at most
-  that long. Ages compare the holder's wall clock with the taker's, so hosts
-  are assumed to keep their clocks in sync (NTP) to well within `timeout`;
-- left by a process of this machine that is gone: same host, boot and pid
-  namespace, and a pid that is not running or is the taker's own (the
-  previous life of a container's PID 1): taken at once;
-- this process's own (the same token).
-Otherwise `ModelDirBusyError` names the holder, when it last refreshed the
-lease and what to do.
+Another process takes it over if it is released (the file stays, marked, so
+that generations only grow), stale (not refreshed for `timeout` seconds,
+`--lock_timeout`, on any host: clocks must agree well within it), left by a
+gone process of this machine (same host, boot and pid namespace; a pid not
+running, or the taker's own: a container's PID 1) or its own (same token).
+Else `ModelDirBusyError` names the holder, its last refresh and what to do.
 
-A takeover creates generation g + 1 exclusively, so of several racing takers
-exactly one wins; the others then find a fresh lease and are refused. On a
-local (POSIX) filesystem the file is written under a unique name and
-hard-linked into place, which fails if it exists: atomic, and readers never
-see half a lease. `tf.io.gfile` (a `gs://` model_dir; TensorFlow is imported
-only then) offers no exclusive create, so there it is emulated: check that
-the file is absent, write it (an object upload is atomic), wait `settle`
-seconds and read it back; the taker whose token is there wins. Two takers
-both win only if one's write lands more than `settle` seconds after the
-other checked; the heartbeat of the one overwritten then finds a token not
-its own and stops that run within `timeout / 4` seconds.
-
-A heartbeat that finds its lease taken over (a higher generation, or its
-file gone or rewritten by another token) calls `on_lost`; the default logs
-an error and ends the process at once with status 1 (`os._exit`): the
-model_dir is someone else's now, and neither a checkpoint nor a final
-export of this run may be written into it.
+A takeover creates generation g + 1 exclusively, so one of racing takers
+wins: locally by hard-linking a complete file into place (atomic); through
+`tf.io.gfile` (`gs://`) by checking the file is absent, writing it, waiting
+`settle` seconds and reading it back. Two win there only if a write lands
+over `settle` seconds after the other's check, and the heartbeat of the one
+overwritten stops its run: a heartbeat that finds its lease taken over (a
+higher generation, or its file gone or rewritten) calls `on_lost`, by
+default one error line and `os._exit(1)`, so that the run writes nothing
+more into someone else's model_dir.
 """
 
 from __future__ import annotations
@@ -47,7 +30,6 @@ import contextlib
 import dataclasses
 import json
 import os
-import re
 import socket
 import sys
 import threading
@@ -56,57 +38,115 @@ import uuid
 
 from absl import logging
 
-from la_keras.runs import lease_files
 from la_keras.runs.errors import RunError
 
 LEASE_PREFIX = ".lock."
 DEFAULT_TIMEOUT = 300.0
-# Exit status of a run whose lease was taken over (see `exit_on_lost`).
-LOST_EXIT_CODE = 1
+LOST_EXIT_CODE = 1  # the exit status of `exit_on_lost`
 _ATTEMPTS = 5
-_PATTERN = re.compile(re.escape(LEASE_PREFIX) + r"(\d+)$")
-# Model dirs whose lease a `Lease` of this process holds right now.
-_ACTIVE: set = set()
+_ACTIVE: set = set()  # (token, model_dir) of the leases this process holds
 _ACTIVE_GUARD = threading.Lock()
+_TOKENS: dict = {}  # pid -> random token (a forked child gets its own)
 
 
 class ModelDirBusyError(RunError):
     """Another live process holds the model_dir."""
 
 
-def _machine() -> str:
-    """Host name, boot and pid namespace: where a pid names one process."""
-
-    boot = namespace = ""  # not Linux: the host name alone
-    with contextlib.suppress(OSError):
-        with open("/proc/sys/kernel/random/boot_id") as f:
-            boot = f.read().strip()
-    with contextlib.suppress(OSError):
-        namespace = os.readlink("/proc/self/ns/pid")
-    return f"{socket.gethostname()}/{boot}/{namespace}"
+def for_path(path: str, settle: float = 2.0):
+    """The file store of `path`: `GFileStore` if it has a scheme, else local."""
+    return GFileStore(settle) if "://" in path else LocalStore()
 
 
-_TOKEN = {"pid": None, "token": ""}
+class LocalStore:
+    """Local files. A store lists `names(folder, prefix)`, `read`s a file
+    (None if absent), `write`s one whole, `remove`s one if present and
+    `create`s one only if absent (True if this call did)."""
+
+    _missing = FileNotFoundError
+    _open = staticmethod(open)
+    _delete = staticmethod(os.remove)
+
+    def names(self, folder: str, prefix: str) -> list:
+        with contextlib.suppress(self._missing):
+            return [n for n in os.listdir(folder) if n.startswith(prefix)]
+        return []
+
+    def read(self, path: str):
+        with contextlib.suppress(self._missing), self._open(path) as f:
+            return f.read()
+        return None
+
+    def remove(self, path: str) -> None:
+        with contextlib.suppress(self._missing):
+            self._delete(path)
+
+    def write(self, path: str, text: str) -> None:
+        os.replace(self._complete(path, text), path)
+
+    def _complete(self, path: str, text: str) -> str:
+        """A complete, synced file beside `path` under a unique name."""
+        folder, base = os.path.split(path)
+        partial = os.path.join(folder, f".{base}.{uuid.uuid4().hex}.partial")
+        with open(partial, "x") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        return partial
+
+    def create(self, path: str, text: str) -> bool:
+        partial = self._complete(path, text)
+        try:
+            os.link(partial, path)  # fails if `path` exists: atomic
+            return True
+        except FileExistsError:
+            return False
+        except OSError:  # no hard links (some FUSE or SMB mounts): O_EXCL,
+            # as exclusive, but a reader may see the file empty for a moment
+            with contextlib.suppress(FileExistsError), open(path, "x") as f:
+                f.write(text)
+                return True
+            return False
+        finally:
+            os.remove(partial)
 
 
-def _process_token() -> str:
-    """A random token of this process (a forked child gets its own)."""
-    if _TOKEN["pid"] != os.getpid():
-        _TOKEN.update(pid=os.getpid(), token=uuid.uuid4().hex)
-    return _TOKEN["token"]
+class GFileStore(LocalStore):
+    """`tf.io.gfile` (TensorFlow is imported only here; `create`: see above).
+    A write goes beside its file, then is renamed over it (on `gs://` a
+    server-side copy): readers see whole files; the last write wins whole."""
+
+    def __init__(self, settle: float = 2.0, sleep=time.sleep):
+        import tensorflow as tf
+
+        self.gfile, self.settle, self.sleep = tf.io.gfile, settle, sleep
+        self._missing = tf.errors.NotFoundError
+        self._open, self._delete = tf.io.gfile.GFile, tf.io.gfile.remove
+
+    def names(self, folder: str, prefix: str) -> list:
+        with contextlib.suppress(self._missing):
+            paths = self.gfile.glob(f"{folder.rstrip('/')}/{prefix}*")
+            return [p.rsplit("/", 1)[-1] for p in paths]
+        return []
+
+    def write(self, path: str, text: str) -> None:
+        partial = f"{path}.{uuid.uuid4().hex}.partial"  # "ram://" appends
+        with self.gfile.GFile(partial, "w") as f:  # to a file opened again
+            f.write(text)
+        self.gfile.rename(partial, path, overwrite=True)
+
+    def create(self, path: str, text: str) -> bool:
+        if self.gfile.exists(path):
+            return False
+        self.write(path, text)
+        self.sleep(self.settle)
+        return self.read(path) == text
 
 
 @dataclasses.dataclass(frozen=True)
 class Holder:
-    """Who holds or wants a lease.
-
-    Args:
-        host: the host name, for messages.
-        pid: the process id.
-        token: random per process: what "this process" means.
-        machine: host, boot and pid namespace; pids are compared (and
-            checked for liveness) only between leases of one machine.
-    """
+    """Who holds or wants a lease: `token` is random per process, `machine`
+    (host, boot and pid namespace) where a pid names one process."""
 
     host: str
     pid: int
@@ -115,30 +155,36 @@ class Holder:
 
     @classmethod
     def this_process(cls) -> Holder:
-        return cls(
-            socket.gethostname(), os.getpid(), _process_token(), _machine()
-        )
+        pid, host = os.getpid(), socket.gethostname()
+        token = _TOKENS.setdefault(pid, uuid.uuid4().hex)
+        boot = namespace = ""  # not Linux: the host name alone
+        with contextlib.suppress(OSError):
+            with open("/proc/sys/kernel/random/boot_id") as f:
+                boot = f.read().strip()
+        with contextlib.suppress(OSError):
+            namespace = os.readlink("/proc/self/ns/pid")
+        return cls(host, pid, token, f"{host}/{boot}/{namespace}")
 
 
 def lease_path(model_dir: str, generation: int) -> str:
-    return lease_files.join(model_dir, f"{LEASE_PREFIX}{generation:08d}")
+    name = f"{LEASE_PREFIX}{generation:08d}"
+    if "://" in model_dir:
+        return f"{model_dir.rstrip('/')}/{name}"
+    return os.path.join(model_dir, name)
 
 
 def generations(files, model_dir: str) -> list:
     """The lease generations present in `model_dir`, ascending."""
-    names = files.names(model_dir, LEASE_PREFIX)
-    found = (_PATTERN.match(name) for name in names)
-    return sorted(int(m.group(1)) for m in found if m)
+    found = [
+        n[len(LEASE_PREFIX) :] for n in files.names(model_dir, LEASE_PREFIX)
+    ]
+    return sorted(int(g) for g in found if g.isdecimal())
 
 
 def lease_record(holder: Holder, generation: int, now: float, **extra):
     """The JSON record of a lease of `holder` refreshed at `now`."""
-    return dict(
-        dataclasses.asdict(holder),
-        generation=generation,
-        refreshed=now,
-        **extra,
-    )
+    record = dataclasses.asdict(holder)
+    return dict(record, generation=generation, refreshed=now, **extra)
 
 
 def read_lease(files, path: str):
@@ -148,28 +194,10 @@ def read_lease(files, path: str):
         return None
     try:
         record = json.loads(text)
-    except ValueError:
+        valid = isinstance(record.get("refreshed"), (int, float))
+    except (ValueError, AttributeError):  # not JSON, or not an object
         return {}
-    valid = isinstance(record, dict) and isinstance(
-        record.get("refreshed"), (int, float)
-    )
     return record if valid else {}
-
-
-def _active_key(holder: Holder, model_dir: str) -> tuple:
-    if "://" not in model_dir:
-        model_dir = os.path.realpath(model_dir)
-    return holder.token, model_dir
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except (PermissionError, OverflowError):
-        return True
-    return True
 
 
 def takeover_reason(record: dict, me: Holder, now: float, timeout: float):
@@ -184,24 +212,16 @@ def takeover_reason(record: dict, me: Holder, now: float, timeout: float):
     if record.get("machine") == me.machine and isinstance(pid, int):
         if pid == me.pid:
             return f"left by an earlier process with this pid ({pid})"
-        if not _alive(pid):
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
             return f"pid {pid} is no longer running"
+        except (PermissionError, OverflowError):
+            pass  # alive (another user's), or not a pid to judge by
     age = now - record["refreshed"]
     if age > timeout:
         return f"not refreshed for {age:.0f} s (--lock_timeout={timeout:g})"
     return None
-
-
-def _busy(model_dir, path, record, now, timeout) -> ModelDirBusyError:
-    age = max(0.0, now - record["refreshed"])
-    return ModelDirBusyError(
-        f"--model_dir={model_dir} is in use by pid {record.get('pid')} on "
-        f"host {record.get('host')} (lease {path}, refreshed {age:.0f} s "
-        f"ago). Wait for it to finish, use another --model_dir, or, if that "
-        f"process is gone, rerun in {max(0.0, timeout - age):.0f} s, when "
-        f"its lease is stale (--lock_timeout={timeout:g}), or delete {path} "
-        "to take it now."
-    )
 
 
 def acquire(
@@ -214,79 +234,33 @@ def acquire(
     on_lost=None,
     heartbeat: bool = True,
 ) -> Lease:
-    """Takes the lease of `model_dir` and starts its heartbeat.
+    """Takes the lease of `model_dir` (a folder, or a `gs://`-style path).
 
-    Args:
-        model_dir: a local folder or a `gs://`-style path (`tf.io.gfile`).
-        timeout: seconds without refresh after which a lease is stale.
-        holder: who takes it (default: this process).
-        clock: wall-clock seconds (`time.time`).
-        files: a `lease_files` store (default: the one for `model_dir`).
-        on_lost: called with (lease, reason) by a heartbeat that finds the
-            lease taken over (default `exit_on_lost`).
-        heartbeat: start the heartbeat thread.
-
-    Raises:
-        ModelDirBusyError: a live holder keeps the lease fresh.
+    `timeout`: seconds without refresh after which a lease is stale;
+    `holder`: who takes it (default: this process); `clock`: wall-clock
+    seconds; `files`: a store (default: `for_path(model_dir)`); `on_lost`:
+    called with (lease, reason) by a heartbeat that finds the lease taken
+    over (default `exit_on_lost`); `heartbeat`: start it. Raises
+    `ModelDirBusyError` if a live holder keeps the lease fresh.
     """
     holder = holder or Holder.this_process()
-    if files is None:
-        files = lease_files.for_path(model_dir, settle=min(2.0, timeout / 8))
-    key = _active_key(holder, model_dir)
+    files = files or for_path(model_dir, settle=min(2.0, timeout / 8))
+    lease = Lease(files, model_dir, 0, holder, timeout, clock, on_lost)
     with _ACTIVE_GUARD:
-        if key in _ACTIVE:
+        if lease.key in _ACTIVE:
             raise ModelDirBusyError(
                 f"--model_dir={model_dir} is already in use by this process."
             )
-        _ACTIVE.add(key)
+        _ACTIVE.add(lease.key)
     try:
-        generation = _take(model_dir, timeout, holder, clock, files)
+        lease.take()
     except BaseException:
         with _ACTIVE_GUARD:
-            _ACTIVE.discard(key)
+            _ACTIVE.discard(lease.key)
         raise
-    lease = Lease(files, model_dir, generation, holder, timeout, clock, on_lost)
     if heartbeat:
         lease.start()
     return lease
-
-
-def _take(model_dir, timeout, holder, clock, files) -> int:
-    """Creates the next generation's lease; returns its generation."""
-    for _ in range(_ATTEMPTS):
-        found = generations(files, model_dir)
-        top = found[-1] if found else 0
-        reason = None
-        if top:
-            path = lease_path(model_dir, top)
-            record = read_lease(files, path)
-            if record == {}:
-                time.sleep(0.2)  # maybe being written: one more look
-                record = read_lease(files, path)
-            if record is None:
-                continue  # deleted by a taker between listing and reading
-            reason = takeover_reason(record, holder, clock(), timeout)
-            if reason is None:
-                raise _busy(model_dir, path, record, clock(), timeout)
-        generation = top + 1
-        text = json.dumps(lease_record(holder, generation, clock()))
-        if not files.create(lease_path(model_dir, generation), text):
-            continue  # another taker won this generation: look at its lease
-        if max(generations(files, model_dir), default=0) > generation:
-            # Came late: this generation had been taken and cleaned up.
-            files.remove(lease_path(model_dir, generation))
-            continue
-        for old in found:
-            files.remove(lease_path(model_dir, old))
-        if reason and reason != "released":
-            logging.warning(
-                "Took over the lease of %s (%s).", model_dir, reason
-            )
-        return generation
-    raise ModelDirBusyError(
-        f"Could not take the lease of --model_dir={model_dir}: it changed "
-        f"hands {_ATTEMPTS} times while trying. Try again."
-    )
 
 
 def exit_on_lost(lease: Lease, reason: str) -> None:
@@ -302,46 +276,89 @@ def exit_on_lost(lease: Lease, reason: str) -> None:
 
 
 class Lease:
-    """A lease held by this process; `release()` ends it.
-
-    The heartbeat thread calls `refresh()` every `timeout / 4` seconds: the
-    lease is stale only after four beats in a row are missed.
-    """
+    """A lease held by this process; `release()` ends it. Its heartbeat beats
+    every `timeout / 4` seconds: it goes stale after four missed beats."""
 
     def __init__(
         self, files, model_dir, generation, holder, timeout, clock, on_lost
     ):
-        self.files = files
-        self.model_dir = model_dir
-        self.generation = generation
-        self.holder = holder
-        self.timeout = timeout
-        self.clock = clock
+        self.files, self.model_dir, self.holder = files, model_dir, holder
+        self.generation, self.timeout, self.clock = generation, timeout, clock
         self.on_lost = on_lost or exit_on_lost
         self.lost = None  # the reason, once taken over
-        self._stop = threading.Event()
-        self._thread = None
+        self._stop, self._thread = threading.Event(), None
+        if "://" not in model_dir:
+            model_dir = os.path.realpath(model_dir)
+        self.key = (holder.token, model_dir)  # in `_ACTIVE` while held
 
     @property
     def path(self) -> str:
         return lease_path(self.model_dir, self.generation)
 
+    def text(self, **extra) -> str:
+        """The JSON of this lease refreshed now."""
+        record = lease_record(self.holder, self.generation, self.clock())
+        return json.dumps(dict(record, **extra))
+
+    def take(self) -> None:
+        """Creates the next generation's file: this lease's generation."""
+        files, model_dir, clock = self.files, self.model_dir, self.clock
+        for _ in range(_ATTEMPTS):
+            found = generations(files, model_dir)
+            top = found[-1] if found else 0
+            reason = None
+            if top:
+                path = lease_path(model_dir, top)
+                record = read_lease(files, path)
+                if record == {}:
+                    time.sleep(0.2)  # maybe being written: one more look
+                    record = read_lease(files, path)
+                if record is None:
+                    continue  # deleted by a taker since listed
+                reason = takeover_reason(
+                    record, self.holder, clock(), self.timeout
+                )
+                if reason is None:
+                    raise self._busy(path, record, clock())
+            self.generation = top + 1
+            if not files.create(self.path, self.text()):
+                continue  # another taker won this generation: look at it
+            if max(generations(files, model_dir), default=0) > self.generation:
+                # Came late: this generation had been taken and cleaned up.
+                files.remove(self.path)
+                continue
+            for old in found:
+                files.remove(lease_path(model_dir, old))
+            if reason and reason != "released":
+                logging.warning(
+                    "Took over the lease of %s (%s).", model_dir, reason
+                )
+            return
+        raise ModelDirBusyError(
+            f"Could not take the lease of --model_dir={model_dir}: it changed "
+            f"hands {_ATTEMPTS} times while trying. Try again."
+        )
+
+    def _busy(self, path, record, now) -> ModelDirBusyError:
+        age, timeout = max(0.0, now - record["refreshed"]), self.timeout
+        return ModelDirBusyError(
+            f"--model_dir={self.model_dir} is in use by pid "
+            f"{record.get('pid')} on host {record.get('host')} (lease {path}, "
+            f"refreshed {age:.0f} s ago). Wait for it to finish, use another "
+            "--model_dir, or, if that process is gone, rerun in "
+            f"{max(0.0, timeout - age):.0f} s, when its lease is stale "
+            f"(--lock_timeout={timeout:g}), or delete {path} to take it now."
+        )
+
     def check(self):
         """None while the lease is this holder's; else why it is not."""
-        newer = [
-            g
-            for g in generations(self.files, self.model_dir)
-            if g > self.generation
-        ]
-        if newer:
-            newest = lease_path(self.model_dir, newer[-1])
-            record = read_lease(self.files, newest)
-            who = (
-                f"pid {record.get('pid')} on host {record.get('host')}"
-                if record
-                else "another process"
-            )
-            return f"generation {newer[-1]} taken by {who}"
+        top = max(generations(self.files, self.model_dir), default=0)
+        if top > self.generation:
+            record = read_lease(self.files, lease_path(self.model_dir, top))
+            who = "another process"
+            if record:
+                who = f"pid {record.get('pid')} on host {record.get('host')}"
+            return f"generation {top} taken by {who}"
         record = read_lease(self.files, self.path)
         if record is None:
             return f"{self.path} was deleted"
@@ -349,62 +366,43 @@ class Lease:
             return f"{self.path} was rewritten by pid {record.get('pid')}"
         return None
 
-    def refresh(self) -> bool:
-        """Rewrites the lease with the time now; False if it was lost."""
-        if self.lost is None:
-            self.lost = self.check()
-        if self.lost is not None:
-            return False
-        now = self.clock()
-        text = json.dumps(lease_record(self.holder, self.generation, now))
-        self.files.write(self.path, text)
-        return True
-
     def start(self) -> None:
-        self._thread = threading.Thread(
-            target=self._beat, name=f"lease {self.path}", daemon=True
-        )
+        """Starts the heartbeat: it refreshes the lease until released."""
+        name = f"lease {self.path}"
+        self._thread = threading.Thread(target=self._beat, name=name)
+        self._thread.daemon = True
         self._thread.start()
 
     def _beat(self) -> None:
         while not self._stop.wait(self.timeout / 4):
             try:
-                if not self.refresh():
-                    self.on_lost(self, self.lost)
-                    return
+                self.lost = self.lost or self.check()
+                if self.lost:
+                    return self.on_lost(self, self.lost)
+                self.files.write(self.path, self.text())
             except Exception as e:  # noqa: BLE001 - a late beat, not a loss
                 logging.warning("Could not refresh %s: %s", self.path, e)
 
     def release(self) -> None:
         """Stops the heartbeat; marks the lease released if still ours."""
         self._stop.set()
-        thread = self._thread
-        if thread is not None and thread is not threading.current_thread():
-            thread.join()
+        if self._thread not in (None, threading.current_thread()):
+            self._thread.join()
         with _ACTIVE_GUARD:
-            _ACTIVE.discard(_active_key(self.holder, self.model_dir))
-        now = self.clock()
-        text = json.dumps(
-            lease_record(self.holder, self.generation, now, released=True)
-        )
+            _ACTIVE.discard(self.key)
+        text = self.text(released=True)
         try:
             if self.lost is None and self.check() is None:
                 self.files.write(self.path, text)
         except Exception as e:  # noqa: BLE001 - never hide the run's outcome
             logging.warning(
                 "Could not mark %s released (%s): it goes stale after "
-                "--lock_timeout.",
-                self.path, e,
+                "--lock_timeout.", self.path, e,
             )  # fmt: skip
 
 
 @contextlib.contextmanager
-def held(
-    model_dir: str,
-    enabled: bool = True,
-    timeout: float = DEFAULT_TIMEOUT,
-    on_lost=None,
-):
+def held(model_dir, enabled=True, timeout=DEFAULT_TIMEOUT, on_lost=None):
     """`with held(model_dir):` the lease for the block (no-op if disabled)."""
     if not enabled:
         yield None

@@ -124,7 +124,6 @@ def write_lease(model_dir, host=None, pid=None, age=0.0, generation=1):
     """
     import time
 
-    from la_keras.runs import lease_files
     from la_keras.runs import lock
 
     me = lock.Holder.this_process()
@@ -136,7 +135,7 @@ def write_lease(model_dir, host=None, pid=None, age=0.0, generation=1):
     )
     path = lock.lease_path(model_dir, generation)
     record = lock.lease_record(holder, generation, time.time() - age)
-    lease_files.for_path(model_dir).write(path, json.dumps(record))
+    lock.for_path(model_dir).write(path, json.dumps(record))
     return path
 
 
