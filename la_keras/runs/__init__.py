@@ -15,20 +15,32 @@ one run: calling `train` again resumes it, and `ModelDir` (`model_dir.py`)
 keeps its lock, records and outputs.
 """
 
-from la_keras.runs.errors import RunError
-from la_keras.runs.resolved import ResolvedConfig
-from la_keras.runs.run_adapt import adapt
-from la_keras.runs.run_config import RunConfig
-from la_keras.runs.run_evaluate import evaluate
-from la_keras.runs.run_export import export
-from la_keras.runs.run_train import train
+import importlib
 
-__all__ = [
-    "adapt",
-    "ResolvedConfig",
-    "RunConfig",
-    "RunError",
-    "evaluate",
-    "export",
-    "train",
-]
+# What `la_keras.runs` offers, by the module that defines it. They are
+# imported on first use: `la_keras.runs.lock` and the other small modules
+# load without Keras or TensorFlow.
+_EXPORTS = {
+    "RunError": "la_keras.runs.errors",
+    "ResolvedConfig": "la_keras.runs.resolved",
+    "RunConfig": "la_keras.runs.run_config",
+    "adapt": "la_keras.runs.run_adapt",
+    "evaluate": "la_keras.runs.run_evaluate",
+    "export": "la_keras.runs.run_export",
+    "train": "la_keras.runs.run_train",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name):
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(
+            f"module 'la_keras.runs' has no attribute {name!r}"
+        )
+    return getattr(importlib.import_module(module), name)
+
+
+def __dir__():
+    return __all__

@@ -24,7 +24,6 @@ import os
 
 from absl import logging
 
-from la_keras import serving
 from la_keras.models import finetune
 from la_keras.runs import outputs
 from la_keras.runs import reporting
@@ -110,6 +109,8 @@ def export(
     export_dir = options.export_dir or os.path.join(config.model_dir, "export")
     # Written beside export_dir and swapped in: a kill leaves the previous
     # complete SavedModel or the new one.
+    from la_keras import serving  # TensorFlow: imported when exporting
+
     with outputs.atomic_dir(export_dir) as tmp:
         serving.export_saved_model(
             finetune.merge_lora(state.model),
