@@ -52,7 +52,7 @@ Keras's backend is fixed per process, so each backend runs in a subprocess
 of this script (`--_worker=tensorflow|jax`) that prints one JSON line; each
 times one `train_steps` call of `--steps` steps (`--repeats` times, the
 fastest counts), inside one epoch after an untimed warm-up call of
-`--warmup` steps in that epoch (see `_Steps`).
+`--warmup` steps in that epoch (`bench/backend_timing.py`).
 
 The machine may be shared: compare the ratios, and rerun when in doubt.
 """
@@ -62,7 +62,6 @@ from __future__ import annotations
 import argparse
 import importlib.metadata
 import json
-import math
 import os
 import subprocess
 import sys
@@ -74,229 +73,14 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-FLAGFILE = os.path.join(ROOT, "launch", "configs", "cifar10_lt.cfg")
+import backend_workers  # noqa: E402
+import backends_report  # noqa: E402
+
 BATCH = 128
-RESULT_PREFIX = "RESULT "
+RESULT_PREFIX = backend_workers.RESULT_PREFIX
 
 
-# -- the workers (one backend per process) -----------------------------------
-
-
-def _run_config(prepared_path, batch):
-    """The `ResolvedConfig` launch.train resolves for the benchmark's flags."""
-    from absl import flags
-
-    from la_keras.runs.resolved import ResolvedConfig
-    from launch import common_flags
-
-    common_flags.define_flags()
-    flags.FLAGS(
-        [
-            "launch.train",
-            f"--flagfile={FLAGFILE}",
-            f"--dataset=prepared:{prepared_path}",
-            "--mode=loss",
-            f"--train_batch_size={batch}",
-        ]
-    )
-    return ResolvedConfig.from_flags(flags.FLAGS)
-
-
-class _Steps:
-    """Timed `train_steps` calls, each one chunk inside one epoch.
-
-    As `TrainingLoop` calls it: `trainer.train_steps(iterator, n)` on the
-    iterator of an epoch, `epoch_data(epoch, skip)`, the loss read back to
-    the host (which waits for the steps). Every epoch used starts with an
-    untimed warm-up call of `warmup` steps (compilation, and the TensorFlow
-    pipeline's shuffle buffer filling); each timed call is `steps` steps of
-    the current epoch, or of the next one when they do not fit. With
-    `compile_steps`, an untimed call of that many steps follows the first
-    warm-up: for a step loop compiled once per call length (`JaxTrainer`'s
-    `loop="scan"`).
-    """
-
-    def __init__(
-        self, trainer, epoch_data, steps_per_epoch, args, compile_steps=0
-    ):
-        needed = args.warmup + compile_steps + args.steps
-        if needed > steps_per_epoch:
-            raise ValueError(
-                f"--warmup={args.warmup} + --steps={args.steps} (the steps "
-                f"twice for loop=scan) = {needed} steps do not fit in one "
-                f"epoch of {steps_per_epoch} steps."
-            )
-        self.trainer = trainer
-        self.epoch_data = epoch_data
-        self.steps_per_epoch = steps_per_epoch
-        self.args = args
-        self.epoch = -1
-        self._next_epoch()
-        if compile_steps:
-            self._call(compile_steps)
-
-    def _call(self, num_steps):
-        loss = self.trainer.train_steps(self._iterator, num_steps)
-        self.in_epoch += num_steps
-        if not math.isfinite(loss):
-            raise RuntimeError(f"The training loss is {loss}.")
-
-    def _next_epoch(self):
-        self.epoch += 1
-        self.in_epoch = 0
-        self._iterator = self.epoch_data(self.epoch, 0)
-        self._call(self.args.warmup)
-
-    def timed(self) -> float:
-        """Seconds of one `train_steps` call of `steps` steps."""
-        if self.in_epoch + self.args.steps > self.steps_per_epoch:
-            self._next_epoch()
-        start = time.perf_counter()
-        self._call(self.args.steps)
-        return time.perf_counter() - start
-
-
-def _time(trainer, epoch_data, steps_per_epoch, args, compile_steps=0):
-    """images/s of `args.steps` steps, the fastest of `args.repeats`."""
-    runner = _Steps(trainer, epoch_data, steps_per_epoch, args, compile_steps)
-    # The least disturbed by other processes: the fastest repeat.
-    seconds = [runner.timed() for _ in range(args.repeats)]
-    return {
-        "images_per_s": args.steps * args.batch / min(seconds),
-        "seconds": seconds,
-        "epochs_used": runner.epoch + 1,
-    }
-
-
-def worker_tensorflow(args):
-    """launch.train's TensorFlow path (`la_keras.runs.train_tf._run`), timed."""
-    import keras
-    import tensorflow as tf
-
-    from la_keras.runs import common
-    from la_keras.runs.train_tf import build_datasets
-    from la_keras.runs.train_tf import train_data
-    from la_keras.training import Trainer
-
-    config = _run_config(args.prepared, args.batch)
-    keras.utils.set_random_seed(config.data.seed)
-    strategy = common.create_strategy(config)
-    builders = build_datasets(config, strategy.num_replicas_in_sync)
-    builder = builders["train"]
-    info = builder.info
-    with strategy.scope():
-        model = config.build_model(info.num_classes, info.image_shape)
-        loss = config.build_loss(info)
-        optimizer = config.schedule.optimizer(builder.steps_per_epoch)
-    trainer = Trainer(
-        strategy, model, loss, optimizer, jit_compile=config.jit_compile
-    )
-    epoch_data = train_data(strategy, builder)
-    result = _time(
-        trainer,
-        epoch_data,
-        builder.steps_per_epoch,
-        args,
-    )
-    try:
-        worker_device = strategy.extended.worker_devices[0]
-    except RuntimeError:  # the default strategy (one device, e.g. a CPU)
-        worker_device = tf.config.list_logical_devices()[0].name
-    device = tf.DeviceSpec.from_string(worker_device)
-    result.update(
-        device=f"{device.device_type}:{device.device_index} "
-        f"({type(strategy).__name__})",
-        variant="Trainer + DatasetBuilder"
-        + (", XLA" if config.jit_compile else ", no XLA"),
-        train_examples=builder.num_examples,
-    )
-    return [result]
-
-
-def worker_jax(args):
-    """launch.train's JAX path (`la_keras.runs.train_jax._run`), timed."""
-    import contextlib
-
-    import keras
-
-    from la_keras.runs import train_jax
-
-    config = _run_config(args.prepared, args.batch)
-    dist = train_jax.distribution(config)  # None on one device
-    keras.utils.set_random_seed(config.data.seed)
-    with dist.scope() if dist else contextlib.nullcontext():
-        data = train_jax.device_dataset(config, dist)
-        # launch.train's --jax_loop=auto, or each of --jax_loops.
-        return [
-            _time_jax(config.replace(jax_loop=jax_loop), data, args)
-            for jax_loop in (args.jax_loops or "auto").split(",")
-        ]
-
-
-def _time_jax(config, data, args):
-    """The timing of one `JaxTrainer` as la_keras.runs.train_jax builds it."""
-    import jax
-    import keras
-
-    from la_keras.runs import train_jax
-
-    keras.utils.set_random_seed(config.data.seed)
-    info = config.data.info()
-    *_, trainer = train_jax.build_trainer(config, info, data.steps_per_epoch)
-    loop = trainer.loop
-    # The scan is compiled once per call length: compile the timed one.
-    compile_steps = args.steps if loop == "scan" else 0
-    result = _time(
-        trainer, data.epoch, data.steps_per_epoch, args, compile_steps
-    )
-    devices = jax.devices()
-    result.update(
-        device=f"{devices[0].platform.upper()}:{devices[0].id} (jax)"
-        + (f" x{len(devices)}" if len(devices) > 1 else ""),
-        variant="JaxTrainer + DeviceDataset"
-        + (", jit" if config.jit_compile else ", eager")
-        + f", loop={loop}"
-        + (" (auto)" if config.jax_loop == "auto" else ""),
-        train_examples=len(data.labels),
-    )
-    return result
-
-
-def worker_overhead(args):
-    """Per-epoch overhead rows of this backend (`bench/loop_overhead.py`)."""
-    import keras
-    import loop_overhead
-
-    config = _run_config(args.prepared, args.batch)
-    if keras.backend.backend() == "tensorflow":
-        return loop_overhead.measure_tensorflow(config, args)
-    loops = (args.jax_loops or "python,scan").split(",")
-    return loop_overhead.measure_jax(config, args, loops)
-
-
-def worker_main(args):
-    import keras
-
-    parts = args.parts.split(",")
-    results = {}
-    if "throughput" in parts:
-        run = worker_tensorflow if args._worker == "tensorflow" else worker_jax
-        results["throughput"] = run(args)
-    if "overhead" in parts:
-        results["overhead"] = worker_overhead(args)
-    if "fit" in parts:
-        import keras_fit
-
-        config = _run_config(args.prepared, args.batch)
-        results["reference"] = keras_fit.reference_rows(config, args)
-    backend = keras.backend.backend()
-    for rows in results.values():
-        for result in rows:
-            result["backend"] = backend
-    print(RESULT_PREFIX + json.dumps(results), flush=True)
-
-
-# -- the parent ---------------------------------------------------------------
+# -- the parent (the workers: bench/backend_workers.py) ------------------------
 
 
 def _version(package):
@@ -445,7 +229,7 @@ def main():
     if args.quick and not args._worker:
         args.fit_steps_per_execution = "1,8"
     if args._worker:
-        worker_main(args)
+        backend_workers.worker_main(args)
         return
 
     load_before = _load()
@@ -470,7 +254,7 @@ def main():
         f"load average (1, 5, 15 min): before {load_before}, after {load_after}"
     )
     if "throughput" in parts or "reference" in parts:
-        _print_throughput(args, prepared_path, parts)
+        backends_report.print_throughput(args, prepared_path, parts)
     if "overhead" in parts:
         import loop_overhead
 
@@ -478,64 +262,6 @@ def main():
     print(
         "\n   The machine may be shared: compare the ratios, and rerun when "
         "in doubt."
-    )
-
-
-def _print_throughput(args, prepared_path, parts):
-    ours = parts.get("throughput", [])
-    references = parts.get("reference", [])
-    print(
-        f"\n{os.path.basename(prepared_path)}: official ResNet-32, "
-        f"logit-adjusted loss, batch {args.batch}, {args.steps} steps timed "
-        f"after {args.warmup} (best of {args.repeats})"
-    )
-
-    def reference(kind, backend=None):
-        return next(
-            (r["images_per_s"] for r, _ in references
-             if r["kind"] == kind and backend in (None, r["backend"])),
-            None,
-        )  # fmt: skip
-
-    def ratio(value, base):
-        return f"{value / base:5.2f}x" if base else "     -"
-
-    tf_rate = next(
-        (r["images_per_s"] for r, _ in ours if r["backend"] == "tensorflow"),
-        None,
-    )
-    official = reference("official")
-    print(
-        f"\n   {'backend':11s} {'path':52s} {'device':20s} {'images/s':>9s} "
-        f"{'vs TF':>6s} {'vs fit':>6s} {'vs off.':>7s} {'process':>8s}"
-    )
-    for result, wall in ours:
-        rate = result["images_per_s"]
-        fit = reference("fit", result["backend"])
-        print(
-            f"   {result['backend']:11s} {result['variant']:52s} "
-            f"{result['device'][:20]:20s} {rate:9.1f} "
-            f"{ratio(rate, tf_rate):>6s} {ratio(rate, fit):>6s} "
-            f"{ratio(rate, official):>7s} {wall:7.0f}s"
-        )
-    for result, _ in references:
-        tried = result.get("tried")
-        print(
-            f"   {result['backend']:11s} {result['variant']:52s} "
-            f"{'':20s} {result['images_per_s']:9.1f}"
-            + (
-                "  (tried: "
-                + ", ".join(f"{k}: {v:.1f}" for k, v in tried.items())
-                + ")"
-                if tried
-                else ""
-            )
-        )
-    print(
-        "\n   images/s: the fastest repeat (input pipeline included); vs fit: "
-        "ours over Keras's\n   model.fit on the same backend (best "
-        "steps_per_execution); vs off.: over the\n   official eager loop "
-        "(TensorFlow); process: the worker's wall time."
     )
 
 

@@ -12,31 +12,35 @@ TensorFlow.
 The file is a zip archive (LZMA-compressed, lossless) of one `.npy` member
 per array and a `metadata.json` that holds each array's SHA-256; `read`
 verifies them and names the file when anything is missing or damaged.
+Opening the archive, reading its metadata and its checksum are
+`la_keras.datasets.prepared_archive`; `read_metadata`, `checksum` and
+`DamagedFileError` are re-exported here.
 """
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import functools
 import hashlib
 import io
 import json
-import lzma
 import os
-import struct
 import zipfile
-import zlib
 
 import numpy as np
 
+from la_keras.datasets import prepared_archive
 from la_keras.datasets import split_checks
 from la_keras.datasets.info import DatasetInfo
+from la_keras.datasets.prepared_archive import FORMAT
+from la_keras.datasets.prepared_archive import FORMAT_VERSION
+from la_keras.datasets.prepared_archive import METADATA
+from la_keras.datasets.prepared_archive import checksum as checksum
+from la_keras.datasets.prepared_archive import read_metadata
 
 PREFIX = "prepared:"
-FORMAT = "la_keras.prepared"
-FORMAT_VERSION = 1
-_METADATA = "metadata.json"
+# Re-exported, as `checksum` and `read_metadata` above.
+DamagedFileError = prepared_archive.DamagedFileError
 
 
 @dataclasses.dataclass(frozen=True)
@@ -114,97 +118,11 @@ def write(path: str, splits: dict, info, source: dict) -> str:
     os.makedirs(directory, exist_ok=True)
     partial = os.path.join(directory, f".{os.path.basename(path)}.partial")
     with zipfile.ZipFile(partial, "w", zipfile.ZIP_LZMA) as archive:
-        archive.writestr(_METADATA, json.dumps(metadata, indent=1))
+        archive.writestr(METADATA, json.dumps(metadata, indent=1))
         for key, value in arrays.items():
             archive.writestr(f"{key}.npy", _npy_bytes(value))
     os.replace(partial, path)
     return path
-
-
-class DamagedFileError(ValueError):
-    """A prepared file that cannot be read back as it was written."""
-
-
-def _damaged(path: str, what: str) -> DamagedFileError:
-    what = " ".join(str(what).split())
-    return DamagedFileError(
-        f"Prepared dataset {path} is damaged: {what}. Write it again with "
-        "`python -m launch.prepare`."
-    )
-
-
-# What a damaged archive raises while it is opened, decompressed or parsed:
-# a flipped byte can land in the zip headers (BadZipFile, KeyError for a
-# member name, NotImplementedError for a compression method, RuntimeError for
-# a set encryption flag, struct.error, OSError for a seek outside the file),
-# the LZMA streams (LZMAError, EOFError) or a member's content (ValueError
-# from json or the .npy header).
-_READ_ERRORS = (
-    zipfile.BadZipFile,
-    zipfile.LargeZipFile,
-    lzma.LZMAError,
-    zlib.error,
-    struct.error,
-    EOFError,
-    KeyError,
-    NotImplementedError,
-    RuntimeError,
-    ValueError,
-    OSError,
-)
-
-
-@contextlib.contextmanager
-def _archive(path: str, what: str = ""):
-    """Opens a prepared file; a read or parse error names the file.
-
-    Args:
-        path: the file.
-        what: what is being read, for the message (e.g. "metadata.json").
-    """
-    try:
-        with zipfile.ZipFile(path) as archive:
-            yield archive
-    except (DamagedFileError, FileNotFoundError, PermissionError):
-        raise
-    except _READ_ERRORS as e:
-        detail = f"{type(e).__name__}: {e}"
-        if what:
-            detail = f"{what} unreadable ({detail})"
-        raise _damaged(path, detail) from e
-
-
-def read_metadata(path: str) -> dict:
-    """The metadata of a prepared file, without reading its arrays."""
-    if not os.path.isfile(path):
-        raise FileNotFoundError(
-            f"Prepared dataset {path} not found: write it with "
-            "`python -m launch.prepare --dataset=NAME --output=PATH`."
-        )
-    with _archive(path, _METADATA) as archive:
-        metadata = json.loads(archive.read(_METADATA))
-    if not isinstance(metadata, dict) or metadata.get("format") != FORMAT:
-        raise _damaged(path, "not a la_keras prepared dataset")
-    if metadata.get("format_version") != FORMAT_VERSION:
-        raise ValueError(
-            f"Prepared dataset {path} has format version "
-            f"{metadata.get('format_version')}; this la_keras reads version "
-            f"{FORMAT_VERSION}. Prepare it again with this version."
-        )
-    return metadata
-
-
-def checksum(path: str) -> str:
-    """The SHA-256 (hex) of a prepared file's metadata.json member.
-
-    The metadata holds every array's SHA-256 and where the data came from,
-    so this identifies the file's contents wherever the file lies (a run
-    moved to another machine recognises its data by it) without reading
-    the arrays. `read` verifies the arrays against the metadata.
-    """
-    read_metadata(path)  # a clear error for a missing or foreign file
-    with _archive(path, _METADATA) as archive:
-        return hashlib.sha256(archive.read(_METADATA)).hexdigest()
 
 
 def read(path: str) -> PreparedData:
@@ -218,7 +136,7 @@ def read(path: str) -> PreparedData:
     """
     metadata = read_metadata(path)
     splits = {}
-    with _archive(path) as archive:
+    with prepared_archive.open_archive(path) as archive:
         for split in metadata["num_examples"]:
             pair = []
             for kind in ("images", "labels"):
@@ -228,7 +146,9 @@ def read(path: str) -> PreparedData:
                     allow_pickle=False,
                 )
                 if _sha256(array) != metadata["sha256"][key]:
-                    raise _damaged(path, f"checksum of {key} differs")
+                    raise prepared_archive.damaged(
+                        path, f"checksum of {key} differs"
+                    )
                 pair.append(array)
             splits[split] = tuple(pair)
     checks = split_checks.of_arrays(splits, metadata["num_classes"])

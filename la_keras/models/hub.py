@@ -40,6 +40,8 @@ from la_keras.models.applications import assemble
 from la_keras.models.applications import check_image_size
 from la_keras.models.pretrained_weights import _first_line
 from la_keras.models.pretrained_weights import load_backbone_weights
+from la_keras.models.specs import HUB_PREFIX
+from la_keras.models.specs import ModelSpec
 
 # The `weights` that load the preset's own weights.
 PRESET_WEIGHTS = "preset"
@@ -100,9 +102,6 @@ def spec(preset: str):
         ImportError: keras-hub is not installed.
         ValueError: an empty preset.
     """
-    from la_keras.models.registry import HUB_PREFIX
-    from la_keras.models.registry import ModelSpec
-
     if not preset:
         raise ValueError(
             "Invalid value for argument `preset`. Expected a KerasHub preset "

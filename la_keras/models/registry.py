@@ -16,56 +16,29 @@ with both forms (`resnet50`: from scratch at the dataset's size, or the
 Keras Applications backbone) registers its pretrained form with
 `register(spec, pretrained=True)`; `--pretrained` picks it. KerasHub
 backbones are the family `hub:<preset name or directory>`
-(`la_keras.models.hub`).
+(`la_keras.models.hub`). `ModelSpec` and `HUB_PREFIX` live in
+`la_keras.models.specs` (re-exported here).
 """
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 import re
-from collections.abc import Callable
 
 import keras
 
 from la_keras.models import applications
+from la_keras.models import hub
 from la_keras.models.cifar_resnet import cifar_resnet
 from la_keras.models.cifar_resnet import official_resnet32
 from la_keras.models.heads import check_classifier
 from la_keras.models.resnet50 import resnet50
-
-
-@dataclasses.dataclass(frozen=True)
-class ModelSpec:
-    """One entry of the registry.
-
-    Args:
-        name: the registered name (for a family, its pattern's example).
-        builder: `builder(num_classes, input_shape, weight_decay,
-            classifier)`.
-        image_sizes: the `(H, W)` sizes the model accepts, or None for any
-            (the ResNets here end in global average pooling).
-        description: one line for `--help` and error messages.
-        load_weights: for a pretrained backbone, `load_weights(model,
-            weights, width)`; None for a model trained from scratch only.
-    """
-
-    name: str
-    builder: Callable[..., keras.Model]
-    image_sizes: tuple | None
-    description: str
-    load_weights: Callable | None = None
-
-    @property
-    def pretrained(self) -> bool:
-        """Whether the model is a backbone with pretrained weights."""
-        return self.load_weights is not None
-
+from la_keras.models.specs import HUB_PREFIX
+from la_keras.models.specs import ModelSpec
 
 _MODELS: dict[str, ModelSpec] = {}
 # Pretrained forms of registered models trained from scratch by default.
 _PRETRAINED: dict[str, ModelSpec] = {}
-HUB_PREFIX = "hub:"
 # resnet<depth>: the classic CIFAR ResNet of basic blocks, depth = 6n + 2.
 _RESNET_FAMILY = re.compile(r"^resnet(\d+)$")
 
@@ -133,8 +106,6 @@ def get(name: str, pretrained: bool = False) -> ModelSpec:
     """The `ModelSpec` of `name` (its pretrained form if `pretrained`);
     ValueError naming the known models."""
     if name.startswith(HUB_PREFIX):
-        from la_keras.models import hub
-
         return hub.spec(name[len(HUB_PREFIX) :])
     if pretrained and name in _PRETRAINED:
         return _PRETRAINED[name]
