@@ -8,7 +8,7 @@ Runs `launch.train` once per row, one after the other, and prints one
 markdown table (the one in RESULTS.md):
 
 - MobileNet v1 (alpha 0.25, Keras's ImageNet weights) at `--image_size`,
-  LIFT's short recipe (`launch.finetune_flags.LIFT_DEFAULTS`: SGD momentum
+  LIFT's short recipe (`la_keras.runs.recipes.LIFT_DEFAULTS`: SGD momentum
   0.9, lr 0.01 cosine to 0, batch 128, weight decay 5e-4) for `--epochs`,
   for each `--finetune` mode: the logit-adjusted loss (`--mode=loss`) and
   plain cross-entropy (`--mode=posthoc`, whose run also gives the post-hoc
