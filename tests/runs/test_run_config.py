@@ -60,16 +60,22 @@ def test_unknown_option_names_the_closest():
 @pytest.mark.parametrize(
     "values, message",
     [
-        ({"tau": -1.0}, "--tau must be a finite number >= 0"),
-        ({"tau": float("inf")}, "--tau must be a finite number >= 0"),
+        ({"tau": -1.0}, "--tau must be a finite float >= 0 (0 disables it)."),
+        (
+            {"tau": float("inf")},
+            "--tau must be a finite float >= 0 (0 disables it).",
+        ),
         ({"mode": "both"}, "--mode='both': must be one of"),
-        ({"train_batch_size": 0}, "--train_batch_size must be an integer >= 1"),
+        ({"train_batch_size": 0}, "--train_batch_size must be >= 1."),
         ({"holdout_fraction": 1.0}, "--holdout_fraction must be in [0, 1)"),
         ({"image_size": "big"}, "--image_size='big': expected H or H,W"),
         ({"loss": "hinge"}, "Unknown --loss='hinge'"),
         ({"model": "resnet7"}, "--model must be one of"),
         ({"dataset": "nope"}, "Unknown --dataset='nope'"),
-        ({"lock_timeout": 0.0}, "--lock_timeout must be a finite number > 0"),
+        (
+            {"lock_timeout": 0.0},
+            "--lock_timeout must be a finite number of seconds > 0.",
+        ),
         ({"tau_grid": ()}, "--tau_grid must be a non-empty list"),
     ],
 )

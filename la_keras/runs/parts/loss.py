@@ -27,7 +27,7 @@ class LossOptions:
     tau: float = option(
         1.0,
         "Tau parameter for logit adjustment.",
-        check=at_least(0, finite=True),
+        check=at_least(0, finite=True, note=" (0 disables it)"),
     )
     tau_grid: tuple = option(
         (0.0, 0.25, 0.5, 0.75, 1.0, 1.25, 1.5, 1.75, 2.0),

@@ -61,5 +61,5 @@ class ModelOptions:
     model_width: float | None = option(
         None,
         "Width multiplier (alpha) of the MobileNets, e.g. 0.25.",
-        check=at_least(0, optional=True, strict=True, finite=True),
+        check=at_least(0, optional=True, strict=True),
     )

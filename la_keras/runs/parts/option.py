@@ -43,8 +43,16 @@ def _finite(value) -> bool:
         return False
 
 
-def at_least(low, *, optional=False, finite=False, strict=False):
-    """A check that the value is >= low (> low when `strict`)."""
+def at_least(
+    low, *, optional=False, finite=False, strict=False, what=None, note=""
+):
+    """A check that the value is >= low (> low when `strict`).
+
+    Its message: "--NAME must be [WHAT ]>= LOW[NOTE].", where WHAT defaults
+    to "a finite float" when `finite`.
+    """
+    if what is None and finite:
+        what = "a finite float"
 
     def check(name, value):
         if value is None and optional:
@@ -54,9 +62,9 @@ def at_least(low, *, optional=False, finite=False, strict=False):
             ok = value > low if strict else value >= low
         if ok:
             return None
-        what = "a finite number" if finite else "an integer"
         sign = ">" if strict else ">="
-        return f"--{name} must be {what} {sign} {low}."
+        what_ = f"{what} " if what else ""
+        return f"--{name} must be {what_}{sign} {low}{note}."
 
     return check
 

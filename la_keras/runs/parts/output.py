@@ -42,7 +42,7 @@ class OutputOptions:
             "its end, before an evaluation and on SIGTERM (exit 75); a run "
             "killed harder loses at most this much training."
         ),
-        check=at_least(0, finite=True),
+        check=at_least(0, finite=True, what="a finite number of seconds"),
     )
     keep_checkpoints: int = option(
         3,
@@ -57,7 +57,9 @@ class OutputOptions:
             "waits. Too short, and a live run whose refreshes are late loses "
             "it."
         ),
-        check=at_least(0, finite=True, strict=True),
+        check=at_least(
+            0, finite=True, strict=True, what="a finite number of seconds"
+        ),
     )
     eval_every_epochs: int = option(
         0,
