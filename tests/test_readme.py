@@ -94,7 +94,7 @@ def _assert_close(a, b, where="metrics"):
 
 
 def test_layout_names_every_file_once():
-    """"How the code is laid out" has one line per file of the library,
+    """ "How the code is laid out" has one line per file of the library,
     the entry points and the benches, and names no file that is gone."""
     section = README.read_text().split("## How the code is laid out", 1)[1]
     tree = section.split("```text\n", 1)[1].split("```", 1)[0]

@@ -1,27 +1,21 @@
 """One writer per model_dir: a lease that its holder keeps fresh.
 
-`launch.train` (only the chief, in a multi-worker run) takes the lease of
-`--model_dir` before it writes anything: a file `.lock.<generation>` there
-naming its holder (host, pid, a random token of the process) and its last
-refresh; lower generations are left-overs the next taker deletes. A daemon
-thread, the heartbeat, rewrites it every `timeout / 4` seconds.
+A run (only the chief of a multi-worker one) takes the lease of its
+model_dir before it writes: a file `.lock.<generation>` there naming its
+holder (host, pid, a random token) and its last refresh, rewritten every
+`timeout / 4` s by a daemon thread, the heartbeat. Lower generations are
+left-overs the next taker deletes.
 
-Another process takes it over if it is released (the file stays, marked, so
-that generations only grow), stale (not refreshed for `timeout` seconds,
-`--lock_timeout`, on any host: clocks must agree well within it), left by a
-gone process of this machine (same host, boot and pid namespace; a pid not
-running, or the taker's own: a container's PID 1) or its own (same token).
-Else `ModelDirBusyError` names the holder, its last refresh and what to do.
-
-A takeover creates generation g + 1 exclusively, so one of racing takers
-wins: locally by hard-linking a complete file into place (atomic); through
-`tf.io.gfile` (`gs://`) by checking the file is absent, writing it, waiting
-`settle` seconds and reading it back. Two win there only if a write lands
-over `settle` seconds after the other's check, and the heartbeat of the one
-overwritten stops its run: a heartbeat that finds its lease taken over (a
-higher generation, or its file gone or rewritten) calls `on_lost`, by
-default one error line and `os._exit(1)`, so that the run writes nothing
-more into someone else's model_dir.
+Another process takes it over when it is released (marked, so generations
+only grow), stale (not refreshed for `timeout` s on any host: clocks must
+agree well within it), left by a gone process of this machine (same host,
+boot and pid namespace; a pid not running, or the taker's own) or its own
+(same token); else `ModelDirBusyError` names the holder and what to do.
+A takeover creates generation g + 1 exclusively: locally by hard-linking a
+complete file into place (atomic); through `tf.io.gfile` (`gs://`) by
+checking it is absent, writing, waiting `settle` s and reading it back. A
+heartbeat that finds its lease taken over calls `on_lost` (default: one
+error line and `os._exit(1)`): the run writes nothing more there.
 """
 
 from __future__ import annotations
@@ -39,6 +33,7 @@ import uuid
 from absl import logging
 
 from la_keras.runs.errors import RunError
+from la_keras.runs.file_store import for_path
 
 LEASE_PREFIX = ".lock."
 DEFAULT_TIMEOUT = 300.0
@@ -51,96 +46,6 @@ _TOKENS: dict = {}  # pid -> random token (a forked child gets its own)
 
 class ModelDirBusyError(RunError):
     """Another live process holds the model_dir."""
-
-
-def for_path(path: str, settle: float = 2.0):
-    """The file store of `path`: `GFileStore` if it has a scheme, else local."""
-    return GFileStore(settle) if "://" in path else LocalStore()
-
-
-class LocalStore:
-    """Local files. A store lists `names(folder, prefix)`, `read`s a file
-    (None if absent), `write`s one whole, `remove`s one if present and
-    `create`s one only if absent (True if this call did)."""
-
-    _missing = FileNotFoundError
-    _open = staticmethod(open)
-    _delete = staticmethod(os.remove)
-
-    def names(self, folder: str, prefix: str) -> list:
-        with contextlib.suppress(self._missing):
-            return [n for n in os.listdir(folder) if n.startswith(prefix)]
-        return []
-
-    def read(self, path: str):
-        with contextlib.suppress(self._missing), self._open(path) as f:
-            return f.read()
-        return None
-
-    def remove(self, path: str) -> None:
-        with contextlib.suppress(self._missing):
-            self._delete(path)
-
-    def write(self, path: str, text: str) -> None:
-        os.replace(self._complete(path, text), path)
-
-    def _complete(self, path: str, text: str) -> str:
-        """A complete, synced file beside `path` under a unique name."""
-        folder, base = os.path.split(path)
-        partial = os.path.join(folder, f".{base}.{uuid.uuid4().hex}.partial")
-        with open(partial, "x") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        return partial
-
-    def create(self, path: str, text: str) -> bool:
-        partial = self._complete(path, text)
-        try:
-            os.link(partial, path)  # fails if `path` exists: atomic
-            return True
-        except FileExistsError:
-            return False
-        except OSError:  # no hard links (some FUSE or SMB mounts): O_EXCL,
-            # as exclusive, but a reader may see the file empty for a moment
-            with contextlib.suppress(FileExistsError), open(path, "x") as f:
-                f.write(text)
-                return True
-            return False
-        finally:
-            os.remove(partial)
-
-
-class GFileStore(LocalStore):
-    """`tf.io.gfile` (TensorFlow is imported only here; `create`: see above).
-    A write goes beside its file, then is renamed over it (on `gs://` a
-    server-side copy): readers see whole files; the last write wins whole."""
-
-    def __init__(self, settle: float = 2.0, sleep=time.sleep):
-        import tensorflow as tf
-
-        self.gfile, self.settle, self.sleep = tf.io.gfile, settle, sleep
-        self._missing = tf.errors.NotFoundError
-        self._open, self._delete = tf.io.gfile.GFile, tf.io.gfile.remove
-
-    def names(self, folder: str, prefix: str) -> list:
-        with contextlib.suppress(self._missing):
-            paths = self.gfile.glob(f"{folder.rstrip('/')}/{prefix}*")
-            return [p.rsplit("/", 1)[-1] for p in paths]
-        return []
-
-    def write(self, path: str, text: str) -> None:
-        partial = f"{path}.{uuid.uuid4().hex}.partial"  # "ram://" appends
-        with self.gfile.GFile(partial, "w") as f:  # to a file opened again
-            f.write(text)
-        self.gfile.rename(partial, path, overwrite=True)
-
-    def create(self, path: str, text: str) -> bool:
-        if self.gfile.exists(path):
-            return False
-        self.write(path, text)
-        self.sleep(self.settle)
-        return self.read(path) == text
 
 
 @dataclasses.dataclass(frozen=True)
@@ -183,8 +88,12 @@ def generations(files, model_dir: str) -> list:
 
 def lease_record(holder: Holder, generation: int, now: float, **extra):
     """The JSON record of a lease of `holder` refreshed at `now`."""
-    record = dataclasses.asdict(holder)
-    return dict(record, generation=generation, refreshed=now, **extra)
+    return dict(
+        dataclasses.asdict(holder),
+        generation=generation,
+        refreshed=now,
+        **extra,
+    )
 
 
 def read_lease(files, path: str):
@@ -237,11 +146,10 @@ def acquire(
     """Takes the lease of `model_dir` (a folder, or a `gs://`-style path).
 
     `timeout`: seconds without refresh after which a lease is stale;
-    `holder`: who takes it (default: this process); `clock`: wall-clock
-    seconds; `files`: a store (default: `for_path(model_dir)`); `on_lost`:
-    called with (lease, reason) by a heartbeat that finds the lease taken
-    over (default `exit_on_lost`); `heartbeat`: start it. Raises
-    `ModelDirBusyError` if a live holder keeps the lease fresh.
+    `holder` (default: this process), `clock` and `files` (a store, default
+    `for_path(model_dir)`) are for tests; `on_lost(lease, reason)`: called
+    by a heartbeat that finds the lease taken over (default
+    `exit_on_lost`). Raises `ModelDirBusyError` if a live holder has it.
     """
     holder = holder or Holder.this_process()
     files = files or for_path(model_dir, settle=min(2.0, timeout / 8))
@@ -368,9 +276,9 @@ class Lease:
 
     def start(self) -> None:
         """Starts the heartbeat: it refreshes the lease until released."""
-        name = f"lease {self.path}"
-        self._thread = threading.Thread(target=self._beat, name=name)
-        self._thread.daemon = True
+        self._thread = threading.Thread(
+            target=self._beat, name=f"lease {self.path}", daemon=True
+        )
         self._thread.start()
 
     def _beat(self) -> None:

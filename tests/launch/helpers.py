@@ -124,6 +124,7 @@ def write_lease(model_dir, host=None, pid=None, age=0.0, generation=1):
     """
     import time
 
+    from la_keras.runs import file_store
     from la_keras.runs import lock
 
     me = lock.Holder.this_process()
@@ -135,7 +136,7 @@ def write_lease(model_dir, host=None, pid=None, age=0.0, generation=1):
     )
     path = lock.lease_path(model_dir, generation)
     record = lock.lease_record(holder, generation, time.time() - age)
-    lock.for_path(model_dir).write(path, json.dumps(record))
+    file_store.for_path(model_dir).write(path, json.dumps(record))
     return path
 
 

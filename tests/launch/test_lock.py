@@ -21,6 +21,7 @@ import tensorflow as tf
 from absl import flags
 from absl.testing import flagsaver
 
+from la_keras.runs import file_store
 from la_keras.runs import lock
 from tests.launch import helpers
 from tests.test_case import TestCase
@@ -59,7 +60,7 @@ class LeaseTest(TestCase):
         return path
 
     def store(self):
-        return lock.LocalStore()
+        return file_store.LocalStore()
 
     def names(self, folder):
         return sorted(self.store().names(folder, lock.LEASE_PREFIX))
@@ -208,10 +209,12 @@ class GFileLeaseTest(LeaseTest):
         return path
 
     def store(self):
-        return lock.GFileStore(settle=1.0)
+        return file_store.GFileStore(settle=1.0)
 
     def test_default_store_of_a_scheme_path_is_gfile(self):
-        self.assertIsInstance(lock.for_path("gs://bucket/run"), lock.GFileStore)
+        self.assertIsInstance(
+            file_store.for_path("gs://bucket/run"), file_store.GFileStore
+        )
         self.assertEqual(
             lock.lease_path("gs://bucket/run/", 3),
             "gs://bucket/run/.lock.00000003",
@@ -223,13 +226,13 @@ _TAKER = textwrap.dedent(
     import os, sys, time
 
     sys.modules["tensorflow"] = None  # quick to start; not needed here
-    from la_keras.runs import lock
+    from la_keras.runs import file_store, lock
 
     folder, go = sys.argv[1], sys.argv[2]
     while not os.path.exists(go):
         time.sleep(0.01)
 
-    class SlowReads(lock.LocalStore):
+    class SlowReads(file_store.LocalStore):
         def read(self, path):
             text = super().read(path)
             time.sleep(0.5)
@@ -339,7 +342,7 @@ class NoTensorFlowTest(TestCase):
             env=dict(helpers.env(), KERAS_BACKEND="jax"),
             timeout=120,
         )
-        (name,) = lock.LocalStore().names(folder, lock.LEASE_PREFIX)
+        (name,) = file_store.LocalStore().names(folder, lock.LEASE_PREFIX)
         with open(os.path.join(folder, name)) as f:
             self.assertTrue(json.load(f)["released"])
 
@@ -411,12 +414,12 @@ class RescheduledRunTest(TestCase):
             int(re.search(r"ckpt-(\d+)", p).group(1))
             for p in glob.glob(checkpoints)
         )
-        (name,) = lock.LocalStore().names(model_dir, lock.LEASE_PREFIX)
+        (name,) = file_store.LocalStore().names(model_dir, lock.LEASE_PREFIX)
         self.assertEqual(name, ".lock.00000001")
         path = os.path.join(model_dir, name)
         if prefix is None:  # as if written there
             helpers.write_lease(model_dir, host="preempted-host", pid=first.pid)
-        record = lock.read_lease(lock.LocalStore(), path)
+        record = lock.read_lease(file_store.LocalStore(), path)
         self.assertEqual(record["host"], "preempted-host")
         # Its lease is fresh: refused (at once, without waiting). Judged with
         # a long timeout: on a loaded machine the killed run's heartbeat may
