@@ -20,7 +20,6 @@ the balanced (served) rule, the estimated-prior rule and the true-prior
 
 from __future__ import annotations
 
-from absl import app
 from absl import flags
 
 from la_keras import calibration as calibration_lib
@@ -53,22 +52,16 @@ def define_flags() -> None:
 
 def run(flags_obj) -> dict:
     """Estimates the prior (`la_keras.runs.adapt`); returns the report."""
-    return runs.adapt(
-        runs.RunConfig.from_flags(flags_obj),
-        split=flags_obj.split,
-        method=flags_obj.method,
-        calibration=flags_obj.calibration,
-        output=flags_obj.output,
+    return cli.call(
+        runs.adapt, flags_obj, ("split", "method", "calibration", "output")
     )
 
 
 def main(_):
-    flags_obj = flags.FLAGS
-    if flags_obj["model_dir"].using_default_value:
-        raise app.UsageError("Pass --model_dir of a launch.train run.")
+    cli.require_model_dir(flags.FLAGS)
 
     def adapt():
-        print(format_report(run(flags_obj)))  # the report
+        print(format_report(run(flags.FLAGS)))  # the report
 
     cli.run_main("launch.adapt", adapt)
 

@@ -73,3 +73,23 @@ def app_run(main) -> None:
         return main(argv)
 
     app.run(quiet_main)
+
+
+def call(fn, flags_obj, keywords):
+    """`fn(RunConfig.from_flags(flags_obj), keyword=--keyword, ...)`: a
+    function of `la_keras.runs` called with the run's flags and its own."""
+    from la_keras.runs import RunConfig
+
+    values = {name: getattr(flags_obj, name) for name in keywords}
+    return fn(RunConfig.from_flags(flags_obj), **values)
+
+
+def require_model_dir(flags_obj, *, unless: str | None = None) -> None:
+    """Refuses the default --model_dir (unless flag `unless` is set)."""
+    if unless and getattr(flags_obj, unless):
+        return
+    if flags_obj["model_dir"].using_default_value:
+        alternative = f" or --{unless}" if unless else ""
+        raise app.UsageError(
+            f"Pass --model_dir of a launch.train run{alternative}."
+        )

@@ -31,7 +31,6 @@ it rebalances a classifier that the loss already balanced.
 
 from __future__ import annotations
 
-from absl import app
 from absl import flags
 
 from la_keras import runs
@@ -99,24 +98,19 @@ def given_dataset(flags_obj) -> str | None:
     return run_evaluate.given_dataset(runs.RunConfig.from_flags(flags_obj))
 
 
+_KEYWORDS = (
+    "saved_model", "checkpoint", "weight_norm_taus", "test_prior", "output"
+)  # fmt: skip
+
+
 def run(flags_obj) -> dict:
     """Evaluates (`la_keras.runs.evaluate`); returns the report dict."""
-    return runs.evaluate(
-        runs.RunConfig.from_flags(flags_obj),
-        saved_model=flags_obj.saved_model,
-        checkpoint=flags_obj.checkpoint,
-        weight_norm_taus=flags_obj.weight_norm_taus,
-        test_prior=flags_obj.test_prior,
-        output=flags_obj.output,
-    )
+    return cli.call(runs.evaluate, flags_obj, _KEYWORDS)
 
 
 def main(_):
     flags_obj = flags.FLAGS
-    if not flags_obj.saved_model and flags_obj["model_dir"].using_default_value:
-        raise app.UsageError(
-            "Pass --model_dir of a launch.train run or --saved_model."
-        )
+    cli.require_model_dir(flags_obj, unless="saved_model")
 
     def evaluate():
         report = run(flags_obj)

@@ -24,7 +24,6 @@ takes `--dataset=prepared:NEWPATH`, recognised by checksum.
 
 from __future__ import annotations
 
-from absl import app
 from absl import flags
 
 from la_keras import runs
@@ -77,22 +76,19 @@ def define_flags() -> None:
     )
 
 
+_KEYWORDS = (
+    "format", "quantize", "target_prior", "checkpoint", "representative_images"
+)  # fmt: skip
+
+
 def run(flags_obj) -> str:
     """Exports (`la_keras.runs.export`); returns the SavedModel directory
     (or the .tflite file)."""
-    return runs.export(
-        runs.RunConfig.from_flags(flags_obj),
-        format=flags_obj.format,
-        quantize=flags_obj.quantize,
-        target_prior=flags_obj.target_prior,
-        checkpoint=flags_obj.checkpoint,
-        representative_images=flags_obj.representative_images,
-    )
+    return cli.call(runs.export, flags_obj, _KEYWORDS)
 
 
 def main(_):
-    if flags.FLAGS["model_dir"].using_default_value:
-        raise app.UsageError("Pass --model_dir of a launch.train run.")
+    cli.require_model_dir(flags.FLAGS)
     cli.run_main("launch.export", lambda: run(flags.FLAGS))
 
 
