@@ -97,13 +97,13 @@ def serving_module(
         classifier, mode, train_prior, prior_tau, target_prior
     )
     signature = serving_signature.ServingSignature(
-        classifier,
-        preprocessing,
-        image_shape,
-        class_names,
-        resize,
-        train_log,
-        target,
+        classifier=classifier,
+        preprocessing=preprocessing,
+        image_shape=image_shape,
+        class_names=class_names,
+        resize=resize,
+        train_log=train_log,
+        target_prior=target,
     )
     serve = tf.function(
         signature, input_signature=[signature.input_spec()], autograph=False

@@ -36,6 +36,7 @@ import tensorflow as tf
 from la_keras import priors as priors_lib
 from la_keras import serving
 from la_keras import serving_signature
+from la_keras.datasets import arguments
 from la_keras.datasets import preprocess_images
 from la_keras.datasets.preprocessing import evaluation_pixels
 from la_keras.layers.backbone_input import BackboneInput
@@ -214,14 +215,7 @@ def _check_representative(images, image_shape):
             "quantize='int8'. Received: representative_images="
             f"{None if images is None else 'an empty array'}"
         )
-    images = np.asarray(images)
-    if images.dtype != np.uint8 or images.shape[1:] != image_shape:
-        raise ValueError(
-            "Invalid value for argument `representative_images`. Expected "
-            f"uint8 images of shape [N, {', '.join(map(str, image_shape))}]. "
-            f"Received: dtype {images.dtype} and shape {images.shape}"
-        )
-    return images
+    return arguments.uint8_images(images, image_shape, "representative_images")
 
 
 def _representative(images):

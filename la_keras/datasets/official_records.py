@@ -18,6 +18,8 @@ import numpy as np
 import tensorflow as tf
 from google.protobuf import message as message_lib
 
+from la_keras.datasets import arguments
+
 IMAGE_KEY = "image/encoded"
 LABEL_KEY = "image/class/label"
 IMAGE_SHAPE = (32, 32, 3)
@@ -38,13 +40,7 @@ def write_tfrecord(path: str, images, labels) -> None:
         images: uint8 array `[N, 32, 32, 3]`.
         labels: int array `[N]`.
     """
-    images = np.asarray(images)
-    if images.dtype != np.uint8 or images.shape[1:] != IMAGE_SHAPE:
-        raise ValueError(
-            "Invalid value for argument `images`. Expected uint8 images of "
-            f"shape [N, 32, 32, 3]. Received: dtype={images.dtype}, "
-            f"shape={images.shape}"
-        )
+    images = arguments.uint8_images(images, IMAGE_SHAPE, "images")
     with tf.io.TFRecordWriter(path) as writer:
         for image, label in zip(images, np.asarray(labels), strict=True):
             example = tf.train.Example(

@@ -18,9 +18,11 @@ def _check_tau(tau: Any) -> float:
     )
 
 
-def _find_dense(
-    model: keras.Model, layer_name: str | None
+def find_classifier(
+    model: keras.Model, layer_name: str | None = None
 ) -> keras.layers.Dense:
+    """The Dense layer named `layer_name`, or the model's last top-level
+    Dense layer; `ValueError` if there is none."""
     if layer_name is not None:
         try:
             layer = model.get_layer(layer_name)
@@ -123,7 +125,7 @@ def tau_normalize(
         - [Kang et al., 2020](https://arxiv.org/abs/1910.09217)
     """
     tau = _check_tau(tau)
-    dense = _find_dense(model, layer_name)
+    dense = find_classifier(model, layer_name)
     kernel = dense.kernel
     if len(kernel.shape) != 2:
         raise ValueError(

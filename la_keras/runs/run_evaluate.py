@@ -88,18 +88,15 @@ def weight_norm_report(config, model, info, taus) -> dict:
         two are test reports (`classification_report` plus `tau`).
         Without a holdout, `tau_star` and `tuned` are None.
     """
-    dense = [
-        layer for layer in model.layers if isinstance(layer, keras.layers.Dense)
-    ]
-    if not dense:
+    try:
+        dense = weight_norm.find_classifier(model)
+    except ValueError:
         raise RunError(
             "--weight_norm_taus needs a model whose classifier is a top-level "
             "Dense layer."
-        )
-    kernel = dense[-1].kernel
-    features = _predict_splits(
-        config, keras.Model(model.inputs, dense[-1].input)
-    )
+        ) from None
+    kernel = dense.kernel
+    features = _predict_splits(config, keras.Model(model.inputs, dense.input))
 
     def report(split, tau):
         feats, labels = features[split]
