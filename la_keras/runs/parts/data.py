@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 
 from la_keras.runs.parts import checks
+from la_keras.runs.parts.option import POSITIVE
 from la_keras.runs.parts.option import at_least
 from la_keras.runs.parts.option import fraction
 from la_keras.runs.parts.option import option
@@ -45,11 +46,7 @@ class DataOptions:
         "Imbalance ratio of TFDS-derived sets.",
         check=at_least(1, finite=True),
     )
-    profile: str = option(
-        "exp",
-        "Long-tail profile.",
-        choices=("exp", "step"),
-    )
+    profile: str = option("exp", "Long-tail profile.", choices=("exp", "step"))
     holdout_fraction: float | None = option(
         None,
         (
@@ -126,16 +123,8 @@ class DataOptions:
         ),
         check=at_least(1, optional=True),
     )
-    train_batch_size: int = option(
-        128,
-        "Train batch size.",
-        check=at_least(1),
-    )
-    test_batch_size: int = option(
-        100,
-        "Test batch size.",
-        check=at_least(1),
-    )
+    train_batch_size: int = option(128, "Train batch size.", check=POSITIVE)
+    test_batch_size: int = option(100, "Test batch size.", check=POSITIVE)
     sampler: str = option(
         "shuffle",
         (

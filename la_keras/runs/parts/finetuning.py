@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from la_keras.runs.parts.option import at_least
+from la_keras.runs.parts.option import POSITIVE
 from la_keras.runs.parts.option import option
 
 
@@ -23,11 +23,7 @@ class FinetuningOptions:
         ),
         choices=("full", "linear", "lora"),
     )
-    lora_rank: int = option(
-        8,
-        "Rank of the LoRA adapters.",
-        check=at_least(1),
-    )
+    lora_rank: int = option(8, "Rank of the LoRA adapters.", check=POSITIVE)
     init_from: str | None = option(
         None,
         (

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 
 from la_keras.runs.parts import checks
+from la_keras.runs.parts.option import NONNEGATIVE
 from la_keras.runs.parts.option import at_least
 from la_keras.runs.parts.option import option
 
@@ -32,7 +33,7 @@ class ModelOptions:
     weight_decay: float = option(
         0.0001,
         "L2 factor inside the model.",
-        check=at_least(0, finite=True),
+        check=NONNEGATIVE,
     )
     dtype_policy: str = option(
         "auto",

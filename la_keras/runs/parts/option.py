@@ -69,6 +69,10 @@ def at_least(
     return check
 
 
+NONNEGATIVE = at_least(0, finite=True)
+POSITIVE = at_least(1)
+
+
 def fraction(name, value):
     if value is None or (_finite(value) and 0.0 <= value < 1.0):
         return None

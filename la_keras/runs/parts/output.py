@@ -44,10 +44,7 @@ class OutputOptions:
         ),
         check=at_least(0, finite=True, what="a finite number of seconds"),
     )
-    keep_checkpoints: int = option(
-        3,
-        "Checkpoints kept.",
-    )
+    keep_checkpoints: int = option(3, "Checkpoints kept.")
     lock_timeout: float = option(
         300.0,
         (

@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 
 from la_keras.runs.parts import checks
-from la_keras.runs.parts.option import at_least
+from la_keras.runs.parts.option import POSITIVE
 from la_keras.runs.parts.option import option
 
 
@@ -13,10 +13,7 @@ from la_keras.runs.parts.option import option
 class RuntimeOptions:
     """Seeds, devices, distribution and compilation."""
 
-    seed: int = option(
-        0,
-        "Seed for weights, data order and augmentation.",
-    )
+    seed: int = option(0, "Seed for weights, data order and augmentation.")
     strategy: str = option(
         "auto",
         (
@@ -67,5 +64,5 @@ class RuntimeOptions:
             "Train steps per call of the compiled loop (at most): how soon a "
             "SIGTERM (preemption) or a NaN loss is noticed."
         ),
-        check=at_least(1),
+        check=POSITIVE,
     )

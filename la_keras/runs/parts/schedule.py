@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 
+from la_keras.runs.parts.option import NONNEGATIVE
 from la_keras.runs.parts.option import at_least
 from la_keras.runs.parts.option import option
 
@@ -31,7 +32,7 @@ class ScheduleOptions:
     base_learning_rate: float = option(
         0.1,
         "Learning rate after warm-up.",
-        check=at_least(0, finite=True),
+        check=NONNEGATIVE,
     )
     warmup_epochs: float | None = option(
         None,
@@ -65,12 +66,5 @@ class ScheduleOptions:
         ),
         choices=("auto", "step", "cosine"),
     )
-    momentum: float = option(
-        0.9,
-        "SGD momentum.",
-        check=at_least(0, finite=True),
-    )
-    nesterov: bool = option(
-        True,
-        "Nesterov momentum.",
-    )
+    momentum: float = option(0.9, "SGD momentum.", check=NONNEGATIVE)
+    nesterov: bool = option(True, "Nesterov momentum.")
