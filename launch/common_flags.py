@@ -24,29 +24,39 @@ _DEFINE = {
 _TYPES = {"int": int, "float": float, "bool": bool, "str": str}
 
 
-def define_flags() -> None:
-    """Declares the training flags (idempotent per process)."""
-    if "train_batch_size" in flags.FLAGS:
+def define_flags(flag_values=flags.FLAGS) -> None:
+    """Declares the training flags in `flag_values` (idempotent)."""
+    if "train_batch_size" in flag_values:
         return
     for field in run_config.fields():
-        _define(field)
+        _define(field, flag_values)
 
 
-def _define(field) -> None:
+def _define(field, flag_values) -> None:
     meta = field.metadata
     help_text = meta["help"] + (meta["more"]() if meta["more"] else "")
     default = field.default
     if meta["choices"]:
-        flags.DEFINE_enum(field.name, default, list(meta["choices"]), help_text)
+        flags.DEFINE_enum(
+            field.name,
+            default,
+            list(meta["choices"]),
+            help_text,
+            flag_values=flag_values,
+        )
     elif meta["kind"] == "list":
         default = None if default is None else [str(v) for v in default]
-        flags.DEFINE_list(field.name, default, help_text)
+        flags.DEFINE_list(
+            field.name, default, help_text, flag_values=flag_values
+        )
     else:
         kind = _TYPES[str(field.type).split(" |")[0]]
-        _DEFINE[kind](field.name, default, help_text)
+        _DEFINE[kind](field.name, default, help_text, flag_values=flag_values)
     check = meta["check"]
     if check:
-        flags.register_validator(field.name, _validator(field.name, check))
+        flags.register_validator(
+            field.name, _validator(field.name, check), flag_values=flag_values
+        )
 
 
 def _validator(name, check):

@@ -38,30 +38,27 @@ def define_flags() -> None:
     )
 
 
-# The quickstart's settings; any of them can be overridden on the command
-# line (e.g. --epochs=10 --model=resnet20).
-DEFAULTS = dict(
-    dataset="cifar10_lt",
-    model="resnet8",
-    train_batch_size=128,
-    test_batch_size=500,
-    epochs=5,
-    base_learning_rate=0.1,
-    warmup_epochs=1.0,
-    lr_decay_epochs=("4",),
-    lr_decay_multipliers=("0.1",),
-    eval_every_epochs=1000,
-)
+# The quickstart's settings; any flag given overrides them (e.g. --epochs=10).
+SETTINGS = os.path.join(os.path.dirname(__file__), "configs", "quickstart.cfg")
+
+
+def settings() -> dict:
+    """`{flag: value}` of `SETTINGS`, parsed as `launch.train` parses it."""
+    values = flags.FlagValues()
+    common_flags.define_flags(values)
+    values(["launch.quickstart", f"--flagfile={SETTINGS}"])
+    config = runs.RunConfig.from_flags(values)
+    return {name: getattr(config, name) for name in config.given_fields}
 
 
 def options(flags_obj) -> dict[str, runs.RunConfig]:
-    """The `RunConfig` of each mode: the flags given over `DEFAULTS`.
+    """The `RunConfig` of each mode: the flags given over `SETTINGS`.
 
     `--loss` (default: the logit-adjusted loss) is the loss-mode run's; the
     baseline is always plain cross-entropy on a dense head (ERM).
     """
     given = runs.RunConfig.from_flags(flags_obj)
-    values = dict(DEFAULTS)
+    values = settings()
     values.update({k: getattr(given, k) for k in given.given_fields})
     out = {}
     for mode in MODES:
