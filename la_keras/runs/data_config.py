@@ -38,6 +38,8 @@ def _dataset_errors(dataset: str):
     one-line UsageError."""
     try:
         yield
+    except RunError:
+        raise  # already one line that names the flag
     except (ValueError, FileNotFoundError) as e:
         message = str(e)
         if not message.startswith(dataset):  # a folder's names its path

@@ -78,7 +78,7 @@ def build_model(
 
 def _initialize(config, model, info, feature_batches, backbone_source) -> None:
     if config.init_from:
-        _copy_backbone(config, model)
+        _copy_backbone(config, model, backbone_source())
     elif config.pretrained:
         try:
             registry.load_pretrained(
