@@ -19,6 +19,8 @@ have their own flags (`--ldam_max_m`, `--ldam_s`, `--drw_start_epoch`,
 A loss with an `on_epoch_begin(epoch)` method (LDAM's deferred
 re-weighting) is called at the start of every epoch, also after a resume.
 
+Each flag is a field of `la_keras.runs.RunConfig`, and the run is
+`la_keras.runs.train(config)`: from Python, the same run without flags.
 The backend is Keras's (`KERAS_BACKEND`): TensorFlow by default
 (`la_keras/runs/train_tf.py`, `tf.distribute`), or JAX (`la_keras/runs/train_jax.py`,
 which needs neither TensorFlow nor TFDS with `--dataset=prepared:PATH`).
