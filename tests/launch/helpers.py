@@ -77,6 +77,18 @@ def run_python(args, timeout=300, extra_env=None):
     )
 
 
+def run_script(script, *args, backend=None, timeout=300):
+    """Runs `python -c script args` (on Keras's `backend` where given, JAX
+    on the CPU); asserts it succeeded and returns the JSON object its last
+    line of stdout prints."""
+    extra_env = None
+    if backend is not None:
+        extra_env = {"KERAS_BACKEND": backend, "JAX_PLATFORMS": "cpu"}
+    result = run_python(["-c", script, *args], timeout, extra_env)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
 def popen_module(module, args, log_path, extra_env=None):
     log = open(log_path, "w")  # noqa: SIM115 - closed by the caller's wait
     return subprocess.Popen(

@@ -245,12 +245,7 @@ print(json.dumps(out))
 
 
 def _run(script, *args, backend="jax"):
-    result = helpers.run_python(
-        ["-c", script, *args],
-        extra_env={"KERAS_BACKEND": backend, "JAX_PLATFORMS": "cpu"},
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    return json.loads(result.stdout.strip().splitlines()[-1])
+    return helpers.run_script(script, *args, backend=backend)
 
 
 class JaxTrainerTest(TestCase):
