@@ -21,9 +21,10 @@ from la_keras.runs import run_state
 from la_keras.runs.resolved import ResolvedConfig
 from la_keras.tflite_classifier import TFLiteClassifier
 from launch import export
-from launch import train
 from tests import serving_session
 from tests.launch import helpers
+from tests.launch import shared_runs
+from tests.launch import test_folder_runs
 from tests.launch.test_folder_runs import CLASSES
 from tests.launch.test_folder_runs import make_gray_folder
 from tests.test_case import TestCase
@@ -39,21 +40,15 @@ def _export(model_dir, export_dir, **overrides):
 
 
 class FixedSizeRunTest(TestCase):
-    """A run on the synthetic 32x32 RGB set: TFLite against the SavedModel."""
+    """The shared smoke run on the synthetic 32x32 RGB set (exported to
+    folders of its own here): TFLite against the SavedModel."""
 
     @classmethod
     def setUpClass(cls):
         super().setUpClass()
         helpers.define_all_flags()
         cls.root = os.path.join(tf.compat.v1.test.get_temp_dir(), "tfl_fixed")
-        cls.model_dir = os.path.join(cls.root, "run")
-        values = dict(helpers.SMOKE_FLAGS, epochs=1, warmup_epochs=0.0)
-        with flagsaver.flagsaver(
-            **values,
-            model_dir=cls.model_dir,
-            tb_log_dir=os.path.join(cls.model_dir, "log"),
-        ):
-            cls.metrics = train.run(FLAGS)
+        cls.model_dir, cls.metrics = shared_runs.posthoc_run()
         cls.path = _export(
             cls.model_dir, os.path.join(cls.root, "tfl"), format="tflite"
         )
@@ -153,18 +148,9 @@ class ResizedFolderRunTest(TestCase):
             os.path.join(cls.root, "data"), counts=(6, 4, 2)
         )
         cls.model_dir = os.path.join(cls.root, "run")
-        with flagsaver.flagsaver(
-            dataset=f"folder:{cls.data}",
-            model="resnet8",
-            epochs=1,
-            train_batch_size=4,
-            test_batch_size=5,
-            warmup_epochs=0.0,
-            image_size="24,20",
-            model_dir=cls.model_dir,
-            tb_log_dir=os.path.join(cls.model_dir, "log"),
-        ):
-            cls.metrics = train.run(FLAGS)
+        cls.metrics = test_folder_runs.train_on_folder(
+            cls.data, cls.model_dir, train_batch_size=4, image_size="24,20"
+        )
         cls.path = _export(cls.model_dir, None, format="tflite")
         rng = np.random.default_rng(0)
         cls.images = rng.integers(0, 256, [3, 28, 28, 1]).astype(np.uint8)

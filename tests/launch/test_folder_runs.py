@@ -26,9 +26,9 @@ from la_keras.runs import run_state
 from la_keras.runs.resolved import ResolvedConfig
 from launch import export
 from launch import prepare
-from launch import train
 from tests import serving_session
 from tests.launch import helpers
+from tests.launch import shared_runs
 from tests.test_case import TestCase
 
 FLAGS = flags.FLAGS
@@ -58,25 +58,26 @@ def make_gray_folder(root, size=(28, 28), counts=TRAIN_COUNTS, seed=0):
     return root
 
 
+# A short run on a folder of `make_gray_folder`.
+FOLDER_FLAGS = dict(
+    model="resnet8",
+    epochs=1,
+    train_batch_size=8,
+    test_batch_size=5,
+    warmup_epochs=0.0,
+    base_learning_rate=0.05,
+)
+
+
 def _flags(data, model_dir, **overrides):
-    values = dict(
-        dataset=f"folder:{data}",
-        model="resnet8",
-        epochs=1,
-        train_batch_size=8,
-        test_batch_size=5,
-        warmup_epochs=0.0,
-        base_learning_rate=0.05,
-        model_dir=model_dir,
-        tb_log_dir=os.path.join(model_dir, "log"),
+    return shared_runs.run_flags(
+        model_dir, FOLDER_FLAGS, {"dataset": f"folder:{data}"}, **overrides
     )
-    values.update(overrides)
-    return values
 
 
-def _train(data, model_dir, **overrides):
-    with flagsaver.flagsaver(**_flags(data, model_dir, **overrides)):
-        return train.run(FLAGS)
+def train_on_folder(data, model_dir, **overrides):
+    """A short in-process run on the folder `data`; its metrics."""
+    return shared_runs.train_with(_flags(data, model_dir, **overrides))
 
 
 class FolderRunTest(TestCase):
@@ -89,7 +90,7 @@ class FolderRunTest(TestCase):
         cls.root = os.path.join(tf.compat.v1.test.get_temp_dir(), "folders")
         cls.data = make_gray_folder(os.path.join(cls.root, "gray"))
         cls.model_dir = os.path.join(cls.root, "run")
-        cls.metrics = _train(cls.data, cls.model_dir)
+        cls.metrics = train_on_folder(cls.data, cls.model_dir)
 
     def test_metrics_name_the_classes(self):
         with open(os.path.join(self.model_dir, "metrics.json")) as f:
@@ -134,28 +135,17 @@ class FolderRunTest(TestCase):
             ResolvedConfig.read(self.model_dir)
         )
         images, _, _ = folder.arrays(f"folder:{self.data}", "test")
-        session = serving_session.run_in_session(
-            export_dir, images, np.zeros([1, 32, 32, 1], np.uint8)
-        )
-        serving_session.assert_served(
-            self,
-            session["outputs"],
-            serving_session.expected_outputs(
-                model,
-                images,
-                "cifar",
-                info.priors,
-                self.metrics["served_tau"],
-                CLASSES,
-            ),  # fmt: skip
-        )
+        serving_session.assert_served_in_session(
+            self, export_dir, model, images, info.priors,
+            self.metrics["served_tau"], CLASSES,
+        )  # fmt: skip
 
     def test_resume_refuses_a_changed_folder(self):
         extra = os.path.join(self.data, "train", "ant", "zz_new.png")
         shutil.copy(os.path.join(self.data, "train", "ant", "000.png"), extra)
         self.addCleanup(os.remove, extra)
         with self.assertRaisesRegex(app.UsageError, "changed since") as caught:
-            _train(self.data, self.model_dir)
+            train_on_folder(self.data, self.model_dir)
         message = str(caught.exception)
         self.assertNotIn("\n", message)
         self.assertIn("1 files added", message)
@@ -200,7 +190,7 @@ class FolderBadInputTest(TestCase):
         )
         cls.skipped_dir = os.path.join(cls.root, "skipped")
         with mock.patch.object(data_checks.logging, "warning") as warning:
-            cls.skipped_metrics = _train(
+            cls.skipped_metrics = train_on_folder(
                 cls.data, cls.skipped_dir, skip_bad_images=True
             )
         cls.warnings = [c.args[0] % c.args[1:] for c in warning.call_args_list]
@@ -268,8 +258,10 @@ class FolderBadInputTest(TestCase):
             r"--dataset=test \(--image_size also sizes the input of a "
             r"pretrained backbone: --pretrained, hub:\)\.$",
         ):
-            _train(self.data, os.path.join(self.root, "x"), dataset="test",
-                   image_size="32")  # fmt: skip
+            train_on_folder(
+                self.data, os.path.join(self.root, "x"), dataset="test",
+                image_size="32",
+            )  # fmt: skip
 
     def test_jax_refuses_a_set_larger_than_half_the_device(self):
         from la_keras.runs import train_jax
@@ -294,7 +286,7 @@ class FolderBadInputTest(TestCase):
 
     def test_ratio_is_refused_for_a_folder(self):
         with self.assertRaisesRegex(app.UsageError, "takes no long-tail"):
-            _train(self.data, os.path.join(self.root, "y"), ratio=10.0)
+            train_on_folder(self.data, os.path.join(self.root, "y"), ratio=10.0)
 
 
 class MixedSizesTest(TestCase):
@@ -316,7 +308,7 @@ class MixedSizesTest(TestCase):
 
     def test_mixed_sizes_are_refused_naming_two(self):
         with self.assertRaises(app.UsageError) as caught:
-            _train(self.data, os.path.join(self.root, "refused"))
+            train_on_folder(self.data, os.path.join(self.root, "refused"))
         message = str(caught.exception)
         self.assertRegex(
             message,
@@ -328,7 +320,7 @@ class MixedSizesTest(TestCase):
 
     def test_image_size_resizes_and_the_export_takes_any_size(self):
         model_dir = os.path.join(self.root, "resized")
-        metrics = _train(self.data, model_dir, image_size="24,20")
+        metrics = train_on_folder(self.data, model_dir, image_size="24,20")
         self.assertEqual(metrics["class_names"], list(CLASSES[:4]))
         info = ResolvedConfig.read(model_dir).data.info()
         self.assertEqual(info.image_shape, (24, 20, 1))  # gray: 12 of 15
