@@ -10,6 +10,8 @@ them fails there as on a machine without them, and
 import json
 import os
 import re
+import shutil
+import tempfile
 import textwrap
 
 import numpy as np
@@ -55,24 +57,29 @@ def _reproduce(env, data, out, methods):
     )
 
 
-class WithoutTensorFlowTest(TestCase):
+class BlockedTestCase(TestCase):
+    """A folder of the class's own with the blocker, and `cls.data`: the
+    `test` dataset prepared (with TensorFlow) with `PREPARE_FLAGS`."""
+
+    DATA = "test.prepared"
+    PREPARE_FLAGS = ()
+
     @classmethod
     def setUpClass(cls):
         super().setUpClass()
-        import tempfile
-
         cls.root = tempfile.mkdtemp(prefix="no_tf_")
+        cls.addClassCleanup(shutil.rmtree, cls.root, ignore_errors=True)
         cls.env = _make_blocker(os.path.join(cls.root, "blocker"))
-        cls.data = os.path.join(cls.root, "test.prepared")
+        cls.data = os.path.join(cls.root, cls.DATA)
         made = helpers.run_module(
             "launch.prepare",
-            [
-                "--dataset=test",
-                "--holdout_fraction=0.1",
-                f"--output={cls.data}",
-            ],
+            ["--dataset=test", *cls.PREPARE_FLAGS, f"--output={cls.data}"],
         )
         assert made.returncode == 0, made.stderr[-3000:]
+
+
+class WithoutTensorFlowTest(BlockedTestCase):
+    PREPARE_FLAGS = ("--holdout_fraction=0.1",)
 
     def _run(self, module, *args):
         return helpers.run_module(module, list(args), extra_env=self.env)
@@ -287,28 +294,16 @@ class WithoutTensorFlowTest(TestCase):
         )
 
 
-class ReproduceWithoutTensorFlowTest(TestCase):
-    """`launch.reproduce` on JAX from a prepared file, TensorFlow blocked."""
+class ReproduceWithoutTensorFlowTest(BlockedTestCase):
+    """`launch.reproduce` on JAX from a prepared file, TensorFlow blocked.
 
-    @classmethod
-    def setUpClass(cls):
-        super().setUpClass()
-        import tempfile
+    The file is prepared without a holdout: reproduce sets the holdout of
+    the τ* rows aside itself."""
 
-        cls.root = tempfile.mkdtemp(prefix="no_tf_reproduce_")
-        cls.env = _make_blocker(os.path.join(cls.root, "blocker"))
-        # Prepared without a holdout (with TensorFlow): reproduce sets the
-        # holdout of the τ* rows aside itself.
-        cls.data = os.path.join(cls.root, "data", "test.prepared")
-        made = helpers.run_module(
-            "launch.prepare", ["--dataset=test", f"--output={cls.data}"]
-        )
-        assert made.returncode == 0, made.stderr[-3000:]
+    DATA = os.path.join("data", "test.prepared")
 
     @pytest.mark.slow
     def test_three_rows_then_moved_without_retraining(self):
-        import shutil
-
         out = os.path.join(self.root, "three")
         methods = "erm,la_posthoc,la_loss"
         result = _reproduce(self.env, self.data, out, methods)
