@@ -77,6 +77,24 @@ def run_python(args, timeout=300, extra_env=None):
     )
 
 
+def assert_export_refused(test, model_dir, flag, error):
+    """`python -m launch.export` of `model_dir` with `flag` refuses: exit
+    status 1, no traceback, the last line `launch.export: error: <error>`,
+    and no export written."""
+    export_dir = os.path.join(test.get_temp_dir(), "refused")
+    result = run_module(
+        "launch.export",
+        [f"--model_dir={model_dir}", f"--export_dir={export_dir}", flag],
+    )
+    test.assertEqual(result.returncode, 1, result.stderr[-2000:])
+    test.assertNotIn("Traceback", result.stderr)
+    test.assertEqual(
+        result.stderr.strip().splitlines()[-1],
+        f"launch.export: error: {error}",
+    )
+    test.assertFalse(os.path.exists(export_dir))
+
+
 def run_script(script, *args, backend=None, timeout=300):
     """Runs `python -c script args` (on Keras's `backend` where given, JAX
     on the CPU); asserts it succeeded and returns the JSON object its last
@@ -100,6 +118,14 @@ def popen_module(module, args, log_path, extra_env=None):
     )
 
 
+def kill_all(processes):
+    """Kills those of `processes` still running (a test's `finally`)."""
+    for process in processes:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+
+
 def stop_when(process, ready, timeout=240):
     """Sends SIGTERM to `process` once `ready()` is true; its exit code.
 
@@ -120,9 +146,7 @@ def stop_when(process, ready, timeout=240):
         process.send_signal(signal.SIGTERM)
         return process.wait(timeout=120)
     finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
+        kill_all([process])
 
 
 def write_lease(model_dir, host=None, pid=None, age=0.0, generation=1):

@@ -139,18 +139,9 @@ class TargetPriorExportTest(TestCase):
         with self.assertRaisesRegex(app.UsageError, "no such file"):
             self._export("missing", target_prior="/nonexistent/prior.txt")
         # From the command line: one line, exit status 1, nothing written.
-        export_dir = os.path.join(self.get_temp_dir(), "refused")
         path = self._write("text.txt", "1 2 x")
-        result = helpers.run_module(
-            "launch.export",
-            [f"--model_dir={self.model_dir}", f"--export_dir={export_dir}",
-             f"--target_prior={path}"],
+        helpers.assert_export_refused(
+            self, self.model_dir, f"--target_prior={path}",
+            f"--target_prior={path}: 'x' is not a number; expected one class "
+            "probability or count per class.",
         )  # fmt: skip
-        self.assertEqual(result.returncode, 1, result.stderr[-2000:])
-        self.assertNotIn("Traceback", result.stderr)
-        self.assertEqual(
-            result.stderr.strip().splitlines()[-1],
-            f"launch.export: error: --target_prior={path}: 'x' is not a "
-            "number; expected one class probability or count per class.",
-        )
-        self.assertFalse(os.path.exists(export_dir))
