@@ -26,7 +26,6 @@ from tests.launch import helpers
 from tests.launch import shared_runs
 from tests.launch import test_folder_runs
 from tests.launch.test_folder_runs import CLASSES
-from tests.launch.test_folder_runs import make_gray_folder
 from tests.test_case import TestCase
 
 FLAGS = flags.FLAGS
@@ -136,17 +135,14 @@ class FixedSizeRunTest(TestCase):
         self.assertIsNone(TFLiteClassifier(self.path).metadata["target_prior"])
 
 
-class ResizedFolderRunTest(TestCase):
+class ResizedFolderRunTest(test_folder_runs.FolderTestCase):
     """A grayscale folder run with --image_size: the model resizes."""
+
+    ROOT, DATA, COUNTS = "tfl_gray", "data", (6, 4, 2)
 
     @classmethod
     def setUpClass(cls):
         super().setUpClass()
-        helpers.define_all_flags()
-        cls.root = os.path.join(tf.compat.v1.test.get_temp_dir(), "tfl_gray")
-        cls.data = make_gray_folder(
-            os.path.join(cls.root, "data"), counts=(6, 4, 2)
-        )
         cls.model_dir = os.path.join(cls.root, "run")
         cls.metrics = test_folder_runs.train_on_folder(
             cls.data, cls.model_dir, train_batch_size=4, image_size="24,20"

@@ -80,15 +80,30 @@ def train_on_folder(data, model_dir, **overrides):
     return shared_runs.train_with(_flags(data, model_dir, **overrides))
 
 
-class FolderRunTest(TestCase):
-    """One run on a grayscale PNG folder, shared by the checks below."""
+class FolderTestCase(TestCase):
+    """`cls.root`, a folder `ROOT` of the class's own, and `cls.data`, the
+    folder `root/DATA` of `make_gray_folder` with `COUNTS` training images."""
+
+    ROOT = "folders"
+    DATA = "gray"
+    COUNTS = TRAIN_COUNTS
 
     @classmethod
     def setUpClass(cls):
         super().setUpClass()
         helpers.define_all_flags()
-        cls.root = os.path.join(tf.compat.v1.test.get_temp_dir(), "folders")
-        cls.data = make_gray_folder(os.path.join(cls.root, "gray"))
+        cls.root = os.path.join(tf.compat.v1.test.get_temp_dir(), cls.ROOT)
+        cls.data = make_gray_folder(
+            os.path.join(cls.root, cls.DATA), counts=cls.COUNTS
+        )
+
+
+class FolderRunTest(FolderTestCase):
+    """One run on a grayscale PNG folder, shared by the checks below."""
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
         cls.model_dir = os.path.join(cls.root, "run")
         cls.metrics = train_on_folder(cls.data, cls.model_dir)
 
@@ -170,13 +185,12 @@ class FolderRunTest(TestCase):
         self.assertEqual(len(holdout) + len(data.splits["train"][1]), 47)
 
 
-class FolderBadInputTest(TestCase):
+class FolderBadInputTest(FolderTestCase):
+    ROOT = "bad"
+
     @classmethod
     def setUpClass(cls):
         super().setUpClass()
-        helpers.define_all_flags()
-        cls.root = os.path.join(tf.compat.v1.test.get_temp_dir(), "bad")
-        cls.data = make_gray_folder(os.path.join(cls.root, "gray"))
         cls.bad = os.path.join(cls.data, "train", "bee", "001.png")
         with open(cls.bad, "rb") as f:
             head = f.read(100)
@@ -289,15 +303,12 @@ class FolderBadInputTest(TestCase):
             train_on_folder(self.data, os.path.join(self.root, "y"), ratio=10.0)
 
 
-class MixedSizesTest(TestCase):
+class MixedSizesTest(FolderTestCase):
+    ROOT, DATA, COUNTS = "mixed", "data", (6, 4, 2)
+
     @classmethod
     def setUpClass(cls):
         super().setUpClass()
-        helpers.define_all_flags()
-        cls.root = os.path.join(tf.compat.v1.test.get_temp_dir(), "mixed")
-        cls.data = make_gray_folder(
-            os.path.join(cls.root, "data"), counts=(6, 4, 2)
-        )
         # A class of larger RGB images: 3 of the 15 training images.
         make_gray_folder(
             os.path.join(cls.root, "data"), size=(36, 30), counts=(0, 0, 0, 3)
