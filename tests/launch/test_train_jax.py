@@ -135,24 +135,16 @@ class TrainOnJaxTest(TestCase):
     # extended run's resume on TensorFlow (test_train.py ExtendTest).
     @pytest.mark.slow
     def test_train_resume_and_export(self):
-        model_dir = os.path.join(self.get_temp_dir(), "jax_run")
-        first = _train(model_dir, epochs=2)
-        self.assertEqual(first.returncode, 0, first.stderr[-3000:])
-        with open(os.path.join(model_dir, "metrics.json")) as f:
-            metrics = json.load(f)
-        # The same metrics.json as a TensorFlow run, plus the backend.
-        self.assertEqual(metrics["backend"], "jax")
-        self.assertEqual(metrics["step"], 18)
-        self.assertEqual(metrics["epoch"], 2)
-        for key in ("raw", "adjusted", "adjusted_tuned"):
-            self.assertLen(metrics["test"][key]["per_class_accuracy"], 10)
-        self.assertIsNotNone(metrics["holdout"]["tau_star"])
-        for name in ("flags.json", "flags.txt", "per_class_accuracy.png"):
-            self.assertTrue(os.path.exists(os.path.join(model_dir, name)))
-        self.assertTrue(os.path.exists(metrics["keras_model"]))
+        # The first two epochs: the shared JAX run, whose outputs
+        # SharedJaxRunTest checks.
+        model_dir = shared_runs.copy_of(
+            shared_runs.jax_run(), self.get_temp_dir()
+        )
 
         # A rerun extended to more epochs resumes from the last checkpoint.
-        second = _train(model_dir, epochs=3, extend=True)
+        second = _train(
+            model_dir, epochs=3, extend=True, checkpoint_every_seconds=0
+        )
         self.assertEqual(second.returncode, 0, second.stderr[-3000:])
         self.assertIn("ckpt-18.npz at step 18", second.stderr)
         with open(os.path.join(model_dir, "metrics.json")) as f:
@@ -162,7 +154,9 @@ class TrainOnJaxTest(TestCase):
         newest = os.path.join(model_dir, "checkpoints", "ckpt-27.npz")
         with open(newest, "r+b") as f:
             f.truncate(os.path.getsize(newest) // 2)
-        third = _train(model_dir, epochs=4, extend=True)
+        third = _train(
+            model_dir, epochs=4, extend=True, checkpoint_every_seconds=0
+        )
         self.assertEqual(third.returncode, 0, third.stderr[-3000:])
         self.assertIn("Skipping damaged checkpoint", third.stderr)
         self.assertIn("ckpt-18.npz at step 18", third.stderr)
@@ -178,7 +172,8 @@ class TrainOnJaxTest(TestCase):
         )
         self.assertEqual(out["logits"].shape, (2, 10))
         with open(os.path.join(model_dir, "metrics.json")) as f:
-            served_tau = json.load(f)["served_tau"]
+            metrics = json.load(f)
+        served_tau = metrics["served_tau"]
         self.assertAllClose(float(loaded.tau.numpy()), served_tau)
         self.assertLen(
             glob.glob(os.path.join(model_dir, "checkpoints", "*.npz")), 3
@@ -341,10 +336,7 @@ class TrainOnJaxTest(TestCase):
                 )
             codes = [worker.wait(timeout=240) for worker in workers]
         finally:
-            for worker in workers:
-                if worker.poll() is None:
-                    worker.kill()
-                    worker.wait()
+            helpers.kill_all(workers)
         logs = []
         for process_id in range(2):
             with open(os.path.join(root, f"worker{process_id}.log")) as f:
