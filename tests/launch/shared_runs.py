@@ -12,6 +12,7 @@ session that no shared folder was changed.
 import atexit
 import collections
 import functools
+import hashlib
 import json
 import os
 import shutil
@@ -35,16 +36,18 @@ def _root():
 
 
 def _snapshot(model_dir):
-    """`{relative path: (size, mtime_ns)}` of every file in `model_dir`."""
+    """`{relative path: SHA-256}` of every file in `model_dir`.
+
+    By content, not modification time: reading a TensorFlow run rewrites
+    its `checkpoints/checkpoint` state file with the same contents.
+    """
     files = {}
     for directory, _, names in os.walk(model_dir):
         for name in names:
             path = os.path.join(directory, name)
-            stat = os.stat(path)
-            files[os.path.relpath(path, model_dir)] = (
-                stat.st_size,
-                stat.st_mtime_ns,
-            )
+            with open(path, "rb") as f:
+                digest = hashlib.sha256(f.read()).hexdigest()
+            files[os.path.relpath(path, model_dir)] = digest
     return files
 
 
