@@ -25,6 +25,21 @@ SMOKE_FLAGS = dict(
 )
 
 
+def resolved_config(data=None, epochs=2, **fields):
+    """A `ResolvedConfig` of the `test` dataset in batches of 4 (`data`:
+    more `DataConfig` fields), trained `epochs` epochs at a constant
+    learning rate; `fields`: its other fields."""
+    from la_keras.runs.resolved import DataConfig
+    from la_keras.runs.resolved import ResolvedConfig
+    from la_keras.runs.resolved import ScheduleConfig
+
+    return ResolvedConfig(
+        data=DataConfig(dataset="test", train_batch_size=4, **(data or {})),
+        schedule=ScheduleConfig(epochs=epochs, schedule=((1.0, 1.0),)),
+        **fields,
+    )
+
+
 def define_all_flags():
     from launch import evaluate
     from launch import export
@@ -35,6 +50,17 @@ def define_all_flags():
         flags.FLAGS.mark_as_parsed()
 
 
+def flag_args(values):
+    """The command-line flags of the flag `values` (None: left out)."""
+    args = []
+    for name, value in values.items():
+        if isinstance(value, bool):
+            args.append(f"--{name}" if value else f"--no{name}")
+        elif value is not None:
+            args.append(f"--{name}={value}")
+    return args
+
+
 def smoke_args(model_dir, **overrides):
     """Command-line flags of a smoke run in `model_dir`."""
     values = dict(
@@ -42,13 +68,7 @@ def smoke_args(model_dir, **overrides):
     )
     values.update(overrides)
     # INFO logs on: the tests read the epoch and resume lines.
-    args = ["--verbosity=0"]
-    for name, value in values.items():
-        if isinstance(value, bool):
-            args.append(f"--{name}" if value else f"--no{name}")
-        else:
-            args.append(f"--{name}={value}")
-    return args
+    return ["--verbosity=0", *flag_args(values)]
 
 
 def env():

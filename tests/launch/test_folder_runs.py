@@ -58,18 +58,20 @@ def make_gray_folder(root, size=(28, 28), counts=TRAIN_COUNTS, seed=0):
     return root
 
 
-# A short run on a folder of `make_gray_folder`.
+# A short run on a folder of `make_gray_folder`: the smoke run's model and
+# learning rate, one epoch without warm-up, the dataset's own holdout.
 FOLDER_FLAGS = dict(
-    model="resnet8",
+    helpers.SMOKE_FLAGS,
     epochs=1,
     train_batch_size=8,
     test_batch_size=5,
     warmup_epochs=0.0,
-    base_learning_rate=0.05,
+    holdout_fraction=None,
 )
 
 
-def _flags(data, model_dir, **overrides):
+def folder_flags(data, model_dir, **overrides):
+    """The flag values of a short run on the folder `data`."""
     return shared_runs.run_flags(
         model_dir, FOLDER_FLAGS, {"dataset": f"folder:{data}"}, **overrides
     )
@@ -77,7 +79,7 @@ def _flags(data, model_dir, **overrides):
 
 def train_on_folder(data, model_dir, **overrides):
     """A short in-process run on the folder `data`; its metrics."""
-    return shared_runs.train_with(_flags(data, model_dir, **overrides))
+    return shared_runs.train_with(folder_flags(data, model_dir, **overrides))
 
 
 class FolderTestCase(TestCase):
@@ -169,10 +171,11 @@ class FolderRunTest(FolderTestCase):
     def test_prepare_writes_the_folder(self):
         output = os.path.join(self.root, "gray.prepared")
         with flagsaver.flagsaver(
-            **_flags(self.data, os.path.join(self.root, "prep")),
-            output=output,
-            holdout_fraction=0.2,
-        ):
+            **folder_flags(
+                self.data, os.path.join(self.root, "prep"),
+                output=output, holdout_fraction=0.2,
+            )
+        ):  # fmt: skip
             prepare.run(FLAGS)
         data = prepared.read(output)
         self.assertEqual(data.metadata["class_names"], list(CLASSES))
@@ -212,10 +215,10 @@ class FolderBadInputTest(FolderTestCase):
     def test_corrupt_png_exits_1_naming_it(self):
         result = helpers.run_module(
             "launch.train",
-            [f"--{k}={v}" for k, v in _flags(
-                self.data, os.path.join(self.root, "refused")
-            ).items()],
-        )  # fmt: skip
+            helpers.flag_args(
+                folder_flags(self.data, os.path.join(self.root, "refused"))
+            ),
+        )
         self.assertEqual(result.returncode, 1, result.stderr[-2000:])
         lines = result.stderr.strip().splitlines()
         self.assertLen(lines, 1)

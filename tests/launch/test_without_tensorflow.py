@@ -187,19 +187,14 @@ class WithoutTensorFlowTest(BlockedTestCase):
 
     def test_folder_dataset_trains_and_prepares(self):
         from tests.launch.test_folder_runs import CLASSES
+        from tests.launch.test_folder_runs import folder_flags
         from tests.launch.test_folder_runs import make_gray_folder
 
         data = make_gray_folder(os.path.join(self.root, "gray"))
         model_dir = os.path.join(self.root, "folder_run")
         result = self._run(
             "launch.train",
-            f"--dataset=folder:{data}",
-            "--model=resnet8",
-            "--epochs=1",
-            "--train_batch_size=8",
-            "--test_batch_size=5",
-            f"--model_dir={model_dir}",
-            f"--tb_log_dir={model_dir}/log",
+            *helpers.flag_args(folder_flags(data, model_dir)),
         )
         self.assertEqual(result.returncode, 0, result.stderr[-3000:])
         with open(os.path.join(model_dir, "metrics.json")) as f:
@@ -258,21 +253,15 @@ class WithoutTensorFlowTest(BlockedTestCase):
         self.assertIn("--dataset=prepared:PATH", last)
 
     def test_imagenet_recipe_data_is_refused_in_one_line(self):
-        from la_keras.datasets import DatasetInfo
         from la_keras.datasets import prepared
+        from tests.datasets import fakes
 
         images = np.zeros((4, 8, 8, 3), np.uint8)
         labels = np.array([0, 0, 0, 1])
-        info = DatasetInfo(
-            name="tiny",
-            num_classes=2,
-            class_names=["a", "b"],
-            train_counts=[3, 1],
-            priors=[0.75, 0.25],
-            image_shape=(8, 8, 3),
-            num_examples={"train": 4, "test": 4},
-            preprocessing="imagenet",
-        )
+        info = fakes.dataset_info(
+            [3, 1], name="tiny", image_shape=(8, 8, 3),
+            num_examples={"train": 4, "test": 4}, preprocessing="imagenet",
+        )  # fmt: skip
         path = prepared.write(
             os.path.join(self.root, "imagenet_like.prepared"),
             {"train": (images, labels), "test": (images, labels)},
