@@ -37,6 +37,18 @@ def log_softmax64(z):
     return z - np.log(np.exp(z).sum(axis=-1, keepdims=True))
 
 
+def check_against_reference(test, loss, function, reference, batch=32):
+    """`loss` and its functional form `function(labels, logits)` give the
+    float64 `reference(labels, logits)` of a random batch, and `loss` that
+    of soft labels too."""
+    labels, logits = random_batch(batch=batch)
+    expected = reference(labels, logits)
+    test.assertAllClose(loss(labels, logits), expected, rtol=1e-5)
+    test.assertAllClose(function(labels, logits), expected, rtol=1e-5)
+    soft = soft_labels(batch=batch)
+    test.assertAllClose(loss(soft, logits), reference(soft, logits), rtol=1e-5)
+
+
 class LossContractTests:
     """`check_label_formats`, `check_reductions_and_sample_weight` and
     `check_low_precision` as tests of a loss's TestCase, which defines

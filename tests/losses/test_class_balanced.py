@@ -9,6 +9,7 @@ from la_keras.losses import class_balanced_weights
 from la_keras.losses import softmax_focal_crossentropy
 from tests.losses.baseline_checks import CIFAR10_LT_COUNTS
 from tests.losses.baseline_checks import LossContractTests
+from tests.losses.baseline_checks import check_against_reference
 from tests.losses.baseline_checks import check_compiled_model_round_trip
 from tests.losses.baseline_checks import log_softmax64
 from tests.losses.baseline_checks import one_hot64
@@ -139,8 +140,6 @@ class FocalLossTest(LossContractTests, TestCase):
 
 class ClassBalancedLossTest(LossContractTests, TestCase):
     def test_matches_float64_reference(self):
-        labels, logits = random_batch(batch=32)
-        soft = soft_labels(batch=32)
         for beta in (0.0, 0.99, 0.9999):
             w = reference_weights(CIFAR10_LT_COUNTS, beta)
             for loss_type, gamma in (
@@ -148,32 +147,19 @@ class ClassBalancedLossTest(LossContractTests, TestCase):
                 ("focal", 1.0),
                 ("focal", 2.0),
             ):
-                loss = ClassBalancedLoss(
-                    CIFAR10_LT_COUNTS,
-                    beta,
-                    loss_type,
-                    gamma=gamma,
-                    reduction=None,
-                )
-                expected = reference_focal(labels, logits, gamma, w)
-                self.assertAllClose(loss(labels, logits), expected, rtol=1e-5)
-                self.assertAllClose(
-                    class_balanced_crossentropy(
-                        labels,
-                        logits,
-                        CIFAR10_LT_COUNTS,
-                        beta,
-                        loss_type,
-                        gamma,
+                check_against_reference(
+                    self,
+                    ClassBalancedLoss(
+                        CIFAR10_LT_COUNTS, beta, loss_type, gamma=gamma,
+                        reduction=None,
                     ),
-                    expected,
-                    rtol=1e-5,
-                )
-                self.assertAllClose(
-                    loss(soft, logits),
-                    reference_focal(soft, logits, gamma, w),
-                    rtol=1e-5,
-                )
+                    lambda y, z, b=beta, t=loss_type, g=gamma: (
+                        class_balanced_crossentropy(
+                            y, z, CIFAR10_LT_COUNTS, b, t, g
+                        )
+                    ),
+                    lambda y, z, g=gamma, w=w: reference_focal(y, z, g, w),
+                )  # fmt: skip
 
     def test_softmax_ignores_gamma_and_is_weighted_crossentropy(self):
         labels, logits = random_batch()
