@@ -38,6 +38,18 @@ def _export(model_dir, export_dir, **overrides):
         return export.run(FLAGS)
 
 
+def _assert_refused(test, classifier, shape, *requests):
+    """`classifier` refuses each of `requests`, naming the image shape it
+    takes (`[batch, <shape>]`) and what it received."""
+    for bad in requests:
+        with test.assertRaisesRegex(
+            ValueError,
+            rf"^Invalid value for argument `images`.*\[batch, {shape}\]\. "
+            r"Received: images with dtype \w+ and shape",
+        ):
+            classifier(bad)
+
+
 class FixedSizeRunTest(TestCase):
     """The shared smoke run on the synthetic 32x32 RGB set (exported to
     folders of its own here): TFLite against the SavedModel."""
@@ -85,16 +97,11 @@ class FixedSizeRunTest(TestCase):
 
     def test_requests_of_another_dtype_or_rank_are_refused(self):
         classifier = TFLiteClassifier(self.path)
-        for bad in (
-            self.images.astype(np.float32),
-            self.images[0],
+        _assert_refused(
+            self, classifier, "32, 32, 3",
+            self.images.astype(np.float32), self.images[0],
             self.images[:, :16],
-        ):
-            with self.assertRaisesRegex(
-                ValueError, r"^Invalid value for argument `images`.*\[batch, "
-                r"32, 32, 3\]\. Received: images with dtype \w+ and shape"
-            ):  # fmt: skip
-                classifier(bad)
+        )  # fmt: skip
         logits, class_ids, names = classifier(self.images[:0])
         self.assertEqual((logits.shape, class_ids.shape, names),
                          ((0, 10), (0,), []))  # fmt: skip
@@ -194,18 +201,11 @@ class ResizedFolderRunTest(test_folder_runs.FolderTestCase):
         self.assertFalse([op for op in ops if op.startswith("Flex")])
 
     def test_wrong_channels_dtype_or_rank_are_refused(self):
-        classifier = TFLiteClassifier(self.path)
-        for bad in (
-            np.repeat(self.images, 3, -1),
-            self.images.astype(np.float32),
-            self.images[0],
-            self.images[:, :0],
-        ):
-            with self.assertRaisesRegex(
-                ValueError, r"^Invalid value for argument `images`.*\[batch, "
-                r"any, any, 1\]\. Received: images with dtype \w+ and shape"
-            ):  # fmt: skip
-                classifier(bad)
+        _assert_refused(
+            self, TFLiteClassifier(self.path), "any, any, 1",
+            np.repeat(self.images, 3, -1), self.images.astype(np.float32),
+            self.images[0], self.images[:, :0],
+        )  # fmt: skip
 
     def test_int8_converts_and_runs(self):
         path = _export(
