@@ -31,6 +31,34 @@ def shared_reference_dir():
     return str(path) if path.is_dir() else None
 
 
+@pytest.fixture(scope="session", autouse=True)
+def shared_runs_unchanged():
+    """Fails the session's last teardown if a test wrote into a shared run
+    (`tests/launch/shared_runs.py`) instead of into a copy of it."""
+    yield
+    from tests.launch import shared_runs
+
+    changed = shared_runs.changed_runs()
+    assert not changed, f"shared runs changed by the tests: {changed}"
+
+
+@pytest.fixture(scope="session")
+def posthoc_run():
+    """The shared post-hoc smoke run (TensorFlow): `shared_runs.Run`."""
+    from tests.launch import shared_runs
+
+    return shared_runs.posthoc_run()
+
+
+@pytest.fixture(scope="session")
+def jax_run():
+    """The shared smoke run of the JAX backend: `shared_runs.Run`."""
+    pytest.importorskip("jax")
+    from tests.launch import shared_runs
+
+    return shared_runs.jax_run()
+
+
 @pytest.fixture
 def tfds_data_dir():
     """Real offline TFDS data_dir, or None (tests then use mock data)."""

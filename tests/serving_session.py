@@ -153,6 +153,21 @@ def assert_served(test, served, expected, rtol=1e-4):
         )
 
 
+def assert_served_in_session(
+    test, export_dir, model, images, priors=None, tau=0.0, class_names=None
+):
+    """`export_dir` run in a session (`run_in_session`) serves what `model`
+    computes on the uint8 `images` (`expected_outputs`, CIFAR
+    preprocessing), up to float32 rounding (`assert_served`)."""
+    # A request of another size, which these checks do not read.
+    bad = np.zeros((1, images.shape[1] + 1, *images.shape[2:]), np.uint8)
+    session = run_in_session(export_dir, images, bad)
+    expected = expected_outputs(
+        model, images, "cifar", priors, tau, class_names
+    )
+    assert_served(test, session["outputs"], expected)
+
+
 _PRIOR_SCRIPT = """
 import sys
 import numpy as np

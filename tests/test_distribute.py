@@ -2,17 +2,14 @@
 
 import json
 import os
-import subprocess
-import sys
 from unittest import mock
 
 import tensorflow as tf
 
 from la_keras import distribute
+from tests.launch import helpers
 from tests.numerics import assert_float32_close
 from tests.test_case import TestCase
-
-_REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 # One process: 2 logical CPUs; the same steps on OneDevice and Mirrored.
 _MIRRORED_SCRIPT = """
@@ -55,25 +52,6 @@ print(json.dumps({"one": one, "two": two,
                   "replicas": tf.distribute.MirroredStrategy(
                       ["/cpu:0", "/cpu:1"]).num_replicas_in_sync}))
 """
-
-
-def run_script(script, timeout=300):
-    env = dict(
-        os.environ,
-        TF_CPP_MIN_LOG_LEVEL="3",
-        CUDA_VISIBLE_DEVICES="",
-        PYTHONPATH=_REPO,
-    )
-    result = subprocess.run(
-        [sys.executable, "-c", script],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        env=env,
-        cwd=_REPO,
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    return json.loads(result.stdout.strip().splitlines()[-1])
 
 
 class GetStrategyTest(TestCase):
@@ -229,7 +207,7 @@ class ChiefTest(TestCase):
 
 class MirroredMatchesOneDeviceTest(TestCase):
     def test_same_loss_and_weights(self):
-        out = run_script(_MIRRORED_SCRIPT)
+        out = helpers.run_script(_MIRRORED_SCRIPT)
         self.assertEqual(out["replicas"], 2)
         losses_one, weights_one = out["one"]
         losses_two, weights_two = out["two"]

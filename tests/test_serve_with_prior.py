@@ -10,10 +10,8 @@ import numpy as np
 import tensorflow as tf
 
 from la_keras import serving
-from la_keras.datasets import preprocess_images
 from tests import serving_session
-from tests.test_case import TestCase
-from tests.test_serving import tiny_model
+from tests import test_serving
 
 TRAIN = np.array([0.6, 0.3, 0.08, 0.02])
 EPS = 1e-12
@@ -35,16 +33,11 @@ def _softmax(logits):
     return shifted / shifted.sum(axis=-1, keepdims=True)
 
 
-class ServeWithPriorTest(TestCase):
+class ServeWithPriorTest(test_serving.TinyModelTestCase):
     def setUp(self):
         super().setUp()
-        self.model = tiny_model()
-        rng = np.random.default_rng(0)
-        self.images = rng.integers(0, 256, (16, 32, 32, 3)).astype(np.uint8)
-        inputs = preprocess_images(self.images, "cifar")
-        self.raw = self.model(inputs, training=False).numpy()
-        self.prior = rng.uniform(0.05, 1.0, 4).astype(np.float32)
-        self.priors = rng.uniform(0.0, 1.0, (16, 4)).astype(np.float32)
+        self.prior = self.rng.uniform(0.05, 1.0, 4).astype(np.float32)
+        self.priors = self.rng.uniform(0.0, 1.0, (16, 4)).astype(np.float32)
 
     def _export(self, name, **kwargs):
         export_dir = os.path.join(self.get_temp_dir(), name)

@@ -47,14 +47,21 @@ def tiny_model():
     )
 
 
-class ExportSavedModelTest(TestCase):
+class TinyModelTestCase(TestCase):
+    """`self.model`, a `tiny_model`; `self.images`, 16 random uint8 images
+    of 32x32 drawn by `self.rng`; `self.raw`, the model's logits of them."""
+
     def setUp(self):
         super().setUp()
         self.model = tiny_model()
-        rng = np.random.default_rng(0)
-        self.images = rng.integers(0, 256, (16, 32, 32, 3)).astype(np.uint8)
-        self.raw = self.model(preprocess_images(self.images, "cifar")).numpy()
+        self.rng = np.random.default_rng(0)
+        self.images = self.rng.integers(0, 256, (16, 32, 32, 3))
+        self.images = self.images.astype(np.uint8)
+        inputs = preprocess_images(self.images, "cifar")
+        self.raw = self.model(inputs, training=False).numpy()
 
+
+class ExportSavedModelTest(TinyModelTestCase):
     def _load_in_subprocess(self, export_dir):
         images_path = os.path.join(self.get_temp_dir(), "images.npy")
         np.save(images_path, self.images)

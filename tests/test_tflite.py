@@ -21,11 +21,11 @@ from la_keras.runs import run_state
 from la_keras.runs.resolved import ResolvedConfig
 from la_keras.tflite_classifier import TFLiteClassifier
 from launch import export
-from launch import train
 from tests import serving_session
 from tests.launch import helpers
+from tests.launch import shared_runs
+from tests.launch import test_folder_runs
 from tests.launch.test_folder_runs import CLASSES
-from tests.launch.test_folder_runs import make_gray_folder
 from tests.test_case import TestCase
 
 FLAGS = flags.FLAGS
@@ -38,22 +38,28 @@ def _export(model_dir, export_dir, **overrides):
         return export.run(FLAGS)
 
 
+def _assert_refused(test, classifier, shape, *requests):
+    """`classifier` refuses each of `requests`, naming the image shape it
+    takes (`[batch, <shape>]`) and what it received."""
+    for bad in requests:
+        with test.assertRaisesRegex(
+            ValueError,
+            rf"^Invalid value for argument `images`.*\[batch, {shape}\]\. "
+            r"Received: images with dtype \w+ and shape",
+        ):
+            classifier(bad)
+
+
 class FixedSizeRunTest(TestCase):
-    """A run on the synthetic 32x32 RGB set: TFLite against the SavedModel."""
+    """The shared smoke run on the synthetic 32x32 RGB set (exported to
+    folders of its own here): TFLite against the SavedModel."""
 
     @classmethod
     def setUpClass(cls):
         super().setUpClass()
         helpers.define_all_flags()
         cls.root = os.path.join(tf.compat.v1.test.get_temp_dir(), "tfl_fixed")
-        cls.model_dir = os.path.join(cls.root, "run")
-        values = dict(helpers.SMOKE_FLAGS, epochs=1, warmup_epochs=0.0)
-        with flagsaver.flagsaver(
-            **values,
-            model_dir=cls.model_dir,
-            tb_log_dir=os.path.join(cls.model_dir, "log"),
-        ):
-            cls.metrics = train.run(FLAGS)
+        cls.model_dir, cls.metrics = shared_runs.posthoc_run()
         cls.path = _export(
             cls.model_dir, os.path.join(cls.root, "tfl"), format="tflite"
         )
@@ -91,16 +97,11 @@ class FixedSizeRunTest(TestCase):
 
     def test_requests_of_another_dtype_or_rank_are_refused(self):
         classifier = TFLiteClassifier(self.path)
-        for bad in (
-            self.images.astype(np.float32),
-            self.images[0],
+        _assert_refused(
+            self, classifier, "32, 32, 3",
+            self.images.astype(np.float32), self.images[0],
             self.images[:, :16],
-        ):
-            with self.assertRaisesRegex(
-                ValueError, r"^Invalid value for argument `images`.*\[batch, "
-                r"32, 32, 3\]\. Received: images with dtype \w+ and shape"
-            ):  # fmt: skip
-                classifier(bad)
+        )  # fmt: skip
         logits, class_ids, names = classifier(self.images[:0])
         self.assertEqual((logits.shape, class_ids.shape, names),
                          ((0, 10), (0,), []))  # fmt: skip
@@ -141,30 +142,18 @@ class FixedSizeRunTest(TestCase):
         self.assertIsNone(TFLiteClassifier(self.path).metadata["target_prior"])
 
 
-class ResizedFolderRunTest(TestCase):
+class ResizedFolderRunTest(test_folder_runs.FolderTestCase):
     """A grayscale folder run with --image_size: the model resizes."""
+
+    ROOT, DATA, COUNTS = "tfl_gray", "data", (6, 4, 2)
 
     @classmethod
     def setUpClass(cls):
         super().setUpClass()
-        helpers.define_all_flags()
-        cls.root = os.path.join(tf.compat.v1.test.get_temp_dir(), "tfl_gray")
-        cls.data = make_gray_folder(
-            os.path.join(cls.root, "data"), counts=(6, 4, 2)
-        )
         cls.model_dir = os.path.join(cls.root, "run")
-        with flagsaver.flagsaver(
-            dataset=f"folder:{cls.data}",
-            model="resnet8",
-            epochs=1,
-            train_batch_size=4,
-            test_batch_size=5,
-            warmup_epochs=0.0,
-            image_size="24,20",
-            model_dir=cls.model_dir,
-            tb_log_dir=os.path.join(cls.model_dir, "log"),
-        ):
-            cls.metrics = train.run(FLAGS)
+        cls.metrics = test_folder_runs.train_on_folder(
+            cls.data, cls.model_dir, train_batch_size=4, image_size="24,20"
+        )
         cls.path = _export(cls.model_dir, None, format="tflite")
         rng = np.random.default_rng(0)
         cls.images = rng.integers(0, 256, [3, 28, 28, 1]).astype(np.uint8)
@@ -212,18 +201,11 @@ class ResizedFolderRunTest(TestCase):
         self.assertFalse([op for op in ops if op.startswith("Flex")])
 
     def test_wrong_channels_dtype_or_rank_are_refused(self):
-        classifier = TFLiteClassifier(self.path)
-        for bad in (
-            np.repeat(self.images, 3, -1),
-            self.images.astype(np.float32),
-            self.images[0],
-            self.images[:, :0],
-        ):
-            with self.assertRaisesRegex(
-                ValueError, r"^Invalid value for argument `images`.*\[batch, "
-                r"any, any, 1\]\. Received: images with dtype \w+ and shape"
-            ):  # fmt: skip
-                classifier(bad)
+        _assert_refused(
+            self, TFLiteClassifier(self.path), "any, any, 1",
+            np.repeat(self.images, 3, -1), self.images.astype(np.float32),
+            self.images[0], self.images[:, :0],
+        )  # fmt: skip
 
     def test_int8_converts_and_runs(self):
         path = _export(

@@ -75,3 +75,25 @@ def official_images(n, seed):
     return np.random.default_rng(seed).integers(
         0, 256, [n, 32, 32, 3], dtype=np.uint8
     )
+
+
+def dataset_info(train_counts, **fields):
+    """A `DatasetInfo` of the class counts `train_counts` (a list): priors
+    in proportion, classes named "a", "b", ...; `fields` (name,
+    image_shape, num_examples, preprocessing) default to a 4x4 RGB set."""
+    from la_keras.datasets import DatasetInfo
+
+    values = dict(
+        name="x",
+        class_names=[chr(ord("a") + c) for c in range(len(train_counts))],
+        image_shape=(4, 4, 3),
+        num_examples={},
+        preprocessing="cifar",
+    )
+    values.update(fields)
+    return DatasetInfo(
+        num_classes=len(train_counts),
+        train_counts=train_counts,
+        priors=[c / sum(train_counts) for c in train_counts],
+        **values,
+    )

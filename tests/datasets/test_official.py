@@ -92,40 +92,35 @@ def test_cifar100_file_names_and_classes(tmp_path):
     assert info.priors.sum() == pytest.approx(1.0)
 
 
-def test_png_records_are_refused(official_dir):
-    path = official_dir / "cifar10-lt_train.tfrecord"
-    png = tf.io.encode_png(_images(1, 0)[0]).numpy()
+def _write_one_record(path, feature):
+    """A TFRecord file at `path` of one example of the features `feature`."""
     with tf.io.TFRecordWriter(str(path)) as writer:
-        example = tf.train.Example(
-            features=tf.train.Features(
-                feature={
-                    "image/encoded": tf.train.Feature(
-                        bytes_list=tf.train.BytesList(value=[png])
-                    ),
-                    "image/class/label": tf.train.Feature(
-                        int64_list=tf.train.Int64List(value=[0])
-                    ),
-                }
-            )
-        )
+        example = tf.train.Example(features=tf.train.Features(feature=feature))
         writer.write(example.SerializeToString())
+
+
+def test_png_records_are_refused(official_dir):
+    png = tf.io.encode_png(_images(1, 0)[0]).numpy()
+    _write_one_record(
+        official_dir / "cifar10-lt_train.tfrecord",
+        {
+            "image/encoded": tf.train.Feature(
+                bytes_list=tf.train.BytesList(value=[png])
+            ),
+            "image/class/label": tf.train.Feature(
+                int64_list=tf.train.Int64List(value=[0])
+            ),
+        },
+    )
     with pytest.raises(ValueError, match="raw uint8 32x32x3 bytes"):
         _load("train", official_dir)
 
 
 def test_wrong_feature_names_are_refused(official_dir):
-    path = official_dir / "cifar10_test.tfrecord"
-    with tf.io.TFRecordWriter(str(path)) as writer:
-        example = tf.train.Example(
-            features=tf.train.Features(
-                feature={
-                    "label": tf.train.Feature(
-                        int64_list=tf.train.Int64List(value=[0])
-                    )
-                }
-            )
-        )
-        writer.write(example.SerializeToString())
+    _write_one_record(
+        official_dir / "cifar10_test.tfrecord",
+        {"label": tf.train.Feature(int64_list=tf.train.Int64List(value=[0]))},
+    )
     with pytest.raises(ValueError, match="'image/class/label' \\(int64\\)"):
         _load("test", official_dir)
 

@@ -15,6 +15,7 @@ from la_keras.datasets import folder_index
 from la_keras.datasets import prepared
 from la_keras.datasets import split_checks
 from la_keras.runs import data_checks
+from tests.datasets import fakes
 from tests.datasets import folders
 
 # Class "c" has training images and no test folder.
@@ -166,16 +167,7 @@ def test_prepared_file_of_a_folder_keeps_both_checks(tmp_path, caplog):
 
 
 def test_unknown_test_counts_are_not_reported():
-    info = datasets.DatasetInfo(
-        name="x",
-        num_classes=2,
-        class_names=["a", "b"],
-        train_counts=[3, 1],
-        priors=[0.75, 0.25],
-        image_shape=(4, 4, 3),
-        num_examples={"train": 4, "test": 2},
-        preprocessing="cifar",
-    )
+    info = fakes.dataset_info([3, 1], num_examples={"train": 4, "test": 2})
     assert info.classes_without_test_images() == []
     assert data_checks.facts(info) == {}
     with pytest.raises(ValueError, match="one entry per class"):

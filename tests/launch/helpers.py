@@ -25,6 +25,21 @@ SMOKE_FLAGS = dict(
 )
 
 
+def resolved_config(data=None, epochs=2, **fields):
+    """A `ResolvedConfig` of the `test` dataset in batches of 4 (`data`:
+    more `DataConfig` fields), trained `epochs` epochs at a constant
+    learning rate; `fields`: its other fields."""
+    from la_keras.runs.resolved import DataConfig
+    from la_keras.runs.resolved import ResolvedConfig
+    from la_keras.runs.resolved import ScheduleConfig
+
+    return ResolvedConfig(
+        data=DataConfig(dataset="test", train_batch_size=4, **(data or {})),
+        schedule=ScheduleConfig(epochs=epochs, schedule=((1.0, 1.0),)),
+        **fields,
+    )
+
+
 def define_all_flags():
     from launch import evaluate
     from launch import export
@@ -35,6 +50,17 @@ def define_all_flags():
         flags.FLAGS.mark_as_parsed()
 
 
+def flag_args(values):
+    """The command-line flags of the flag `values` (None: left out)."""
+    args = []
+    for name, value in values.items():
+        if isinstance(value, bool):
+            args.append(f"--{name}" if value else f"--no{name}")
+        elif value is not None:
+            args.append(f"--{name}={value}")
+    return args
+
+
 def smoke_args(model_dir, **overrides):
     """Command-line flags of a smoke run in `model_dir`."""
     values = dict(
@@ -42,13 +68,7 @@ def smoke_args(model_dir, **overrides):
     )
     values.update(overrides)
     # INFO logs on: the tests read the epoch and resume lines.
-    args = ["--verbosity=0"]
-    for name, value in values.items():
-        if isinstance(value, bool):
-            args.append(f"--{name}" if value else f"--no{name}")
-        else:
-            args.append(f"--{name}={value}")
-    return args
+    return ["--verbosity=0", *flag_args(values)]
 
 
 def env():
@@ -77,6 +97,36 @@ def run_python(args, timeout=300, extra_env=None):
     )
 
 
+def assert_export_refused(test, model_dir, flag, error):
+    """`python -m launch.export` of `model_dir` with `flag` refuses: exit
+    status 1, no traceback, the last line `launch.export: error: <error>`,
+    and no export written."""
+    export_dir = os.path.join(test.get_temp_dir(), "refused")
+    result = run_module(
+        "launch.export",
+        [f"--model_dir={model_dir}", f"--export_dir={export_dir}", flag],
+    )
+    test.assertEqual(result.returncode, 1, result.stderr[-2000:])
+    test.assertNotIn("Traceback", result.stderr)
+    test.assertEqual(
+        result.stderr.strip().splitlines()[-1],
+        f"launch.export: error: {error}",
+    )
+    test.assertFalse(os.path.exists(export_dir))
+
+
+def run_script(script, *args, backend=None, timeout=300):
+    """Runs `python -c script args` (on Keras's `backend` where given, JAX
+    on the CPU); asserts it succeeded and returns the JSON object its last
+    line of stdout prints."""
+    extra_env = None
+    if backend is not None:
+        extra_env = {"KERAS_BACKEND": backend, "JAX_PLATFORMS": "cpu"}
+    result = run_python(["-c", script, *args], timeout, extra_env)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
 def popen_module(module, args, log_path, extra_env=None):
     log = open(log_path, "w")  # noqa: SIM115 - closed by the caller's wait
     return subprocess.Popen(
@@ -86,6 +136,14 @@ def popen_module(module, args, log_path, extra_env=None):
         env=dict(env(), **(extra_env or {})),
         cwd=REPO,
     )
+
+
+def kill_all(processes):
+    """Kills those of `processes` still running (a test's `finally`)."""
+    for process in processes:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
 
 
 def stop_when(process, ready, timeout=240):
@@ -108,9 +166,7 @@ def stop_when(process, ready, timeout=240):
         process.send_signal(signal.SIGTERM)
         return process.wait(timeout=120)
     finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
+        kill_all([process])
 
 
 def write_lease(model_dir, host=None, pid=None, age=0.0, generation=1):

@@ -1,4 +1,4 @@
-"""`launch.adapt` on a smoke run: the prior file, the three rules, and an
+"""`launch.adapt` on (a copy of) the shared smoke run: the prior file, the three rules, and an
 unlabelled folder of images."""
 
 import json
@@ -11,14 +11,15 @@ from PIL import Image
 from la_keras.calibration import Calibration
 from la_keras.datasets import synthetic
 from tests.launch import helpers
+from tests.launch import shared_runs
 
 
 @pytest.fixture(scope="module")
-def run_dir(tmp_path_factory):
-    model_dir = str(tmp_path_factory.mktemp("adapt") / "run")
-    result = helpers.run_module("launch.train", helpers.smoke_args(model_dir))
-    assert result.returncode == 0, result.stderr[-2000:]
-    return model_dir
+def run_dir(posthoc_run, tmp_path_factory):
+    """A copy of the shared post-hoc smoke run: launch.adapt writes into it."""
+    return shared_runs.copy_of(
+        posthoc_run, str(tmp_path_factory.mktemp("adapt"))
+    )
 
 
 def _adapt(model_dir, *args):

@@ -32,14 +32,8 @@ def setUpModule():
 
 
 def _config(loss="crossentropy", tau=1.0, **loss_options):
-    return ResolvedConfig(
-        data=DataConfig(
-            dataset="test",
-            holdout_fraction=0.1,
-            train_batch_size=4,
-            test_batch_size=10,
-        ),
-        schedule=ScheduleConfig(epochs=2, schedule=((1.0, 1.0),)),
+    return helpers.resolved_config(
+        {"holdout_fraction": 0.1, "test_batch_size": 10},
         model="resnet8",
         loss=loss,
         tau=tau,

@@ -71,10 +71,7 @@ class MultiWorkerTrainTest(TestCase):
             for proc in procs:
                 proc.wait(timeout=max(deadline - time.time(), 1))
         finally:
-            for proc in procs:
-                if proc.poll() is None:
-                    proc.kill()
-                    proc.wait()
+            helpers.kill_all(procs)
         outputs = []
         for proc, log in zip(procs, logs, strict=True):
             with open(log) as f:

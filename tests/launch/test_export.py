@@ -138,21 +138,12 @@ class LossModeRunTest(TestCase):
             with self.assertRaisesRegex(app.UsageError, "--mode=loss"):
                 export.run(FLAGS)
         # From the command line: one line, exit status 1, nothing written.
-        export_dir = os.path.join(self.get_temp_dir(), "refused")
-        result = helpers.run_module(
-            "launch.export",
-            [f"--model_dir={self.model_dir}", f"--export_dir={export_dir}",
-             "--tau=1"],
+        helpers.assert_export_refused(
+            self, self.model_dir, "--tau=1",
+            f"--tau=1: the run in {self.model_dir} was trained with "
+            "--mode=loss, whose logits are already adjusted by the loss; "
+            "leave --tau out to export them as they are.",
         )  # fmt: skip
-        self.assertEqual(result.returncode, 1, result.stderr[-2000:])
-        self.assertNotIn("Traceback", result.stderr)
-        self.assertEqual(
-            result.stderr.strip().splitlines()[-1],
-            f"launch.export: error: --tau=1: the run in {self.model_dir} was "
-            "trained with --mode=loss, whose logits are already adjusted by "
-            "the loss; leave --tau out to export them as they are.",
-        )
-        self.assertFalse(os.path.exists(export_dir))
 
     def test_evaluate_reports_raw_figures_only(self):
         output = os.path.join(self.get_temp_dir(), "eval.json")

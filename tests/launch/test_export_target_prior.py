@@ -17,9 +17,9 @@ from la_keras import serving
 from la_keras.runs import run_state
 from la_keras.runs.resolved import ResolvedConfig
 from launch import export
-from launch import train
 from tests import serving_session
 from tests.launch import helpers
+from tests.launch import shared_runs
 from tests.test_case import TestCase
 
 FLAGS = flags.FLAGS
@@ -38,22 +38,14 @@ def _retarget(raw, train, target, tau):
 
 
 class TargetPriorExportTest(TestCase):
-    """One post-hoc smoke run, exported with each kind of --target_prior."""
+    """The shared post-hoc smoke run, exported with each kind of
+    --target_prior (to folders of the tests' own)."""
 
     @classmethod
     def setUpClass(cls):
         super().setUpClass()
         helpers.define_all_flags()
-        cls.model_dir = os.path.join(
-            tf.compat.v1.test.get_temp_dir(), "target_prior_run"
-        )
-        with flagsaver.flagsaver(
-            **helpers.SMOKE_FLAGS,
-            model_dir=cls.model_dir,
-            tb_log_dir=os.path.join(cls.model_dir, "log"),
-            mode="posthoc",
-        ):
-            cls.metrics = train.run(FLAGS)
+        cls.model_dir, cls.metrics = shared_runs.posthoc_run()
         model, info, _ = run_state.restore_model(
             ResolvedConfig.read(cls.model_dir)
         )
@@ -147,18 +139,9 @@ class TargetPriorExportTest(TestCase):
         with self.assertRaisesRegex(app.UsageError, "no such file"):
             self._export("missing", target_prior="/nonexistent/prior.txt")
         # From the command line: one line, exit status 1, nothing written.
-        export_dir = os.path.join(self.get_temp_dir(), "refused")
         path = self._write("text.txt", "1 2 x")
-        result = helpers.run_module(
-            "launch.export",
-            [f"--model_dir={self.model_dir}", f"--export_dir={export_dir}",
-             f"--target_prior={path}"],
+        helpers.assert_export_refused(
+            self, self.model_dir, f"--target_prior={path}",
+            f"--target_prior={path}: 'x' is not a number; expected one class "
+            "probability or count per class.",
         )  # fmt: skip
-        self.assertEqual(result.returncode, 1, result.stderr[-2000:])
-        self.assertNotIn("Traceback", result.stderr)
-        self.assertEqual(
-            result.stderr.strip().splitlines()[-1],
-            f"launch.export: error: --target_prior={path}: 'x' is not a "
-            "number; expected one class probability or count per class.",
-        )
-        self.assertFalse(os.path.exists(export_dir))

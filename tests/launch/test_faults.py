@@ -9,6 +9,7 @@ import glob
 import json
 import os
 import re
+import shutil
 import signal
 import subprocess
 from unittest import mock
@@ -23,8 +24,8 @@ from la_keras.runs import lock
 from la_keras.training.checkpoints import checkpoint_dir
 from la_keras.training.preemption import PREEMPTED_EXIT_CODE
 from launch import evaluate
-from launch import train
 from tests.launch import helpers
+from tests.launch import shared_runs
 from tests.test_case import TestCase
 
 FLAGS = flags.FLAGS
@@ -47,19 +48,6 @@ def _truncate_data(model_dir, step):
     )
     with open(data, "r+b") as f:
         f.truncate(os.path.getsize(data) // 3)
-
-
-def _smoke_train(model_dir, **overrides):
-    """One in-process smoke training (1 epoch unless overridden)."""
-    values = dict(
-        helpers.SMOKE_FLAGS,
-        model_dir=model_dir,
-        tb_log_dir=os.path.join(model_dir, "log"),
-        epochs=1,
-    )
-    values.update(overrides)
-    with flagsaver.flagsaver(**values):
-        return train.run(FLAGS)
 
 
 class PreemptionTest(TestCase):
@@ -118,31 +106,38 @@ class PreemptionOnJaxTest(PreemptionTest):
 class DamagedCheckpointTest(TestCase):
     """A rerun resumes from the newest checkpoint that restores.
 
-    Each case trains 3 epochs (checkpoints 9, 18, 27: keep_checkpoints=3),
-    damages the newest and reruns the same command: the rerun must resume
-    at step 18 and train steps 19 to 27 only. A restart from step 0 would
-    end with the same checkpoint names, so the checks are the resumed step,
-    the steps the rerun logged and the untouched older checkpoints.
+    One run trains 3 epochs (checkpoints 9, 18, 27: keep_checkpoints=3);
+    each case damages the newest checkpoint of a copy of it and reruns the
+    same command: the rerun must resume at step 18 and train steps 19 to 27
+    only. A restart from step 0 would end with the same checkpoint names,
+    so the checks are the resumed step, the steps the rerun logged and the
+    untouched older checkpoints.
     """
 
     @classmethod
     def setUpClass(cls):
         super().setUpClass()
-        helpers.define_all_flags()
+        cls.run_dir = os.path.join(
+            tf.compat.v1.test.get_temp_dir(), "damaged_checkpoint_run"
+        )
+        cls._train(cls.run_dir)
 
-    def _train(self, model_dir):
-        with flagsaver.flagsaver(
-            **dict(
-                helpers.SMOKE_FLAGS,
-                model_dir=model_dir,
-                tb_log_dir=os.path.join(model_dir, "log"),
-                epochs=3,
-                keep_checkpoints=3,
-                eval_every_epochs=100,
-                checkpoint_every_seconds=0.0,  # one checkpoint per epoch
-            )
-        ):
-            return train.run(FLAGS)
+    @staticmethod
+    def _train(model_dir):
+        return shared_runs.train_in_process(
+            model_dir,
+            epochs=3,
+            keep_checkpoints=3,
+            eval_every_epochs=100,
+            checkpoint_every_seconds=0.0,  # one checkpoint per epoch
+        )
+
+    def _trained(self, name):
+        """A copy of the 3-epoch run, to damage."""
+        model_dir = os.path.join(self.get_temp_dir(), name)
+        shutil.copytree(self.run_dir, model_dir)
+        self.assertEqual(_steps(model_dir), [9, 18, 27])
+        return model_dir
 
     def _rerun_resumes_at_18(self, model_dir):
         """Reruns; checks it resumed at step 18 and retrained none before."""
@@ -174,9 +169,7 @@ class DamagedCheckpointTest(TestCase):
         return logs
 
     def test_truncated_newest_is_skipped(self):
-        model_dir = os.path.join(self.get_temp_dir(), "truncated")
-        self._train(model_dir)
-        self.assertEqual(_steps(model_dir), [9, 18, 27])
+        model_dir = self._trained("truncated")
         _truncate_data(model_dir, 27)
         logs = self._rerun_resumes_at_18(model_dir)
         self.assertTrue(
@@ -185,15 +178,13 @@ class DamagedCheckpointTest(TestCase):
         )
 
     def test_missing_state_file_and_index(self):
-        model_dir = os.path.join(self.get_temp_dir(), "no_state")
-        self._train(model_dir)
+        model_dir = self._trained("no_state")
         os.remove(os.path.join(checkpoint_dir(model_dir), "checkpoint"))
         os.remove(os.path.join(checkpoint_dir(model_dir), "ckpt-27.index"))
         self._rerun_resumes_at_18(model_dir)
 
     def test_all_damaged_refuses_without_deleting(self):
-        model_dir = os.path.join(self.get_temp_dir(), "all_damaged")
-        self._train(model_dir)
+        model_dir = self._trained("all_damaged")
         for step in (9, 18, 27):
             _truncate_data(model_dir, step)
         before = sorted(os.listdir(checkpoint_dir(model_dir)))
@@ -204,15 +195,7 @@ class DamagedCheckpointTest(TestCase):
 
 class ModelDirTest(TestCase):
     def _run(self, model_dir):
-        with flagsaver.flagsaver(
-            **dict(
-                helpers.SMOKE_FLAGS,
-                model_dir=model_dir,
-                tb_log_dir=os.path.join(model_dir, "log"),
-                epochs=1,
-            )
-        ):
-            return train.run(FLAGS)
+        return shared_runs.train_in_process(model_dir, epochs=1)
 
     def test_second_writer_refused_with_holder(self):
         model_dir = os.path.join(self.get_temp_dir(), "busy")
@@ -275,8 +258,9 @@ class AtomicExportTest(TestCase):
     """A killed launch.export leaves the previous complete SavedModel."""
 
     def test_kill_at_several_points(self):
-        model_dir = os.path.join(self.get_temp_dir(), "export_run")
-        _smoke_train(model_dir)
+        model_dir = shared_runs.copy_of(
+            shared_runs.posthoc_run(), self.get_temp_dir()
+        )
         export_dir = os.path.join(model_dir, "export")
         images = tf.zeros([2, 32, 32, 3], tf.uint8)
         reference = (
@@ -318,8 +302,10 @@ class AtomicExportTest(TestCase):
 
 class EvaluateDatasetTest(TestCase):
     def test_other_dataset_than_the_run_is_refused(self):
-        model_dir = os.path.join(self.get_temp_dir(), "eval_run")
-        _smoke_train(model_dir)
+        # launch.evaluate writes its report into the run: a copy.
+        model_dir = shared_runs.copy_of(
+            shared_runs.posthoc_run(), self.get_temp_dir()
+        )
         with flagsaver.flagsaver(model_dir=model_dir, dataset="mnist_lt"):
             with self.assertRaisesRegex(
                 app.UsageError, "--dataset=mnist_lt conflicts .*dataset=test"

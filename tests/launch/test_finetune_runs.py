@@ -24,9 +24,9 @@ from la_keras.models import finetune
 from la_keras.models import registry
 from la_keras.runs import run_state
 from la_keras.runs.resolved import ResolvedConfig
-from launch import train
 from tests import serving_session
 from tests.launch import helpers
+from tests.launch import shared_runs
 from tests.test_case import TestCase
 
 FLAGS = flags.FLAGS
@@ -56,27 +56,27 @@ def pretrained_file(directory):
     return path
 
 
+# One epoch of MobileNet 0.25 at 32x32 on the synthetic `test` set.
+MOBILENET_FLAGS = dict(
+    dataset="test",
+    model="mobilenet",
+    model_width=0.25,
+    image_size="32",
+    epochs=1,
+    train_batch_size=8,
+    test_batch_size=10,
+    base_learning_rate=0.05,
+)
+
+
 def _flags(weights, model_dir, **overrides):
-    values = dict(
-        dataset="test",
-        model="mobilenet",
-        model_width=0.25,
-        pretrained=weights,
-        image_size="32",
-        epochs=1,
-        train_batch_size=8,
-        test_batch_size=10,
-        base_learning_rate=0.05,
-        model_dir=model_dir,
-        tb_log_dir=os.path.join(model_dir, "log"),
+    return shared_runs.run_flags(
+        model_dir, MOBILENET_FLAGS, {"pretrained": weights}, **overrides
     )
-    values.update(overrides)
-    return values
 
 
 def _train(weights, model_dir, **overrides):
-    with flagsaver.flagsaver(**_flags(weights, model_dir, **overrides)):
-        return train.run(FLAGS)
+    return shared_runs.train_with(_flags(weights, model_dir, **overrides))
 
 
 def _weights_record(model_dir):
@@ -142,16 +142,9 @@ class FinetuneRunTest(TestCase):
         self.assertTrue(any(np.any(np.asarray(b) != 0) for b in adapters))
         images = np.random.default_rng(0).integers(0, 256, (6, 32, 32, 3))
         images = images.astype(np.uint8)
-        session = serving_session.run_in_session(
-            export_dir, images, np.zeros([1, 16, 16, 3], np.uint8)
-        )
         # The served, merged model computes what the LoRA model computes.
-        serving_session.assert_served(
-            self,
-            session["outputs"],
-            serving_session.expected_outputs(
-                model, images, "cifar", class_names=info.class_names
-            ),
+        serving_session.assert_served_in_session(
+            self, export_dir, model, images, class_names=info.class_names
         )
 
     def test_linear_run_leaves_every_backbone_weight_unchanged(self):

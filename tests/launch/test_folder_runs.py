@@ -26,9 +26,9 @@ from la_keras.runs import run_state
 from la_keras.runs.resolved import ResolvedConfig
 from launch import export
 from launch import prepare
-from launch import train
 from tests import serving_session
 from tests.launch import helpers
+from tests.launch import shared_runs
 from tests.test_case import TestCase
 
 FLAGS = flags.FLAGS
@@ -58,38 +58,56 @@ def make_gray_folder(root, size=(28, 28), counts=TRAIN_COUNTS, seed=0):
     return root
 
 
-def _flags(data, model_dir, **overrides):
-    values = dict(
-        dataset=f"folder:{data}",
-        model="resnet8",
-        epochs=1,
-        train_batch_size=8,
-        test_batch_size=5,
-        warmup_epochs=0.0,
-        base_learning_rate=0.05,
-        model_dir=model_dir,
-        tb_log_dir=os.path.join(model_dir, "log"),
+# A short run on a folder of `make_gray_folder`: the smoke run's model and
+# learning rate, one epoch without warm-up, the dataset's own holdout.
+FOLDER_FLAGS = dict(
+    helpers.SMOKE_FLAGS,
+    epochs=1,
+    train_batch_size=8,
+    test_batch_size=5,
+    warmup_epochs=0.0,
+    holdout_fraction=None,
+)
+
+
+def folder_flags(data, model_dir, **overrides):
+    """The flag values of a short run on the folder `data`."""
+    return shared_runs.run_flags(
+        model_dir, FOLDER_FLAGS, {"dataset": f"folder:{data}"}, **overrides
     )
-    values.update(overrides)
-    return values
 
 
-def _train(data, model_dir, **overrides):
-    with flagsaver.flagsaver(**_flags(data, model_dir, **overrides)):
-        return train.run(FLAGS)
+def train_on_folder(data, model_dir, **overrides):
+    """A short in-process run on the folder `data`; its metrics."""
+    return shared_runs.train_with(folder_flags(data, model_dir, **overrides))
 
 
-class FolderRunTest(TestCase):
-    """One run on a grayscale PNG folder, shared by the checks below."""
+class FolderTestCase(TestCase):
+    """`cls.root`, a folder `ROOT` of the class's own, and `cls.data`, the
+    folder `root/DATA` of `make_gray_folder` with `COUNTS` training images."""
+
+    ROOT = "folders"
+    DATA = "gray"
+    COUNTS = TRAIN_COUNTS
 
     @classmethod
     def setUpClass(cls):
         super().setUpClass()
         helpers.define_all_flags()
-        cls.root = os.path.join(tf.compat.v1.test.get_temp_dir(), "folders")
-        cls.data = make_gray_folder(os.path.join(cls.root, "gray"))
+        cls.root = os.path.join(tf.compat.v1.test.get_temp_dir(), cls.ROOT)
+        cls.data = make_gray_folder(
+            os.path.join(cls.root, cls.DATA), counts=cls.COUNTS
+        )
+
+
+class FolderRunTest(FolderTestCase):
+    """One run on a grayscale PNG folder, shared by the checks below."""
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
         cls.model_dir = os.path.join(cls.root, "run")
-        cls.metrics = _train(cls.data, cls.model_dir)
+        cls.metrics = train_on_folder(cls.data, cls.model_dir)
 
     def test_metrics_name_the_classes(self):
         with open(os.path.join(self.model_dir, "metrics.json")) as f:
@@ -134,28 +152,17 @@ class FolderRunTest(TestCase):
             ResolvedConfig.read(self.model_dir)
         )
         images, _, _ = folder.arrays(f"folder:{self.data}", "test")
-        session = serving_session.run_in_session(
-            export_dir, images, np.zeros([1, 32, 32, 1], np.uint8)
-        )
-        serving_session.assert_served(
-            self,
-            session["outputs"],
-            serving_session.expected_outputs(
-                model,
-                images,
-                "cifar",
-                info.priors,
-                self.metrics["served_tau"],
-                CLASSES,
-            ),  # fmt: skip
-        )
+        serving_session.assert_served_in_session(
+            self, export_dir, model, images, info.priors,
+            self.metrics["served_tau"], CLASSES,
+        )  # fmt: skip
 
     def test_resume_refuses_a_changed_folder(self):
         extra = os.path.join(self.data, "train", "ant", "zz_new.png")
         shutil.copy(os.path.join(self.data, "train", "ant", "000.png"), extra)
         self.addCleanup(os.remove, extra)
         with self.assertRaisesRegex(app.UsageError, "changed since") as caught:
-            _train(self.data, self.model_dir)
+            train_on_folder(self.data, self.model_dir)
         message = str(caught.exception)
         self.assertNotIn("\n", message)
         self.assertIn("1 files added", message)
@@ -164,10 +171,11 @@ class FolderRunTest(TestCase):
     def test_prepare_writes_the_folder(self):
         output = os.path.join(self.root, "gray.prepared")
         with flagsaver.flagsaver(
-            **_flags(self.data, os.path.join(self.root, "prep")),
-            output=output,
-            holdout_fraction=0.2,
-        ):
+            **folder_flags(
+                self.data, os.path.join(self.root, "prep"),
+                output=output, holdout_fraction=0.2,
+            )
+        ):  # fmt: skip
             prepare.run(FLAGS)
         data = prepared.read(output)
         self.assertEqual(data.metadata["class_names"], list(CLASSES))
@@ -180,13 +188,12 @@ class FolderRunTest(TestCase):
         self.assertEqual(len(holdout) + len(data.splits["train"][1]), 47)
 
 
-class FolderBadInputTest(TestCase):
+class FolderBadInputTest(FolderTestCase):
+    ROOT = "bad"
+
     @classmethod
     def setUpClass(cls):
         super().setUpClass()
-        helpers.define_all_flags()
-        cls.root = os.path.join(tf.compat.v1.test.get_temp_dir(), "bad")
-        cls.data = make_gray_folder(os.path.join(cls.root, "gray"))
         cls.bad = os.path.join(cls.data, "train", "bee", "001.png")
         with open(cls.bad, "rb") as f:
             head = f.read(100)
@@ -200,7 +207,7 @@ class FolderBadInputTest(TestCase):
         )
         cls.skipped_dir = os.path.join(cls.root, "skipped")
         with mock.patch.object(data_checks.logging, "warning") as warning:
-            cls.skipped_metrics = _train(
+            cls.skipped_metrics = train_on_folder(
                 cls.data, cls.skipped_dir, skip_bad_images=True
             )
         cls.warnings = [c.args[0] % c.args[1:] for c in warning.call_args_list]
@@ -208,10 +215,10 @@ class FolderBadInputTest(TestCase):
     def test_corrupt_png_exits_1_naming_it(self):
         result = helpers.run_module(
             "launch.train",
-            [f"--{k}={v}" for k, v in _flags(
-                self.data, os.path.join(self.root, "refused")
-            ).items()],
-        )  # fmt: skip
+            helpers.flag_args(
+                folder_flags(self.data, os.path.join(self.root, "refused"))
+            ),
+        )
         self.assertEqual(result.returncode, 1, result.stderr[-2000:])
         lines = result.stderr.strip().splitlines()
         self.assertLen(lines, 1)
@@ -268,8 +275,10 @@ class FolderBadInputTest(TestCase):
             r"--dataset=test \(--image_size also sizes the input of a "
             r"pretrained backbone: --pretrained, hub:\)\.$",
         ):
-            _train(self.data, os.path.join(self.root, "x"), dataset="test",
-                   image_size="32")  # fmt: skip
+            train_on_folder(
+                self.data, os.path.join(self.root, "x"), dataset="test",
+                image_size="32",
+            )  # fmt: skip
 
     def test_jax_refuses_a_set_larger_than_half_the_device(self):
         from la_keras.runs import train_jax
@@ -294,18 +303,15 @@ class FolderBadInputTest(TestCase):
 
     def test_ratio_is_refused_for_a_folder(self):
         with self.assertRaisesRegex(app.UsageError, "takes no long-tail"):
-            _train(self.data, os.path.join(self.root, "y"), ratio=10.0)
+            train_on_folder(self.data, os.path.join(self.root, "y"), ratio=10.0)
 
 
-class MixedSizesTest(TestCase):
+class MixedSizesTest(FolderTestCase):
+    ROOT, DATA, COUNTS = "mixed", "data", (6, 4, 2)
+
     @classmethod
     def setUpClass(cls):
         super().setUpClass()
-        helpers.define_all_flags()
-        cls.root = os.path.join(tf.compat.v1.test.get_temp_dir(), "mixed")
-        cls.data = make_gray_folder(
-            os.path.join(cls.root, "data"), counts=(6, 4, 2)
-        )
         # A class of larger RGB images: 3 of the 15 training images.
         make_gray_folder(
             os.path.join(cls.root, "data"), size=(36, 30), counts=(0, 0, 0, 3)
@@ -316,7 +322,7 @@ class MixedSizesTest(TestCase):
 
     def test_mixed_sizes_are_refused_naming_two(self):
         with self.assertRaises(app.UsageError) as caught:
-            _train(self.data, os.path.join(self.root, "refused"))
+            train_on_folder(self.data, os.path.join(self.root, "refused"))
         message = str(caught.exception)
         self.assertRegex(
             message,
@@ -328,7 +334,7 @@ class MixedSizesTest(TestCase):
 
     def test_image_size_resizes_and_the_export_takes_any_size(self):
         model_dir = os.path.join(self.root, "resized")
-        metrics = _train(self.data, model_dir, image_size="24,20")
+        metrics = train_on_folder(self.data, model_dir, image_size="24,20")
         self.assertEqual(metrics["class_names"], list(CLASSES[:4]))
         info = ResolvedConfig.read(model_dir).data.info()
         self.assertEqual(info.image_shape, (24, 20, 1))  # gray: 12 of 15

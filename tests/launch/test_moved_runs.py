@@ -14,6 +14,7 @@ import os
 import shutil
 from unittest import mock
 
+import tensorflow as tf
 from absl import app
 from absl import flags
 from absl.testing import flagsaver
@@ -27,9 +28,9 @@ from la_keras.training.checkpoints import checkpoint_dir
 from launch import evaluate
 from launch import export
 from launch import prepare
-from launch import train
 from launch.reproduce import spec
 from tests.launch import helpers
+from tests.launch import shared_runs
 from tests.test_case import TestCase
 
 FLAGS = flags.FLAGS
@@ -71,15 +72,11 @@ def set_traps(old_run, old_data, other_data):
 
 
 def _train(model_dir, data, **overrides):
-    values = dict(
-        RUN_FLAGS,
-        dataset=f"prepared:{data}",
-        model_dir=model_dir,
-        tb_log_dir=os.path.join(model_dir, "log"),
+    return shared_runs.train_with(
+        shared_runs.run_flags(
+            model_dir, RUN_FLAGS, {"dataset": f"prepared:{data}"}, **overrides
+        )
     )
-    values.update(overrides)
-    with flagsaver.flagsaver(**values):
-        return train.run(FLAGS)
 
 
 class MovedRunTest(TestCase):
@@ -88,9 +85,8 @@ class MovedRunTest(TestCase):
     @classmethod
     def setUpClass(cls):
         super().setUpClass()
-        import tempfile
-
-        cls.root = tempfile.mkdtemp(prefix="moved_")
+        cls.root = os.path.join(tf.compat.v1.test.get_temp_dir(), "moved")
+        os.makedirs(cls.root, exist_ok=True)
         cls.data = make_prepared(os.path.join(cls.root, "test.prepared"))
         cls.other = make_prepared(
             os.path.join(cls.root, "other.prepared"), holdout_fraction=0.2

@@ -160,7 +160,7 @@ class MovedFolderRunTest(TestCase):
         old_data = os.path.join(root, "machine_a", "gray")
         old_run = os.path.join(root, "machine_a", "run")
         test_folder_runs.make_gray_folder(old_data)
-        first = test_folder_runs._train(old_data, old_run)
+        first = test_folder_runs.train_on_folder(old_data, old_run)
         new_data = os.path.join(root, "machine_b", "data", "pets")
         new_run = os.path.join(root, "machine_b", "run")
         os.makedirs(os.path.dirname(new_data))
@@ -169,8 +169,10 @@ class MovedFolderRunTest(TestCase):
         test_folder_runs.make_gray_folder(old_data, seed=1, counts=(3, 2))
         # Other images where the folder was: the run's index refuses them.
         with self.assertRaisesRegex(app.UsageError, "changed since"):
-            test_folder_runs._train(old_data, new_run, epochs=2, extend=True)
-        metrics = test_folder_runs._train(
+            test_folder_runs.train_on_folder(
+                old_data, new_run, epochs=2, extend=True
+            )
+        metrics = test_folder_runs.train_on_folder(
             new_data, new_run, epochs=2, extend=True
         )
         self.assertEqual(metrics["step"], 2 * first["step"])

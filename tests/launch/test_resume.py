@@ -99,10 +99,7 @@ class KillAndResumeTest(TestCase):
             process.wait(timeout=30)
             self.assertEqual(reference.wait(timeout=300), 0)
         finally:
-            for proc in (process, reference):
-                if proc.poll() is None:
-                    proc.kill()
-                    proc.wait()
+            helpers.kill_all([process, reference])
         self.assertEqual(process.returncode, -signal.SIGKILL)
         killed_at = _checkpoint_steps(killed_dir, self.suffix)[-1]
         self.assertLess(killed_at, TOTAL_STEPS)

@@ -49,6 +49,13 @@ def _served_raw_logits(export_dir):
     return serve(images=tf.constant(_IMAGES))["raw_logits"].numpy()
 
 
+def _assert_serves(export_dir, raw_logits):
+    """`export_dir` serves `raw_logits` on `_IMAGES`, up to float32."""
+    np.testing.assert_allclose(
+        _served_raw_logits(export_dir), raw_logits, rtol=1e-4, atol=1e-4
+    )
+
+
 def _raw_logits(model):
     return serving_session.expected_outputs(model, _IMAGES, "cifar")[
         "raw_logits"
@@ -127,18 +134,8 @@ class NewestStateTest(TestCase):
             logs,
         )
         restored, _, _ = run_state.restore_model(self.config, self.newest)
-        np.testing.assert_allclose(
-            _served_raw_logits(export_dir),
-            _raw_logits(restored),
-            rtol=1e-4,
-            atol=1e-4,
-        )
-        np.testing.assert_allclose(
-            _served_raw_logits(export_dir),
-            self.newest_logits,
-            rtol=1e-4,
-            atol=1e-4,
-        )
+        _assert_serves(export_dir, _raw_logits(restored))
+        _assert_serves(export_dir, self.newest_logits)
 
     def test_evaluate_reads_the_same_state(self):
         output = os.path.join(self.get_temp_dir(), "eval.json")
@@ -156,12 +153,7 @@ class NewestStateTest(TestCase):
             any(f"Exported {self.keras_path} (step 15)" in x for x in logs),
             logs,
         )
-        np.testing.assert_allclose(
-            _served_raw_logits(export_dir),
-            self.keras_logits,
-            rtol=1e-4,
-            atol=1e-4,
-        )
+        _assert_serves(export_dir, self.keras_logits)
 
     def test_equal_steps_read_the_checkpoint(self):
         os.remove(self.newest)
@@ -242,9 +234,4 @@ class ExtendedAndStoppedJaxRunTest(TestCase):
         restored, _, _ = run_state.restore_model(
             ResolvedConfig.read(model_dir), newest
         )
-        np.testing.assert_allclose(
-            _served_raw_logits(export_dir),
-            _raw_logits(restored),
-            rtol=1e-4,
-            atol=1e-4,
-        )
+        _assert_serves(export_dir, _raw_logits(restored))

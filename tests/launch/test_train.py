@@ -19,6 +19,7 @@ from launch import export
 from launch import train
 from tests import serving_session
 from tests.launch import helpers
+from tests.launch import shared_runs
 from tests.test_case import TestCase
 
 FLAGS = flags.FLAGS
@@ -39,23 +40,21 @@ def _stamps(directory):
 
 
 class TrainRunTest(TestCase):
-    """One posthoc smoke run, shared by the checks below."""
+    """The shared posthoc smoke run (`shared_runs.posthoc_run`); the checks
+    that train again do it on a copy."""
 
     @classmethod
     def setUpClass(cls):
         super().setUpClass()
         helpers.define_all_flags()
-        cls.model_dir = os.path.join(
-            tf.compat.v1.test.get_temp_dir(), "train_run_test"
+        cls.model_dir, cls.metrics = shared_runs.posthoc_run()
+
+    def _copy(self):
+        """A copy of the run, and the flags that trained it there."""
+        model_dir = shared_runs.copy_of(
+            shared_runs.posthoc_run(), self.get_temp_dir()
         )
-        cls.overrides = dict(
-            helpers.SMOKE_FLAGS,
-            model_dir=cls.model_dir,
-            tb_log_dir=os.path.join(cls.model_dir, "log"),
-            mode="posthoc",
-        )
-        with flagsaver.flagsaver(**cls.overrides):
-            cls.metrics = train.run(FLAGS)
+        return model_dir, shared_runs.smoke_flags(model_dir, mode="posthoc")
 
     def test_metrics_json(self):
         with open(os.path.join(self.model_dir, "metrics.json")) as f:
@@ -154,31 +153,21 @@ class TrainRunTest(TestCase):
         )
         rng = np.random.default_rng(1)
         images = rng.integers(0, 256, (8, 32, 32, 3)).astype(np.uint8)
-        session = serving_session.run_in_session(
-            export_dir, images, np.zeros([1, 28, 28, 3], np.uint8)
-        )
-        serving_session.assert_served(
-            self,
-            session["outputs"],
-            serving_session.expected_outputs(
-                model,
-                images,
-                "cifar",
-                info.priors,
-                self.metrics["served_tau"],
-                info.class_names,
-            ),  # fmt: skip
-        )
+        serving_session.assert_served_in_session(
+            self, export_dir, model, images, info.priors,
+            self.metrics["served_tau"], info.class_names,
+        )  # fmt: skip
 
     def test_rerun_resumes_instead_of_restarting(self):
-        ckpt_dir = checkpoint_dir(self.model_dir)
+        model_dir, overrides = self._copy()
+        ckpt_dir = checkpoint_dir(model_dir)
         before = tf.train.latest_checkpoint(ckpt_dir)
         stamps = _stamps(ckpt_dir)
-        log_dir = os.path.join(self.model_dir, "log")
+        log_dir = os.path.join(model_dir, "log")
         old_logs = helpers.event_files(os.path.join(log_dir, "train"))
-        with open(os.path.join(self.model_dir, "metrics.json")) as f:
+        with open(os.path.join(model_dir, "metrics.json")) as f:
             speed = json.load(f)["images_per_second"]
-        with flagsaver.flagsaver(**self.overrides):
+        with flagsaver.flagsaver(**overrides):
             with self.assertLogs("absl", level="INFO") as logs:
                 metrics = train.run(FLAGS)
         # Resumed at the last step, and trained none again: no loss
@@ -194,21 +183,22 @@ class TrainRunTest(TestCase):
         # The run's speed stays the one measured when it trained.
         self.assertGreater(speed, 0.0)
         self.assertEqual(metrics["images_per_second"], speed)
-        with open(os.path.join(self.model_dir, "metrics.json")) as f:
+        with open(os.path.join(model_dir, "metrics.json")) as f:
             self.assertEqual(json.load(f)["images_per_second"], speed)
         # Killed after its last checkpoint, before metrics.json: a rerun
         # measured no speed.
-        os.remove(os.path.join(self.model_dir, "metrics.json"))
-        with flagsaver.flagsaver(**self.overrides):
+        os.remove(os.path.join(model_dir, "metrics.json"))
+        with flagsaver.flagsaver(**overrides):
             self.assertIsNone(train.run(FLAGS)["images_per_second"])
 
     def test_resume_refuses_changed_flags(self):
-        flags_json = os.path.join(self.model_dir, "flags.json")
+        model_dir, overrides = self._copy()
+        flags_json = os.path.join(model_dir, "flags.json")
         with open(flags_json) as f:
             written = f.read()
         # The measured case: another --epochs would move the schedule
         # under the restored step.
-        with flagsaver.flagsaver(**dict(self.overrides, epochs=4)):
+        with flagsaver.flagsaver(**dict(overrides, epochs=4)):
             with self.assertRaisesRegex(
                 app.UsageError,
                 "holds a run with other flags: --epochs 2 -> 4. Rerun with "
@@ -217,7 +207,7 @@ class TrainRunTest(TestCase):
             ):
                 train.run(FLAGS)
         with flagsaver.flagsaver(
-            **dict(self.overrides, seed=7, holdout_fraction=0.2)
+            **dict(overrides, seed=7, holdout_fraction=0.2)
         ):
             with self.assertRaisesRegex(
                 app.UsageError,
@@ -259,11 +249,8 @@ class TrainRunTest(TestCase):
 class ExtendTest(TestCase):
     def test_extended_run_equals_a_run_trained_to_the_end(self):
         def overrides(name, **changes):
-            model_dir = os.path.join(self.get_temp_dir(), name)
-            return dict(
-                helpers.SMOKE_FLAGS,
-                model_dir=model_dir,
-                tb_log_dir=os.path.join(model_dir, "log"),
+            return shared_runs.smoke_flags(
+                os.path.join(self.get_temp_dir(), name),
                 deterministic=True,
                 eval_every_epochs=100,
                 **changes,
@@ -306,19 +293,13 @@ class DivergenceTest(TestCase):
     def test_nan_loss_stops_and_keeps_last_good_checkpoint(self):
         model_dir = os.path.join(self.get_temp_dir(), "nan")
         # Warm-up from lr 0 to 1e8 over one epoch: step 0 is sane, then boom.
-        overrides = dict(
-            helpers.SMOKE_FLAGS,
-            model_dir=model_dir,
-            tb_log_dir=os.path.join(model_dir, "log"),
-            base_learning_rate=1e8,
-            checkpoint_every_steps=1,
-            mode="loss",
-        )
-        with flagsaver.flagsaver(**overrides):
-            with self.assertRaisesRegex(
-                TrainingDivergedError, "loss is (nan|inf)"
-            ):
-                train.run(FLAGS)
+        with self.assertRaisesRegex(TrainingDivergedError, "loss is (nan|inf)"):
+            shared_runs.train_in_process(
+                model_dir,
+                base_learning_rate=1e8,
+                checkpoint_every_steps=1,
+                mode="loss",
+            )
         latest = tf.train.latest_checkpoint(checkpoint_dir(model_dir))
         self.assertIsNotNone(latest)
         reader = tf.train.load_checkpoint(latest)

@@ -13,6 +13,7 @@ from la_keras.runs import lock
 from la_keras.runs.resolved import ResolvedConfig
 from tests import serving_session
 from tests.launch import helpers
+from tests.launch import shared_runs
 from tests.numerics import assert_float32_close
 from tests.test_case import TestCase
 
@@ -60,18 +61,17 @@ def _train(model_dir, **overrides):
     )
 
 
-class TrainOnJaxTest(TestCase):
-    # Slow (88 s), to keep the default suite within about 20 minutes.
-    # The default suite still trains and evaluates on JAX
-    # (test_without_tensorflow.py) and checks the JAX loop's resume
-    # (tests/training/test_jax_trainer.py); run this with `-m slow`.
-    @pytest.mark.slow
-    def test_train_resume_and_export(self):
-        model_dir = os.path.join(self.get_temp_dir(), "jax_run")
-        first = _train(model_dir, epochs=2)
-        self.assertEqual(first.returncode, 0, first.stderr[-3000:])
-        with open(os.path.join(model_dir, "metrics.json")) as f:
-            metrics = json.load(f)
+class SharedJaxRunTest(TestCase):
+    """The shared JAX smoke run (`shared_runs.jax_run`): its outputs, its
+    export, and a resume past a damaged checkpoint (in a copy)."""
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        cls.model_dir, cls.metrics = shared_runs.jax_run()
+
+    def test_outputs_and_export_served_like_tf_serving(self):
+        metrics = self.metrics
         # The same metrics.json as a TensorFlow run, plus the backend.
         self.assertEqual(metrics["backend"], "jax")
         self.assertEqual(metrics["step"], 18)
@@ -80,11 +80,71 @@ class TrainOnJaxTest(TestCase):
             self.assertLen(metrics["test"][key]["per_class_accuracy"], 10)
         self.assertIsNotNone(metrics["holdout"]["tau_star"])
         for name in ("flags.json", "flags.txt", "per_class_accuracy.png"):
-            self.assertTrue(os.path.exists(os.path.join(model_dir, name)))
+            self.assertTrue(os.path.exists(os.path.join(self.model_dir, name)))
         self.assertTrue(os.path.exists(metrics["keras_model"]))
 
+        # launch.export (TensorFlow) turns model.keras into the SavedModel.
+        export_dir = os.path.join(self.get_temp_dir(), "export")
+        exported = helpers.run_module(
+            "launch.export",
+            ["--verbosity=0", f"--model_dir={self.model_dir}",
+             f"--export_dir={export_dir}"],
+        )  # fmt: skip
+        self.assertEqual(exported.returncode, 0, exported.stderr[-3000:])
+        loaded = tf.saved_model.load(export_dir)
+        self.assertAllClose(float(loaded.tau.numpy()), metrics["served_tau"])
+        # As TF Serving loads it, against the run's Keras model.
+        import keras
+
+        model = keras.saving.load_model(metrics["keras_model"]).model
+        _, info = ResolvedConfig.read(self.model_dir).data.load("train")
+        images = np.random.default_rng(0).integers(0, 256, (4, 32, 32, 3))
+        serving_session.assert_served_in_session(
+            self, export_dir, model, images.astype(np.uint8), info.priors,
+            metrics["served_tau"], info.class_names,
+        )  # fmt: skip
+
+    def test_rerun_skips_a_damaged_newest_checkpoint_and_resumes(self):
+        model_dir = shared_runs.copy_of(
+            shared_runs.jax_run(), self.get_temp_dir()
+        )
+        self.assertEqual(
+            sorted(os.listdir(os.path.join(model_dir, "checkpoints"))),
+            ["ckpt-18.npz", "ckpt-9.npz"],
+        )
+        os.remove(os.path.join(model_dir, "metrics.json"))
+        newest = os.path.join(model_dir, "checkpoints", "ckpt-18.npz")
+        with open(newest, "r+b") as f:
+            f.truncate(os.path.getsize(newest) // 2)
+        rerun = helpers.run_module(
+            "launch.train",
+            shared_runs.jax_args(model_dir),
+            extra_env=shared_runs.JAX_ENV,
+        )
+        self.assertEqual(rerun.returncode, 0, rerun.stderr[-3000:])
+        self.assertIn("Skipping damaged checkpoint", rerun.stderr)
+        self.assertIn("ckpt-9.npz at step 9", rerun.stderr)
+        with open(os.path.join(model_dir, "metrics.json")) as f:
+            self.assertEqual(json.load(f)["step"], 18)
+
+
+class TrainOnJaxTest(TestCase):
+    # Slow (88 s), to keep the default suite within about 20 minutes. The
+    # default suite checks the same outputs and export, and a resume past a
+    # damaged checkpoint, on the shared JAX run (SharedJaxRunTest); an
+    # extended run's resume on TensorFlow (test_train.py ExtendTest).
+    @pytest.mark.slow
+    def test_train_resume_and_export(self):
+        # The first two epochs: the shared JAX run, whose outputs
+        # SharedJaxRunTest checks.
+        model_dir = shared_runs.copy_of(
+            shared_runs.jax_run(), self.get_temp_dir()
+        )
+
         # A rerun extended to more epochs resumes from the last checkpoint.
-        second = _train(model_dir, epochs=3, extend=True)
+        second = _train(
+            model_dir, epochs=3, extend=True, checkpoint_every_seconds=0
+        )
         self.assertEqual(second.returncode, 0, second.stderr[-3000:])
         self.assertIn("ckpt-18.npz at step 18", second.stderr)
         with open(os.path.join(model_dir, "metrics.json")) as f:
@@ -94,7 +154,9 @@ class TrainOnJaxTest(TestCase):
         newest = os.path.join(model_dir, "checkpoints", "ckpt-27.npz")
         with open(newest, "r+b") as f:
             f.truncate(os.path.getsize(newest) // 2)
-        third = _train(model_dir, epochs=4, extend=True)
+        third = _train(
+            model_dir, epochs=4, extend=True, checkpoint_every_seconds=0
+        )
         self.assertEqual(third.returncode, 0, third.stderr[-3000:])
         self.assertIn("Skipping damaged checkpoint", third.stderr)
         self.assertIn("ckpt-18.npz at step 18", third.stderr)
@@ -110,7 +172,8 @@ class TrainOnJaxTest(TestCase):
         )
         self.assertEqual(out["logits"].shape, (2, 10))
         with open(os.path.join(model_dir, "metrics.json")) as f:
-            served_tau = json.load(f)["served_tau"]
+            metrics = json.load(f)
+        served_tau = metrics["served_tau"]
         self.assertAllClose(float(loaded.tau.numpy()), served_tau)
         self.assertLen(
             glob.glob(os.path.join(model_dir, "checkpoints", "*.npz")), 3
@@ -123,22 +186,10 @@ class TrainOnJaxTest(TestCase):
         _, info = ResolvedConfig.read(model_dir).data.load("train")
         images = np.random.default_rng(0).integers(0, 256, (4, 32, 32, 3))
         images = images.astype(np.uint8)
-        session = serving_session.run_in_session(
-            os.path.join(model_dir, "export"), images,
-            np.zeros([1, 28, 28, 3], np.uint8),
+        serving_session.assert_served_in_session(
+            self, os.path.join(model_dir, "export"), model, images,
+            info.priors, served_tau, info.class_names,
         )  # fmt: skip
-        serving_session.assert_served(
-            self,
-            session["outputs"],
-            serving_session.expected_outputs(
-                model,
-                images,
-                "cifar",
-                info.priors,
-                served_tau,
-                info.class_names,
-            ),  # fmt: skip
-        )
 
     def test_tensorflow_only_flag_is_refused(self):
         result = _train(
@@ -285,10 +336,7 @@ class TrainOnJaxTest(TestCase):
                 )
             codes = [worker.wait(timeout=240) for worker in workers]
         finally:
-            for worker in workers:
-                if worker.poll() is None:
-                    worker.kill()
-                    worker.wait()
+            helpers.kill_all(workers)
         logs = []
         for process_id in range(2):
             with open(os.path.join(root, f"worker{process_id}.log")) as f:

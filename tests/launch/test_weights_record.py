@@ -7,9 +7,7 @@ import os
 from unittest import mock
 
 from la_keras.runs import weights_record
-from la_keras.runs.resolved import DataConfig
 from la_keras.runs.resolved import ResolvedConfig
-from la_keras.runs.resolved import ScheduleConfig
 from tests.launch import helpers
 from tests.test_case import TestCase
 
@@ -23,9 +21,8 @@ SHARED_WEIGHTS = os.path.join(
 
 
 def _config(model_dir, pretrained):
-    return ResolvedConfig(
-        data=DataConfig(dataset="test", train_batch_size=4),
-        schedule=ScheduleConfig(epochs=1, schedule=((1.0, 1.0),)),
+    return helpers.resolved_config(
+        epochs=1,
         model="mobilenet",
         backbone=True,
         pretrained=pretrained,

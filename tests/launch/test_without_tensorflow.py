@@ -10,6 +10,8 @@ them fails there as on a machine without them, and
 import json
 import os
 import re
+import shutil
+import tempfile
 import textwrap
 
 import numpy as np
@@ -55,24 +57,29 @@ def _reproduce(env, data, out, methods):
     )
 
 
-class WithoutTensorFlowTest(TestCase):
+class BlockedTestCase(TestCase):
+    """A folder of the class's own with the blocker, and `cls.data`: the
+    `test` dataset prepared (with TensorFlow) with `PREPARE_FLAGS`."""
+
+    DATA = "test.prepared"
+    PREPARE_FLAGS = ()
+
     @classmethod
     def setUpClass(cls):
         super().setUpClass()
-        import tempfile
-
         cls.root = tempfile.mkdtemp(prefix="no_tf_")
+        cls.addClassCleanup(shutil.rmtree, cls.root, ignore_errors=True)
         cls.env = _make_blocker(os.path.join(cls.root, "blocker"))
-        cls.data = os.path.join(cls.root, "test.prepared")
+        cls.data = os.path.join(cls.root, cls.DATA)
         made = helpers.run_module(
             "launch.prepare",
-            [
-                "--dataset=test",
-                "--holdout_fraction=0.1",
-                f"--output={cls.data}",
-            ],
+            ["--dataset=test", *cls.PREPARE_FLAGS, f"--output={cls.data}"],
         )
         assert made.returncode == 0, made.stderr[-3000:]
+
+
+class WithoutTensorFlowTest(BlockedTestCase):
+    PREPARE_FLAGS = ("--holdout_fraction=0.1",)
 
     def _run(self, module, *args):
         return helpers.run_module(module, list(args), extra_env=self.env)
@@ -180,19 +187,14 @@ class WithoutTensorFlowTest(TestCase):
 
     def test_folder_dataset_trains_and_prepares(self):
         from tests.launch.test_folder_runs import CLASSES
+        from tests.launch.test_folder_runs import folder_flags
         from tests.launch.test_folder_runs import make_gray_folder
 
         data = make_gray_folder(os.path.join(self.root, "gray"))
         model_dir = os.path.join(self.root, "folder_run")
         result = self._run(
             "launch.train",
-            f"--dataset=folder:{data}",
-            "--model=resnet8",
-            "--epochs=1",
-            "--train_batch_size=8",
-            "--test_batch_size=5",
-            f"--model_dir={model_dir}",
-            f"--tb_log_dir={model_dir}/log",
+            *helpers.flag_args(folder_flags(data, model_dir)),
         )
         self.assertEqual(result.returncode, 0, result.stderr[-3000:])
         with open(os.path.join(model_dir, "metrics.json")) as f:
@@ -251,21 +253,15 @@ class WithoutTensorFlowTest(TestCase):
         self.assertIn("--dataset=prepared:PATH", last)
 
     def test_imagenet_recipe_data_is_refused_in_one_line(self):
-        from la_keras.datasets import DatasetInfo
         from la_keras.datasets import prepared
+        from tests.datasets import fakes
 
         images = np.zeros((4, 8, 8, 3), np.uint8)
         labels = np.array([0, 0, 0, 1])
-        info = DatasetInfo(
-            name="tiny",
-            num_classes=2,
-            class_names=["a", "b"],
-            train_counts=[3, 1],
-            priors=[0.75, 0.25],
-            image_shape=(8, 8, 3),
-            num_examples={"train": 4, "test": 4},
-            preprocessing="imagenet",
-        )
+        info = fakes.dataset_info(
+            [3, 1], name="tiny", image_shape=(8, 8, 3),
+            num_examples={"train": 4, "test": 4}, preprocessing="imagenet",
+        )  # fmt: skip
         path = prepared.write(
             os.path.join(self.root, "imagenet_like.prepared"),
             {"train": (images, labels), "test": (images, labels)},
@@ -287,28 +283,16 @@ class WithoutTensorFlowTest(TestCase):
         )
 
 
-class ReproduceWithoutTensorFlowTest(TestCase):
-    """`launch.reproduce` on JAX from a prepared file, TensorFlow blocked."""
+class ReproduceWithoutTensorFlowTest(BlockedTestCase):
+    """`launch.reproduce` on JAX from a prepared file, TensorFlow blocked.
 
-    @classmethod
-    def setUpClass(cls):
-        super().setUpClass()
-        import tempfile
+    The file is prepared without a holdout: reproduce sets the holdout of
+    the τ* rows aside itself."""
 
-        cls.root = tempfile.mkdtemp(prefix="no_tf_reproduce_")
-        cls.env = _make_blocker(os.path.join(cls.root, "blocker"))
-        # Prepared without a holdout (with TensorFlow): reproduce sets the
-        # holdout of the τ* rows aside itself.
-        cls.data = os.path.join(cls.root, "data", "test.prepared")
-        made = helpers.run_module(
-            "launch.prepare", ["--dataset=test", f"--output={cls.data}"]
-        )
-        assert made.returncode == 0, made.stderr[-3000:]
+    DATA = os.path.join("data", "test.prepared")
 
     @pytest.mark.slow
     def test_three_rows_then_moved_without_retraining(self):
-        import shutil
-
         out = os.path.join(self.root, "three")
         methods = "erm,la_posthoc,la_loss"
         result = _reproduce(self.env, self.data, out, methods)

@@ -37,6 +37,50 @@ def log_softmax64(z):
     return z - np.log(np.exp(z).sum(axis=-1, keepdims=True))
 
 
+def check_against_reference(test, loss, function, reference, batch=32):
+    """`loss` and its functional form `function(labels, logits)` give the
+    float64 `reference(labels, logits)` of a random batch, and `loss` that
+    of soft labels too."""
+    labels, logits = random_batch(batch=batch)
+    expected = reference(labels, logits)
+    test.assertAllClose(loss(labels, logits), expected, rtol=1e-5)
+    test.assertAllClose(function(labels, logits), expected, rtol=1e-5)
+    soft = soft_labels(batch=batch)
+    test.assertAllClose(loss(soft, logits), reference(soft, logits), rtol=1e-5)
+
+
+class LossContractTests:
+    """`check_label_formats`, `check_reductions_and_sample_weight` and
+    `check_low_precision` as tests of a loss's TestCase, which defines
+    `make_loss(**kwargs)` and `reference(labels, logits)` (float64, one
+    value per example) and may override `batch(size)`."""
+
+    LOW_PRECISION_BATCH = 16
+
+    def batch(self, size):
+        return random_batch(batch=size)
+
+    def test_label_formats(self):
+        labels, logits = self.batch(8)
+        check_label_formats(
+            self, self.make_loss(reduction=None), labels, logits,
+            self.reference,
+        )  # fmt: skip
+
+    def test_reductions_and_sample_weight(self):
+        labels, logits = self.batch(8)
+        check_reductions_and_sample_weight(
+            self, self.make_loss, labels, logits,
+            self.reference(labels, logits),
+        )  # fmt: skip
+
+    def test_low_precision(self):
+        labels, logits = self.batch(self.LOW_PRECISION_BATCH)
+        check_low_precision(
+            self, self.make_loss(), labels, logits, self.reference
+        )
+
+
 def check_label_formats(test, loss, labels, logits, reference):
     """Integer labels of several dtypes, [B, 1], one-hot and tensors."""
     expected = reference(labels, logits)

@@ -5,10 +5,8 @@ from la_keras.losses import BalancedSoftmaxLoss
 from la_keras.losses import LogitAdjustedLoss
 from la_keras.losses import balanced_softmax_crossentropy
 from tests.losses.baseline_checks import CIFAR10_LT_COUNTS
+from tests.losses.baseline_checks import LossContractTests
 from tests.losses.baseline_checks import check_compiled_model_round_trip
-from tests.losses.baseline_checks import check_label_formats
-from tests.losses.baseline_checks import check_low_precision
-from tests.losses.baseline_checks import check_reductions_and_sample_weight
 from tests.losses.baseline_checks import log_softmax64
 from tests.losses.baseline_checks import random_batch
 from tests.losses.baseline_checks import soft_labels
@@ -26,7 +24,7 @@ def reference_loss(labels, logits, counts):
     return -log_p[np.arange(len(labels)), labels]
 
 
-class BalancedSoftmaxLossTest(TestCase):
+class BalancedSoftmaxLossTest(LossContractTests, TestCase):
     def test_matches_float64_reference(self):
         labels, logits = random_batch(batch=32)
         expected = reference_loss(labels, logits, CIFAR10_LT_COUNTS)
@@ -72,35 +70,11 @@ class BalancedSoftmaxLossTest(TestCase):
                 BalancedSoftmaxLoss(c)(labels, logits), expected
             )
 
-    def test_label_formats(self):
-        labels, logits = random_batch(batch=8)
-        check_label_formats(
-            self,
-            BalancedSoftmaxLoss(CIFAR10_LT_COUNTS, reduction=None),
-            labels,
-            logits,
-            lambda y, z: reference_loss(y, z, CIFAR10_LT_COUNTS),
-        )
+    def make_loss(self, **kwargs):
+        return BalancedSoftmaxLoss(CIFAR10_LT_COUNTS, **kwargs)
 
-    def test_reductions_and_sample_weight(self):
-        labels, logits = random_batch(batch=8)
-        check_reductions_and_sample_weight(
-            self,
-            lambda **kw: BalancedSoftmaxLoss(CIFAR10_LT_COUNTS, **kw),
-            labels,
-            logits,
-            reference_loss(labels, logits, CIFAR10_LT_COUNTS),
-        )
-
-    def test_low_precision(self):
-        labels, logits = random_batch()
-        check_low_precision(
-            self,
-            BalancedSoftmaxLoss(CIFAR10_LT_COUNTS),
-            labels,
-            logits,
-            lambda y, z: reference_loss(y, z, CIFAR10_LT_COUNTS),
-        )
+    def reference(self, labels, logits):
+        return reference_loss(labels, logits, CIFAR10_LT_COUNTS)
 
     def test_config(self):
         loss = BalancedSoftmaxLoss([100, 10, 1], name="bs")

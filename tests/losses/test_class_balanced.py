@@ -8,10 +8,9 @@ from la_keras.losses import class_balanced_crossentropy
 from la_keras.losses import class_balanced_weights
 from la_keras.losses import softmax_focal_crossentropy
 from tests.losses.baseline_checks import CIFAR10_LT_COUNTS
+from tests.losses.baseline_checks import LossContractTests
+from tests.losses.baseline_checks import check_against_reference
 from tests.losses.baseline_checks import check_compiled_model_round_trip
-from tests.losses.baseline_checks import check_label_formats
-from tests.losses.baseline_checks import check_low_precision
-from tests.losses.baseline_checks import check_reductions_and_sample_weight
 from tests.losses.baseline_checks import log_softmax64
 from tests.losses.baseline_checks import one_hot64
 from tests.losses.baseline_checks import random_batch
@@ -73,7 +72,7 @@ class ClassBalancedWeightsTest(TestCase):
             class_balanced_weights([10, 0])
 
 
-class FocalLossTest(TestCase):
+class FocalLossTest(LossContractTests, TestCase):
     def test_matches_float64_reference(self):
         labels, logits = random_batch(batch=32)
         soft = soft_labels(batch=32)
@@ -122,16 +121,13 @@ class FocalLossTest(TestCase):
             value = FocalLoss(gamma=0.5)([0, 1], x)
         self.assertTrue(np.all(np.isfinite(tape.gradient(value, x).numpy())))
 
-    def test_label_formats_reductions_precision(self):
-        labels, logits = random_batch(batch=8)
-        reference = lambda y, z: reference_focal(y, z, 2.0)  # noqa: E731
-        check_label_formats(
-            self, FocalLoss(reduction=None), labels, logits, reference
-        )
-        check_reductions_and_sample_weight(
-            self, FocalLoss, labels, logits, reference(labels, logits)
-        )
-        check_low_precision(self, FocalLoss(), labels, logits, reference)
+    LOW_PRECISION_BATCH = 8
+
+    def make_loss(self, **kwargs):
+        return FocalLoss(**kwargs)
+
+    def reference(self, labels, logits):
+        return reference_focal(labels, logits, 2.0)
 
     def test_config_and_saving(self):
         loss = FocalLoss(gamma=1.5, name="focal")
@@ -142,10 +138,8 @@ class FocalLossTest(TestCase):
             FocalLoss(gamma=-1.0)
 
 
-class ClassBalancedLossTest(TestCase):
+class ClassBalancedLossTest(LossContractTests, TestCase):
     def test_matches_float64_reference(self):
-        labels, logits = random_batch(batch=32)
-        soft = soft_labels(batch=32)
         for beta in (0.0, 0.99, 0.9999):
             w = reference_weights(CIFAR10_LT_COUNTS, beta)
             for loss_type, gamma in (
@@ -153,32 +147,19 @@ class ClassBalancedLossTest(TestCase):
                 ("focal", 1.0),
                 ("focal", 2.0),
             ):
-                loss = ClassBalancedLoss(
-                    CIFAR10_LT_COUNTS,
-                    beta,
-                    loss_type,
-                    gamma=gamma,
-                    reduction=None,
-                )
-                expected = reference_focal(labels, logits, gamma, w)
-                self.assertAllClose(loss(labels, logits), expected, rtol=1e-5)
-                self.assertAllClose(
-                    class_balanced_crossentropy(
-                        labels,
-                        logits,
-                        CIFAR10_LT_COUNTS,
-                        beta,
-                        loss_type,
-                        gamma,
+                check_against_reference(
+                    self,
+                    ClassBalancedLoss(
+                        CIFAR10_LT_COUNTS, beta, loss_type, gamma=gamma,
+                        reduction=None,
                     ),
-                    expected,
-                    rtol=1e-5,
-                )
-                self.assertAllClose(
-                    loss(soft, logits),
-                    reference_focal(soft, logits, gamma, w),
-                    rtol=1e-5,
-                )
+                    lambda y, z, b=beta, t=loss_type, g=gamma: (
+                        class_balanced_crossentropy(
+                            y, z, CIFAR10_LT_COUNTS, b, t, g
+                        )
+                    ),
+                    lambda y, z, g=gamma, w=w: reference_focal(y, z, g, w),
+                )  # fmt: skip
 
     def test_softmax_ignores_gamma_and_is_weighted_crossentropy(self):
         labels, logits = random_batch()
@@ -189,23 +170,14 @@ class ClassBalancedLossTest(TestCase):
         loss = ClassBalancedLoss(CIFAR10_LT_COUNTS, gamma=5.0, reduction=None)
         self.assertAllClose(loss(labels, logits), w[labels] * ce, rtol=1e-5)
 
-    def test_label_formats_reductions_precision(self):
-        labels, logits = random_batch(batch=8)
+    LOW_PRECISION_BATCH = 8
+
+    def make_loss(self, **kwargs):
+        return ClassBalancedLoss(CIFAR10_LT_COUNTS, loss_type="focal", **kwargs)
+
+    def reference(self, labels, logits):
         w = reference_weights(CIFAR10_LT_COUNTS, 0.9999)
-        reference = lambda y, z: reference_focal(y, z, 2.0, w)  # noqa: E731
-
-        def make(**kwargs):
-            return ClassBalancedLoss(
-                CIFAR10_LT_COUNTS, loss_type="focal", **kwargs
-            )
-
-        check_label_formats(
-            self, make(reduction=None), labels, logits, reference
-        )
-        check_reductions_and_sample_weight(
-            self, make, labels, logits, reference(labels, logits)
-        )
-        check_low_precision(self, make(), labels, logits, reference)
+        return reference_focal(labels, logits, 2.0, w)
 
     def test_config_and_saving(self):
         loss = ClassBalancedLoss(

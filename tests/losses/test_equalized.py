@@ -7,13 +7,11 @@ import tensorflow as tf
 from la_keras.losses import EqualizedLoss
 from la_keras.losses import equalized_crossentropy
 from tests.losses.baseline_checks import CIFAR10_LT_COUNTS
+from tests.losses.baseline_checks import LossContractTests
+from tests.losses.baseline_checks import check_against_reference
 from tests.losses.baseline_checks import check_compiled_model_round_trip
-from tests.losses.baseline_checks import check_label_formats
-from tests.losses.baseline_checks import check_low_precision
-from tests.losses.baseline_checks import check_reductions_and_sample_weight
 from tests.losses.baseline_checks import one_hot64
 from tests.losses.baseline_checks import random_batch
-from tests.losses.baseline_checks import soft_labels
 from tests.test_case import TestCase
 
 
@@ -38,24 +36,15 @@ def reference_loss(labels, logits, counts, lambda_, beta=None):
 LAMBDA = 0.05  # classes 5..9 of CIFAR-10-LT (frequency < 5%) are tail.
 
 
-class EqualizedLossTest(TestCase):
+class EqualizedLossTest(LossContractTests, TestCase):
     def test_matches_float64_reference(self):
-        labels, logits = random_batch(batch=32)
-        expected = reference_loss(labels, logits, CIFAR10_LT_COUNTS, LAMBDA)
-        loss = EqualizedLoss(CIFAR10_LT_COUNTS, lambda_=LAMBDA, reduction=None)
-        self.assertAllClose(loss(labels, logits), expected, rtol=1e-5)
-        self.assertAllClose(
-            equalized_crossentropy(
-                labels, logits, CIFAR10_LT_COUNTS, 1.0, LAMBDA
+        check_against_reference(
+            self,
+            EqualizedLoss(CIFAR10_LT_COUNTS, lambda_=LAMBDA, reduction=None),
+            lambda y, z: equalized_crossentropy(
+                y, z, CIFAR10_LT_COUNTS, 1.0, LAMBDA
             ),
-            expected,
-            rtol=1e-5,
-        )
-        soft = soft_labels(batch=32)
-        self.assertAllClose(
-            loss(soft, logits),
-            reference_loss(soft, logits, CIFAR10_LT_COUNTS, LAMBDA),
-            rtol=1e-5,
+            lambda y, z: reference_loss(y, z, CIFAR10_LT_COUNTS, LAMBDA),
         )
 
     def test_default_lambda_is_uniform_frequency(self):
@@ -136,35 +125,11 @@ class EqualizedLossTest(TestCase):
         self.assertNotAllClose(first, second)
         self.assertEqual(step.experimental_get_tracing_count(), 1)
 
-    def test_label_formats(self):
-        labels, logits = random_batch(batch=8)
-        check_label_formats(
-            self,
-            EqualizedLoss(CIFAR10_LT_COUNTS, lambda_=LAMBDA, reduction=None),
-            labels,
-            logits,
-            lambda y, z: reference_loss(y, z, CIFAR10_LT_COUNTS, LAMBDA),
-        )
+    def make_loss(self, **kwargs):
+        return EqualizedLoss(CIFAR10_LT_COUNTS, lambda_=LAMBDA, **kwargs)
 
-    def test_reductions_and_sample_weight(self):
-        labels, logits = random_batch(batch=8)
-        check_reductions_and_sample_weight(
-            self,
-            lambda **kw: EqualizedLoss(CIFAR10_LT_COUNTS, lambda_=LAMBDA, **kw),
-            labels,
-            logits,
-            reference_loss(labels, logits, CIFAR10_LT_COUNTS, LAMBDA),
-        )
-
-    def test_low_precision(self):
-        labels, logits = random_batch()
-        check_low_precision(
-            self,
-            EqualizedLoss(CIFAR10_LT_COUNTS, lambda_=LAMBDA),
-            labels,
-            logits,
-            lambda y, z: reference_loss(y, z, CIFAR10_LT_COUNTS, LAMBDA),
-        )
+    def reference(self, labels, logits):
+        return reference_loss(labels, logits, CIFAR10_LT_COUNTS, LAMBDA)
 
     def test_zero_count_class_is_tail(self):
         labels, logits = random_batch(batch=8, classes=3)

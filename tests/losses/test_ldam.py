@@ -9,10 +9,8 @@ from la_keras.losses import class_balanced_weights
 from la_keras.losses import ldam_loss
 from la_keras.losses import ldam_margins
 from tests.losses.baseline_checks import CIFAR10_LT_COUNTS
+from tests.losses.baseline_checks import LossContractTests
 from tests.losses.baseline_checks import check_compiled_model_round_trip
-from tests.losses.baseline_checks import check_label_formats
-from tests.losses.baseline_checks import check_low_precision
-from tests.losses.baseline_checks import check_reductions_and_sample_weight
 from tests.losses.baseline_checks import log_softmax64
 from tests.losses.baseline_checks import random_batch
 from tests.losses.baseline_checks import soft_labels
@@ -40,7 +38,7 @@ def cosine_batch(batch=16, seed=0):
     return labels, np.tanh(logits / 3.0).astype(np.float32)
 
 
-class LDAMLossTest(TestCase):
+class LDAMLossTest(LossContractTests, TestCase):
     def test_margins(self):
         margins = ldam_margins(CIFAR10_LT_COUNTS, max_m=0.5)
         counts = np.asarray(CIFAR10_LT_COUNTS, np.float64)
@@ -86,35 +84,14 @@ class LDAMLossTest(TestCase):
             loss(soft.astype(np.float32), x), expected, rtol=1e-5
         )
 
-    def test_label_formats(self):
-        labels, x = cosine_batch(batch=8)
-        check_label_formats(
-            self,
-            LDAMLoss(CIFAR10_LT_COUNTS, reduction=None),
-            labels,
-            x,
-            lambda y, z: reference_loss(y, z, CIFAR10_LT_COUNTS),
-        )
+    def batch(self, size):
+        return cosine_batch(batch=size)
 
-    def test_reductions_and_sample_weight(self):
-        labels, x = cosine_batch(batch=8)
-        check_reductions_and_sample_weight(
-            self,
-            lambda **kw: LDAMLoss(CIFAR10_LT_COUNTS, **kw),
-            labels,
-            x,
-            reference_loss(labels, x, CIFAR10_LT_COUNTS),
-        )
+    def make_loss(self, **kwargs):
+        return LDAMLoss(CIFAR10_LT_COUNTS, **kwargs)
 
-    def test_low_precision(self):
-        labels, x = cosine_batch()
-        check_low_precision(
-            self,
-            LDAMLoss(CIFAR10_LT_COUNTS),
-            labels,
-            x,
-            lambda y, z: reference_loss(y, z, CIFAR10_LT_COUNTS),
-        )
+    def reference(self, labels, x):
+        return reference_loss(labels, x, CIFAR10_LT_COUNTS)
 
     def test_config(self):
         loss = LDAMLoss(

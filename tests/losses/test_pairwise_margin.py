@@ -6,10 +6,8 @@ from la_keras.losses import LogitAdjustedLoss
 from la_keras.losses import PairwiseMarginLoss
 from la_keras.losses import pairwise_margin_loss
 from tests.losses.baseline_checks import CIFAR10_LT_COUNTS
+from tests.losses.baseline_checks import LossContractTests
 from tests.losses.baseline_checks import check_compiled_model_round_trip
-from tests.losses.baseline_checks import check_label_formats
-from tests.losses.baseline_checks import check_low_precision
-from tests.losses.baseline_checks import check_reductions_and_sample_weight
 from tests.losses.baseline_checks import one_hot64
 from tests.losses.baseline_checks import random_batch
 from tests.losses.baseline_checks import soft_labels
@@ -44,7 +42,7 @@ def la_margins(priors, tau):
     return tau * np.log(pi[None, :] / pi[:, None])
 
 
-class PairwiseMarginLossTest(TestCase):
+class PairwiseMarginLossTest(LossContractTests, TestCase):
     def test_matches_float64_reference(self):
         labels, logits = random_batch(batch=32)
         margins = random_margins()
@@ -114,38 +112,11 @@ class PairwiseMarginLossTest(TestCase):
             loss(soft.astype(np.float32), logits), expected, rtol=1e-5
         )
 
-    def test_label_formats(self):
-        labels, logits = random_batch(batch=8)
-        margins = random_margins()
-        check_label_formats(
-            self,
-            PairwiseMarginLoss(margins, reduction=None),
-            labels,
-            logits,
-            lambda y, z: reference_loss(y, z, margins),
-        )
+    def make_loss(self, **kwargs):
+        return PairwiseMarginLoss(random_margins(), **kwargs)
 
-    def test_reductions_and_sample_weight(self):
-        labels, logits = random_batch(batch=8)
-        margins = random_margins()
-        check_reductions_and_sample_weight(
-            self,
-            lambda **kw: PairwiseMarginLoss(margins, **kw),
-            labels,
-            logits,
-            reference_loss(labels, logits, margins),
-        )
-
-    def test_low_precision(self):
-        labels, logits = random_batch(batch=16)
-        margins = random_margins()
-        check_low_precision(
-            self,
-            PairwiseMarginLoss(margins),
-            labels,
-            logits,
-            lambda y, z: reference_loss(y, z, margins),
-        )
+    def reference(self, labels, logits):
+        return reference_loss(labels, logits, random_margins())
 
     def test_gradient(self):
         labels, logits = random_batch(batch=4)

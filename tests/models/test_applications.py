@@ -28,18 +28,29 @@ def build(name="mobilenet", input_shape=(32, 32, 3), weight_decay=5e-4, **kw):
     )
 
 
-def decay_reference(model, factor):
-    """`factor * sum(w ** 2)` in float64 over the kernels of the
-    convolutions (depthwise ones excepted, as in MobileNet's recipe) and
-    dense layers, and how many there are. (Per fine-tuning mode:
+def decayed_kernels(model):
+    """The kernels of `model`'s convolutions (depthwise ones excepted, as
+    in MobileNet's recipe) and dense layers. (Per fine-tuning mode:
     tests/models/test_finetune.py.)"""
-    kernels = [
-        np.asarray(layer._kernel, np.float64)
+    return [
+        layer._kernel
         for layer in model._flatten_layers(include_self=False)
         if isinstance(layer, (keras.layers.Conv2D, keras.layers.Dense))
         and not isinstance(layer, keras.layers.DepthwiseConv2D)
     ]
-    return factor * sum(float(np.sum(k**2)) for k in kernels), len(kernels)
+
+
+def assert_weight_decay(test, model, kernels, factor=5e-4):
+    """`model.losses` are one weight decay loss per kernel of `kernels`,
+    adding up to `factor * sum(w ** 2)` (in float64)."""
+    test.assertLen(model.losses, len(kernels))
+    expected = factor * sum(
+        float(np.sum(np.asarray(k, np.float64) ** 2)) for k in kernels
+    )
+    total = sum(
+        float(keras.ops.convert_to_numpy(loss)) for loss in model.losses
+    )
+    test.assertAllClose(total, expected, rtol=1e-5)
 
 
 class ApplicationsTest(TestCase):
@@ -73,13 +84,7 @@ class ApplicationsTest(TestCase):
                 self.assertEqual(logits.shape, (2, NUM_CLASSES))
                 self.assertTrue(np.isfinite(logits).all())
                 # Weight decay on every convolution and dense kernel.
-                expected, count = decay_reference(model, 5e-4)
-                self.assertLen(model.losses, count)
-                total = sum(
-                    float(keras.ops.convert_to_numpy(loss))
-                    for loss in model.losses
-                )
-                self.assertAllClose(total, expected, rtol=1e-5)
+                assert_weight_decay(self, model, decayed_kernels(model))
 
     def test_widths(self):
         model = build(width=0.5)

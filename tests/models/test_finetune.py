@@ -12,6 +12,7 @@ import numpy as np
 
 from la_keras.models import finetune
 from la_keras.models import registry
+from tests.models.test_applications import assert_weight_decay
 from tests.numerics import assert_float32_close
 from tests.test_case import TestCase
 
@@ -201,15 +202,7 @@ class FinetuneModesTest(TestCase):
                         kernels.append(layer._kernel)
                 kernels = [k for k in kernels if k.trainable]
                 self.assertLen(kernels, count)
-                expected = 5e-4 * sum(
-                    np.sum(np.asarray(k, np.float64) ** 2) for k in kernels
-                )
-                self.assertLen(model.losses, count)
-                total = sum(
-                    float(keras.ops.convert_to_numpy(loss))
-                    for loss in model.losses
-                )
-                self.assertAllClose(total, expected, rtol=1e-5)
+                assert_weight_decay(self, model, kernels)
 
     def test_merge_lora_equals_the_lora_model(self):
         model = self.models["lora"]

@@ -15,7 +15,6 @@ of it; a wrong step, e.g. a missing weight decay term or another learning
 rate, is off by its whole size).
 """
 
-import json
 import os
 
 import numpy as np
@@ -107,12 +106,7 @@ def _load(out_dir, mode, what):
 
 
 def _run(backend, out_dir):
-    result = helpers.run_python(
-        ["-c", _SCRIPT, out_dir],
-        extra_env={"KERAS_BACKEND": backend, "JAX_PLATFORMS": "cpu"},
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    return json.loads(result.stdout.strip().splitlines()[-1])
+    return helpers.run_script(_SCRIPT, out_dir, backend=backend)
 
 
 class FinetuneStepTest(TestCase):

@@ -286,21 +286,25 @@ class SummariesTest(TestCase):
                     values.setdefault(value.tag, []).append(event.step)
         return values
 
-    def test_every_scalar_is_written_in_one_batch(self):
+    def _run(self, log_every_seconds):
+        """A loop of 1 s epochs writing to summaries; the number of times
+        the train writer flushed, and the scalars written."""
         log_dir = self.get_temp_dir()
         summaries = Summaries(log_dir)
         flushes = []
         flush = summaries.train.flush
         summaries.train.flush = lambda: flushes.append(1) or flush()
-        runner = _Runner(_Clock())
         loop, _ = _loop(
-            runner,
+            _Runner(_Clock()),
             checkpoint_every_seconds=1000,
-            log_every_seconds=1000,
+            log_every_seconds=log_every_seconds,
             summaries=summaries,
         )
         loop.run()
-        scalars = self._scalars(log_dir)
+        return flushes, self._scalars(log_dir)
+
+    def test_every_scalar_is_written_in_one_batch(self):
+        flushes, scalars = self._run(log_every_seconds=1000)
         steps = [4, 8, 12, 16, 20, 24]
         self.assertEqual(scalars["batch loss"], steps)
         self.assertEqual(scalars["accuracy"], steps)
@@ -308,22 +312,10 @@ class SummariesTest(TestCase):
         self.assertEqual(len(flushes), 1)  # at the final save
 
     def test_written_every_interval(self):
-        log_dir = self.get_temp_dir()
-        summaries = Summaries(log_dir)
-        flushes = []
-        flush = summaries.train.flush
-        summaries.train.flush = lambda: flushes.append(1) or flush()
-        runner = _Runner(_Clock())  # 1 s an epoch
-        loop, _ = _loop(
-            runner,
-            checkpoint_every_seconds=1000,
-            log_every_seconds=2.0,
-            summaries=summaries,
-        )
-        loop.run()
+        flushes, scalars = self._run(log_every_seconds=2.0)
         # t = 2 and 4 (interval), 6 (the final save).
         self.assertEqual(len(flushes), 3)
-        self.assertEqual(len(self._scalars(log_dir)["accuracy"]), 6)
+        self.assertEqual(len(scalars["accuracy"]), 6)
 
 
 class FlagTest(TestCase):
