@@ -227,7 +227,9 @@ class LabelCheckTest(TestCase):
                 labels.astype(np.float32)[:, None],
                 np.eye(4, dtype=np.float32)[labels],
             ):
-                with self.subTest(metric=name, shape=y.shape, dtype=y.dtype):
+                with self.subTest(
+                    metric=name, shape=y.shape, dtype=str(y.dtype)
+                ):
                     metric = make()
                     tf.function(metric.update_state)(y, self.logits)
                     self.assertAllClose(metric.result(), expected.result())

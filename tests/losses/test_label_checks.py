@@ -41,7 +41,9 @@ class LabelCheckTest(TestCase):
         for name, loss in label_cases.all_losses().items():
             for case, values in INVALID.items():
                 for labels in label_arrays(values):
-                    with self.subTest(loss=name, case=case, dtype=labels.dtype):
+                    with self.subTest(
+                        loss=name, case=case, dtype=str(labels.dtype)
+                    ):
                         with self.assertRaisesRegex(
                             ValueError, eager_pattern(values[1])
                         ):
@@ -53,7 +55,9 @@ class LabelCheckTest(TestCase):
             step = tf.function(lambda y, z, loss=loss: loss(y, z))
             for case, values in INVALID.items():
                 for labels in label_arrays(values):
-                    with self.subTest(loss=name, case=case, dtype=labels.dtype):
+                    with self.subTest(
+                        loss=name, case=case, dtype=str(labels.dtype)
+                    ):
                         with self.assertRaisesRegex(
                             GRAPH_ERROR, graph_pattern(values[1])
                         ):
@@ -70,7 +74,7 @@ class LabelCheckTest(TestCase):
             self.assertTrue(np.all(np.isfinite(expected)), name)
             step = tf.function(lambda y, z, loss=loss: loss(y, z))
             for labels in label_arrays(VALID):
-                with self.subTest(loss=name, dtype=labels.dtype):
+                with self.subTest(loss=name, dtype=str(labels.dtype)):
                     self.assertAllClose(loss(labels, logits), expected)
                     self.assertAllClose(
                         step(tf.constant(labels), logits), expected
