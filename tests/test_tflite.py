@@ -59,7 +59,8 @@ class FixedSizeRunTest(TestCase):
         super().setUpClass()
         helpers.define_all_flags()
         cls.root = os.path.join(tf.compat.v1.test.get_temp_dir(), "tfl_fixed")
-        cls.model_dir, cls.metrics = shared_runs.posthoc_run()
+        run = shared_runs.posthoc_run()
+        cls.model_dir, cls.metrics = run.model_dir, run.metrics
         cls.path = _export(
             cls.model_dir, os.path.join(cls.root, "tfl"), format="tflite"
         )

@@ -16,14 +16,17 @@ import hashlib
 import json
 import os
 import shutil
+import subprocess
+import sys
 import tempfile
 
 from tests.launch import helpers
 
 JAX_ENV = {"KERAS_BACKEND": "jax", "JAX_PLATFORMS": "cpu"}
 
-# The folder of a run, and its metrics.json as read after training.
-Run = collections.namedtuple("Run", ["model_dir", "metrics"])
+# The folder of a run, its metrics.json as read after training, and the
+# `subprocess.CompletedProcess` of the `python -m launch.train` that ran it.
+Run = collections.namedtuple("Run", ["model_dir", "metrics", "output"])
 
 _snapshots = {}
 
@@ -51,10 +54,24 @@ def _snapshot(model_dir):
     return files
 
 
-def _finished(model_dir):
+def _train(name, args, env):
+    """`python -m launch.train args` with `env`, in the folder `name`."""
+    model_dir = os.path.join(_root(), name)
+    result = subprocess.run(
+        [sys.executable, "-m", "launch.train", *args(model_dir)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env=env,
+        cwd=helpers.REPO,
+    )
+    if result.returncode != 0:
+        raise AssertionError(
+            f"the shared run {name} failed:\n{result.stderr[-3000:]}"
+        )
     _snapshots[model_dir] = _snapshot(model_dir)
     with open(os.path.join(model_dir, "metrics.json")) as f:
-        return Run(model_dir, json.load(f))
+        return Run(model_dir, json.load(f), result)
 
 
 def changed_runs():
@@ -108,34 +125,46 @@ def train_in_process(model_dir, **overrides):
     return train_with(smoke_flags(model_dir, **overrides))
 
 
+def posthoc_args(model_dir):
+    """The command-line flags of `posthoc_run` in `model_dir`: the
+    smoke run, at launch.train's default verbosity."""
+    args = helpers.smoke_args(model_dir, mode="posthoc")
+    return [a for a in args if not a.startswith("--verbosity")]
+
+
 @functools.cache
 def posthoc_run():
-    """The smoke run of `helpers.SMOKE_FLAGS` in post-hoc mode, on the
-    TensorFlow backend: 2 epochs of 9 steps, a holdout of 10%, exported."""
-    model_dir = os.path.join(_root(), "posthoc")
-    train_in_process(model_dir, mode="posthoc")
-    return _finished(model_dir)
+    """The smoke run of `helpers.SMOKE_FLAGS` in post-hoc mode, trained by
+    `python -m launch.train` on the TensorFlow backend as a user runs it
+    (its output as the user sees it: TensorFlow's C++ logging not turned
+    down): 2 epochs of 9 steps, a holdout of 10%, exported."""
+    env = helpers.env()
+    del env["TF_CPP_MIN_LOG_LEVEL"]
+    return _train("posthoc", posthoc_args, env)
+
+
+# Where `jax_run`'s compiler dumps the train step it compiles.
+def jax_dump_dir():
+    return os.path.join(_root(), "jax_xla_dump")
 
 
 def jax_args(model_dir):
     """The command-line flags of `jax_run` in `model_dir`."""
     # A checkpoint at the end of each epoch: ckpt-9.npz and ckpt-18.npz.
-    return helpers.smoke_args(model_dir, checkpoint_every_seconds=0)
+    return helpers.smoke_args(
+        model_dir, checkpoint_every_seconds=0, deterministic=True
+    )
 
 
 @functools.cache
 def jax_run():
     """The smoke run trained by `python -m launch.train` on Keras's JAX
-    backend (`.npz` checkpoints and model.keras, no SavedModel)."""
-    model_dir = os.path.join(_root(), "jax")
-    result = helpers.run_module(
-        "launch.train", jax_args(model_dir), extra_env=JAX_ENV
-    )
-    if result.returncode != 0:
-        raise AssertionError(
-            f"the shared JAX run failed:\n{result.stderr[-3000:]}"
-        )
-    return _finished(model_dir)
+    backend with --deterministic (`.npz` checkpoints and model.keras, no
+    SavedModel); XLA dumps the train step it compiles to `jax_dump_dir()`
+    (XLA_FLAGS as a user's, to which --deterministic adds its own)."""
+    dump = f"--xla_dump_to={jax_dump_dir()} --xla_dump_hlo_module_re=step"
+    env = dict(helpers.env(), **JAX_ENV, XLA_FLAGS=dump)
+    return _train("jax", jax_args, env)
 
 
 def copy_of(run, directory, name=None):

@@ -12,6 +12,7 @@ import os
 import pytest
 
 from tests.launch import helpers
+from tests.launch import shared_runs
 from tests.test_case import TestCase
 
 pytest.importorskip("jax")
@@ -21,18 +22,10 @@ _JAX = {"KERAS_BACKEND": "jax", "JAX_PLATFORMS": "cpu"}
 
 class DeterministicOnJaxTest(TestCase):
     def test_step_is_compiled_with_deterministic_ops(self):
-        root = self.get_temp_dir()
-        dump_dir = os.path.join(root, "xla_dump")
-        # The user's XLA_FLAGS stay: XLA dumps the step it compiles.
-        dump_flags = f"--xla_dump_to={dump_dir} --xla_dump_hlo_module_re=step"
-        result = helpers.run_module(
-            "launch.train",
-            helpers.smoke_args(
-                os.path.join(root, "run"), epochs=1, deterministic=True
-            ),
-            extra_env=dict(_JAX, XLA_FLAGS=dump_flags),
-        )
-        self.assertEqual(result.returncode, 0, result.stderr[-3000:])
+        # The shared JAX run trains with --deterministic; the user's
+        # XLA_FLAGS it was given stay: XLA dumps the step it compiles.
+        shared_runs.jax_run()
+        dump_dir = shared_runs.jax_dump_dir()
         options = glob.glob(os.path.join(dump_dir, "*_step_fn.debug_options"))
         self.assertNotEmpty(options, os.listdir(dump_dir))
         for path in options:

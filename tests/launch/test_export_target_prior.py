@@ -45,7 +45,8 @@ class TargetPriorExportTest(TestCase):
     def setUpClass(cls):
         super().setUpClass()
         helpers.define_all_flags()
-        cls.model_dir, cls.metrics = shared_runs.posthoc_run()
+        run = shared_runs.posthoc_run()
+        cls.model_dir, cls.metrics = run.model_dir, run.metrics
         model, info, _ = run_state.restore_model(
             ResolvedConfig.read(cls.model_dir)
         )

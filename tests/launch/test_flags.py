@@ -1,8 +1,6 @@
 """Bad flags get one clear line, not a traceback; quiet default output."""
 
 import re
-import subprocess
-import sys
 from unittest import mock
 
 import tensorflow as tf
@@ -14,6 +12,7 @@ from la_keras.runs import common
 from la_keras.runs import train_tf
 from la_keras.runs.resolved import ResolvedConfig
 from tests.launch import helpers
+from tests.launch import shared_runs
 from tests.test_case import TestCase
 
 FLAGS = flags.FLAGS
@@ -241,24 +240,11 @@ class QuietOutputTest(TestCase):
     """By default: a progress bar and a report, no TensorFlow chatter."""
 
     def test_default_output_reads_like_a_report(self):
-        model_dir = self.get_temp_dir()
-        args = [
-            a for a in helpers.smoke_args(model_dir) if "verbosity" not in a
-        ]
-        env = {
-            k: v
-            for k, v in helpers.env().items()
-            if k != "TF_CPP_MIN_LOG_LEVEL"
-        }
-        result = subprocess.run(
-            [sys.executable, "-m", "launch.train", *args],
-            capture_output=True,
-            text=True,
-            timeout=300,
-            env=env,
-            cwd=helpers.REPO,
-        )
-        self.assertEqual(result.returncode, 0, result.stderr[-3000:])
+        # The shared post-hoc run: `python -m launch.train` of the smoke
+        # run, without --verbosity or TF_CPP_MIN_LOG_LEVEL.
+        run = shared_runs.posthoc_run()
+        model_dir, result = run.model_dir, run.output
+        self.assertNotIn("--verbosity", " ".join(result.args))
         for noise in ("oneDNN", "cuInit", "cuda", "I0000", "E0000", "INFO"):
             self.assertNotIn(noise, result.stderr)
             self.assertNotIn(noise, result.stdout)

@@ -47,7 +47,8 @@ class TrainRunTest(TestCase):
     def setUpClass(cls):
         super().setUpClass()
         helpers.define_all_flags()
-        cls.model_dir, cls.metrics = shared_runs.posthoc_run()
+        run = shared_runs.posthoc_run()
+        cls.model_dir, cls.metrics = run.model_dir, run.metrics
 
     def _copy(self):
         """A copy of the run, and the flags that trained it there."""

@@ -68,7 +68,8 @@ class SharedJaxRunTest(TestCase):
     @classmethod
     def setUpClass(cls):
         super().setUpClass()
-        cls.model_dir, cls.metrics = shared_runs.jax_run()
+        run = shared_runs.jax_run()
+        cls.model_dir, cls.metrics = run.model_dir, run.metrics
 
     def test_outputs_and_export_served_like_tf_serving(self):
         metrics = self.metrics
