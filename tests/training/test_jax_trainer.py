@@ -102,9 +102,12 @@ print(json.dumps({"step": step, "saved": saved, "epochs": len(losses),
                   "logits_shape": list(logits.shape)}))
 """
 
-# In float64 (JAX's x64 mode and Keras's floatx, in this subprocess only):
-# see test_scanned_loop_equals_python_loop.
-_JAX_SCAN = """
+# Training runs of the same model, batches and steps, in float64 (JAX's x64
+# mode and Keras's floatx, in this subprocess only): argv[1] the prefix of
+# the weight files written, argv[2] the epochs, then the runs, each a loop
+# shape ("python" or "scan"). Prints each run's steps and train accuracy.
+# See test_scanned_loop_equals_python_loop.
+_JAX_FLOAT64_RUNS = """
 import json, sys
 import jax
 jax.config.update("jax_enable_x64", True)
@@ -118,27 +121,23 @@ from la_keras.training import TrainingLoop
 from la_keras.training.jax_data import DeviceDataset
 from la_keras.training.jax_trainer import JaxTrainer
 images, labels = synthetic.make_arrays(synthetic.TRAIN_COUNTS, seed=0)
-out = {}
-for loop_shape in ("python", "scan"):
+prefix, epochs, out = sys.argv[1], int(sys.argv[2]), {}
+for run in sys.argv[3:]:
     keras.utils.set_random_seed(0)
     data = DeviceDataset(images, labels, batch_size=8, seed=0)
     model = cifar_resnet(8, 10, (32, 32, 3), 1e-4)
-    np.savez(sys.argv[1] + loop_shape + "_init.npz",
+    np.savez(prefix + run + "_init.npz",
              *[np.asarray(v.value) for v in model.variables])
     trainer = JaxTrainer(model, LogitAdjustedLoss(synthetic.TRAIN_COUNTS),
-                         keras.optimizers.SGD(0.01, momentum=0.9),
-                         loop=loop_shape)
-    losses = []
+                         keras.optimizers.SGD(0.01, momentum=0.9), loop=run)
     # Chunks of 2 over 5 steps an epoch: 2, 2, 1, as the loop cuts them.
-    loop = TrainingLoop(trainer, data.epoch, data.steps_per_epoch, 2,
+    loop = TrainingLoop(trainer, data.epoch, data.steps_per_epoch, epochs,
                         lambda step, epoch: "x", max_chunk_steps=2)
     step = loop.run()
-    np.savez(sys.argv[1] + loop_shape + ".npz",
+    np.savez(prefix + run + ".npz",
              *[np.asarray(v.value) for v in model.variables])
-    out[loop_shape + "_step"] = step
-    out[loop_shape + "_accuracy"] = float(trainer.train_accuracy.result())
-print(json.dumps({"steps": [out["python_step"], out["scan_step"]],
-                  "accuracy": [out["python_accuracy"], out["scan_accuracy"]]}))
+    out[run] = [step, float(trainer.train_accuracy.result())]
+print(json.dumps(out))
 """
 
 _JAX_AUGMENT = """
@@ -270,6 +269,10 @@ class JaxTrainerTest(TestCase):
         for name in tf_vars.files:
             assert_float32_close(jax_vars[name], tf_vars[name], name)
 
+    # Slow (16 s). The default suite trains with JaxTrainer in the training
+    # loop (test_train_jax.py SharedJaxRunTest: a checkpoint at the end of
+    # each epoch) and checks the loop's cadence (test_loop_cadence.py).
+    @pytest.mark.slow
     def test_training_loop_runs_the_jax_step(self):
         out = _run(_JAX_LOOP)
         steps_per_epoch = 46 // 8
@@ -293,6 +296,37 @@ class JaxTrainerTest(TestCase):
                 expected.add(str((dy, 15 - (8 + dx))))  # flipped
         self.assertEqual(set(shifts), expected)
 
+    def _assert_same_training(self, epochs, first, second):
+        """Runs `_JAX_FLOAT64_RUNS` of `first` and `second`; asserts they
+        made the same steps, to float64 rounding (see below)."""
+        prefix = os.path.join(self.get_temp_dir(), "weights_")
+        out = helpers.run_script(
+            _JAX_FLOAT64_RUNS, prefix, str(epochs), first, second,
+            backend="jax",
+        )  # fmt: skip
+        self.assertEqual(out[first], out[second])  # steps, train accuracy
+        self.assertEqual(out[first][0], 5 * epochs)
+        loaded = {
+            name: np.load(prefix + name + ".npz")
+            for run in (first, second)
+            for name in (run, run + "_init")
+        }
+        for archive in loaded.values():
+            self.addCleanup(archive.close)
+        self.assertEqual(loaded[first].files, loaded[second].files)
+        for name in loaded[first].files:
+            init = loaded[first + "_init"][name]
+            np.testing.assert_array_equal(loaded[second + "_init"][name], init)
+            trained = loaded[first][name]
+            self.assertEqual(trained.dtype, np.float64, name)
+            update = trained - init
+            self.assertGreater(np.max(np.abs(update)), 0.0, name)
+            scale = max(np.max(np.abs(update)), np.max(np.abs(trained)))
+            np.testing.assert_allclose(
+                loaded[second][name] - init, update, rtol=0,
+                atol=1e-9 * scale, err_msg=name,
+            )  # fmt: skip
+
     def test_scanned_loop_equals_python_loop(self):
         # The same batches (made inside the scan) and the same steps; the
         # two loops are compiled differently, so their sums are added in
@@ -305,7 +339,7 @@ class JaxTrainerTest(TestCase):
         # reassociates the gradient sums (rounding relative to the terms
         # added, which cancel), and momentum and batch norm carry it on, by
         # amounts that depend on the instruction set the compiler targets
-        # (2.5e-7 against updates of 1.9e-5 on one CPU). So the script runs
+        # (2.5e-7 against updates of 1.9e-5 on one CPU). So the runs are
         # in float64: every rounding is 2**-53 = 1.1e-16 relative, 2**-29
         # (5e-10 times) that of float32. Ten steps of rounding the weights
         # add at most about 10 ulps of the largest weight, and the worst
@@ -314,29 +348,7 @@ class JaxTrainerTest(TestCase):
         # weight or update of each array, is 100 times that and holds on
         # any CPU; batches or steps that differ change the updates by their
         # own size, 1e5 times the tolerance and more.
-        prefix = os.path.join(self.get_temp_dir(), "weights_")
-        out = _run(_JAX_SCAN, prefix)
-        self.assertEqual(out["steps"], [10, 10])
-        self.assertEqual(out["accuracy"][0], out["accuracy"][1])
-        loaded = {
-            name: np.load(prefix + name + ".npz")
-            for name in ("python", "scan", "python_init", "scan_init")
-        }
-        for archive in loaded.values():
-            self.addCleanup(archive.close)
-        python, scan = loaded["python"], loaded["scan"]
-        self.assertEqual(python.files, scan.files)
-        for name in python.files:
-            self.assertEqual(python[name].dtype, np.float64, name)
-            init = loaded["python_init"][name]
-            np.testing.assert_array_equal(loaded["scan_init"][name], init)
-            update = python[name] - init
-            self.assertGreater(np.max(np.abs(update)), 0.0, name)
-            scale = max(np.max(np.abs(update)), np.max(np.abs(python[name])))
-            np.testing.assert_allclose(
-                scan[name] - init, update, rtol=0, atol=1e-9 * scale,
-                err_msg=name,
-            )  # fmt: skip
+        self._assert_same_training(2, "python", "scan")
 
     def _check_drw_step_loss(self, backend, loop="python"):
         out = _run(_DRW, loop, backend=backend)
@@ -368,17 +380,11 @@ class JaxTrainerTest(TestCase):
         self._check_drw_step_loss("jax", "scan")
 
     def test_unknown_loop_shape_is_refused(self):
-        script = (
-            _COMMON
-            + "from la_keras.training.jax_trainer import JaxTrainer\n"
-            + "model, _, _ = model_and_batch()\n"
-            + "try:\n"
-            + "    JaxTrainer(model, LogitAdjustedLoss(COUNTS), optimizer(),"
-            + " loop='while')\n"
-            + "except ValueError as e:\n"
-            + "    print(json.dumps(str(e)))\n"
-        )
-        self.assertIn("Received: loop='while'", _run(script))
+        # Checked before anything needs the JAX backend: in this process.
+        from la_keras.training.jax_trainer import JaxTrainer
+
+        with self.assertRaisesRegex(ValueError, "Received: loop='while'"):
+            JaxTrainer(None, None, None, loop="while")
 
     def test_class_balanced_epochs_are_those_of_tensorflow(self):
         # The same labels: the `test` split's, as `DatasetBuilder` reads it.
