@@ -9,6 +9,7 @@ import os
 
 import keras
 import numpy as np
+import pytest
 import tensorflow as tf
 from absl import app
 from absl import flags
@@ -263,6 +264,11 @@ class ImagenetPreprocessingTest(TestCase):
             )
 
 
+# Slow (19 s). The default suite converts and runs the float and int8
+# TFLite models of the smoke and folder runs (FixedSizeRunTest,
+# ResizedFolderRunTest) and checks BackboneInput against its reference
+# (tests/layers/test_backbone_input.py).
+@pytest.mark.slow
 class BackboneInputTest(TestCase):
     """A pretrained-style model (its first layer undoes the recipe's
     normalisation): the TFLite model feeds it pixels, float and int8."""

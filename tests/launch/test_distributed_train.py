@@ -6,6 +6,8 @@ import re
 import socket
 import time
 
+import pytest
+
 from la_keras.training.checkpoints import checkpoint_dir
 from tests.launch import helpers
 from tests.test_case import TestCase
@@ -40,6 +42,10 @@ class MirroredTrainTest(TestCase):
             self.assertEqual(json.load(f)["step"], 9)
 
 
+# Slow (a minute): two worker processes. The default suite trains with
+# MirroredStrategy end to end (MirroredTrainTest) and checks the
+# multi-worker chief and the other workers' folders (tests/test_distribute.py).
+@pytest.mark.slow
 class MultiWorkerTrainTest(TestCase):
     def test_two_workers_on_localhost(self):
         root = self.get_temp_dir()

@@ -92,6 +92,11 @@ class PreemptionTest(TestCase):
         self.assertEqual(_steps(model_dir, self.suffix)[-1], 6 * 9)
 
 
+# Slow (about a minute and a half): the default suite stops a TensorFlow
+# run with SIGTERM (PreemptionTest: the training loop and its SIGTERM
+# checkpoint are the same on both backends) and resumes a JAX run from its
+# `.npz` checkpoint (test_train_jax.py SharedJaxRunTest).
+@pytest.mark.slow
 class PreemptionOnJaxTest(PreemptionTest):
     """The same on Keras's JAX backend (`.npz` checkpoints)."""
 

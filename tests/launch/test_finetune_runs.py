@@ -15,6 +15,7 @@ import shutil
 
 import keras
 import numpy as np
+import pytest
 import tensorflow as tf
 from absl import app
 from absl import flags
@@ -316,6 +317,11 @@ class FinetuneFlagsTest(TestCase):
             config.data.builder("train")
 
 
+# Slow (22 s: three launch.train processes). The default suite refuses
+# the same files when they are loaded (tests/models/test_pretrained_weights.py:
+# truncated, another width, missing) and prints a refused run as one line
+# (test_faults.py ModelDirTest, test_flags.py CommandLineTest).
+@pytest.mark.slow
 class BadWeightsTest(TestCase):
     """A weights file that does not fit: exit 1, one line naming it."""
 

@@ -17,6 +17,7 @@ import threading
 import time
 import uuid
 
+import pytest
 import tensorflow as tf
 from absl import flags
 from absl.testing import flagsaver
@@ -358,6 +359,10 @@ def _on_another_host(hostname):
     return [*prefix, "sh"] if result.returncode == 0 else None
 
 
+# Slow (16 s). The default suite refuses a fresh lease of another host
+# until it is stale and then takes it over (LeaseTest), and a run takes
+# over a stale lease and trains (test_faults.py ModelDirTest).
+@pytest.mark.slow
 class RescheduledRunTest(TestCase):
     """A job preempted on one host and restarted on another resumes."""
 

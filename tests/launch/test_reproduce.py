@@ -122,6 +122,13 @@ def _run(out, *extra, timeout=600):
 class ReproduceEndToEndTest(TestCase):
     """`--budget=smoke` on the synthetic `test` set."""
 
+    # Slow (45 s: two trainings and their weight-norm evaluations). The
+    # default suite runs launch.reproduce end to end on TensorFlow
+    # (test_failed_run_is_isolated) and on JAX, where it trains a row,
+    # writes RESULTS.md and reruns without training
+    # (test_without_tensorflow.py); the rows of each method and their
+    # data: test_reproduce_report.py, test_reproduce_spec.py.
+    @pytest.mark.slow
     def test_baseline_rows_and_rerun(self):
         # One training (ERM, weight normalisation and post-hoc rows) and the
         # weight-normalisation evaluation; then a rerun that trains nothing.

@@ -64,6 +64,12 @@ def _array_variables(model_dir):
         }
 
 
+# Slow (a minute): two 6-epoch runs. The default suite resumes runs
+# stopped mid-epoch by SIGTERM (test_faults.py PreemptionTest) and from an
+# older checkpoint (DamagedCheckpointTest), checks that a resumed run equals
+# one trained to the end (test_train.py ExtendTest) and replays the order
+# of a resumed epoch (test_train_data.py).
+@pytest.mark.slow
 class KillAndResumeTest(TestCase):
     env = None  # the TensorFlow backend
     suffix = ".index"
@@ -151,10 +157,7 @@ class KillAndResumeTest(TestCase):
             self.assertEqual(json.load(f)["images_per_second"], speed)
 
 
-# Slow (85 s), to keep the default suite within about 20 minutes.
-# The same kill-and-resume runs on TensorFlow in the default suite
-# (KillAndResumeTest); run this with `-m slow`.
-@pytest.mark.slow
+# Slow (85 s), as KillAndResumeTest; run these with `-m slow`.
 class KillAndResumeOnJaxTest(KillAndResumeTest):
     """The same guarantee on Keras's JAX backend (`.npz` checkpoints)."""
 

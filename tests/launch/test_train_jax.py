@@ -205,8 +205,8 @@ class TrainOnJaxTest(TestCase):
             "and one_device on one.",
         )
 
-    # Slow (about a minute): the data-parallel math is also checked by
-    # test_two_processes_equal_one_process (two processes, one device each).
+    # Slow (about a minute), as test_two_processes_equal_one_process, which
+    # checks the same data-parallel math over two processes.
     @pytest.mark.slow
     def test_two_devices_equal_one_device(self):
         # Two CPU devices: --strategy=auto trains data-parallel through
@@ -278,6 +278,10 @@ class TrainOnJaxTest(TestCase):
             "does not split over the 2 devices.",
         )
 
+    # Slow (16 s). The default suite stops a JaxTrainer at a NaN loss with
+    # its last good `.npz` checkpoint (tests/training/test_loop.py) and a
+    # TensorFlow run of launch.train (test_train.py DivergenceTest).
+    @pytest.mark.slow
     def test_nan_loss_stops_and_keeps_last_good_checkpoint(self):
         model_dir = os.path.join(self.get_temp_dir(), "nan")
         # Warm-up from lr 0 to 1e8 over one epoch: step 0 is sane, then boom.
@@ -310,6 +314,11 @@ class TrainOnJaxTest(TestCase):
         )
         self.assertEqual(os.listdir(model_dir), [lock.lease_path("", 1)])
 
+    # Slow (45 s: three runs), and float32 after nine steps: how far two
+    # summation orders drift apart in that many steps depends on the CPU.
+    # The default suite trains on JAX (SharedJaxRunTest) and refuses a
+    # batch that does not split over the devices (above).
+    @pytest.mark.slow
     def test_two_processes_equal_one_process(self):
         # keras.distribution.initialize on 127.0.0.1: two CPU processes of
         # one device each, data-parallel over both; only process 0 writes.

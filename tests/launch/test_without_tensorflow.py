@@ -185,6 +185,11 @@ class WithoutTensorFlowTest(BlockedTestCase):
             jax_report["test_tau_sweep"], tf_report["test_tau_sweep"]
         )
 
+    # Slow (17 s). The default suite reads folders without TensorFlow
+    # (tests/datasets/test_folder_pipelines.py), trains on folders with
+    # TensorFlow and prepares them (test_folder_runs.py), and trains on JAX
+    # (test_train_jax.py SharedJaxRunTest, test_quickstart_then_evaluate).
+    @pytest.mark.slow
     def test_folder_dataset_trains_and_prepares(self):
         from tests.launch.test_folder_runs import CLASSES
         from tests.launch.test_folder_runs import folder_flags
@@ -236,6 +241,14 @@ class WithoutTensorFlowTest(BlockedTestCase):
         self.assertIn(
             "Plan: 1 training(s), 1 to run. 1 epochs each", result.stderr
         )
+        # The same command again trains nothing and reports the same row.
+        rerun = _reproduce(self.env, self.data, out, "la_loss")
+        self.assertEqual(rerun.returncode, 0, rerun.stderr[-3000:])
+        self.assertIn("1 training(s), 0 to run", rerun.stderr)
+        self.assertNotIn("python -m launch.train --", rerun.stderr)
+        with open(os.path.join(out, "RESULTS.md")) as f:
+            rows = re.compile(r"^\| Logit-adjusted loss \|.*$", re.M)
+            self.assertEqual(rows.findall(f.read()), rows.findall(text))
 
     def test_tfds_dataset_is_refused_in_one_line(self):
         result = self._run(

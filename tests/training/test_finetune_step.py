@@ -110,6 +110,11 @@ def _run(backend, out_dir):
 
 
 class FinetuneStepTest(TestCase):
+    # Slow (45 s: MobileNet in each mode, on both backends). The default
+    # suite checks the JAX step against TensorFlow's on the CIFAR ResNet
+    # (test_jax_trainer.py) and each fine-tuning mode on TensorFlow
+    # (tests/models/test_finetune.py, tests/launch/test_finetune_runs.py).
+    @pytest.mark.slow
     def test_one_step_of_each_mode_equals_tensorflow(self):
         out_dir = self.get_temp_dir()
         tf_out = _run("tensorflow", out_dir)
