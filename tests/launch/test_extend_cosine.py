@@ -9,6 +9,7 @@ import os
 import re
 from unittest import mock
 
+import pytest
 from absl import app
 from absl import flags
 from absl.testing import flagsaver
@@ -33,6 +34,11 @@ def _train(values, **hint):
         return train.run(FLAGS)
 
 
+# Slow (28 s: four runs). The default suite checks the refusal and the
+# command it gives, for a run from scratch and a pretrained one
+# (test_resume_check.py CosineExtendTest), and trains from another run's
+# weights with --init_from (test_finetune_runs.py FinetuneRunTest).
+@pytest.mark.slow
 class CosineExtendRunTest(TestCase):
     def _refused_hint(self, values) -> dict:
         """Trains `values` for 1 epoch, asks for 2 with --extend; returns the

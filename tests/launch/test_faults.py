@@ -259,6 +259,11 @@ class ModelDirTest(TestCase):
         )
 
 
+# Slow (27 s: six launch.export processes). The default suite checks the
+# folder replacement launch.export writes through, whole or not at all,
+# and what a killed process leaves (tests/runs/test_outputs.py), and
+# exports runs end to end (test_train.py, test_export.py).
+@pytest.mark.slow
 class AtomicExportTest(TestCase):
     """A killed launch.export leaves the previous complete SavedModel."""
 
