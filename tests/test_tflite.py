@@ -60,8 +60,7 @@ class FixedSizeRunTest(TestCase):
         super().setUpClass()
         helpers.define_all_flags()
         cls.root = os.path.join(tf.compat.v1.test.get_temp_dir(), "tfl_fixed")
-        run = shared_runs.posthoc_run()
-        cls.model_dir, cls.metrics = run.model_dir, run.metrics
+        cls.model_dir, cls.metrics, _ = shared_runs.posthoc_run()
         cls.path = _export(
             cls.model_dir, os.path.join(cls.root, "tfl"), format="tflite"
         )

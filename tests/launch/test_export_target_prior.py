@@ -45,8 +45,7 @@ class TargetPriorExportTest(TestCase):
     def setUpClass(cls):
         super().setUpClass()
         helpers.define_all_flags()
-        run = shared_runs.posthoc_run()
-        cls.model_dir, cls.metrics = run.model_dir, run.metrics
+        cls.model_dir, cls.metrics, _ = shared_runs.posthoc_run()
         model, info, _ = run_state.restore_model(
             ResolvedConfig.read(cls.model_dir)
         )

@@ -47,8 +47,7 @@ class TrainRunTest(TestCase):
     def setUpClass(cls):
         super().setUpClass()
         helpers.define_all_flags()
-        run = shared_runs.posthoc_run()
-        cls.model_dir, cls.metrics = run.model_dir, run.metrics
+        cls.model_dir, cls.metrics, _ = shared_runs.posthoc_run()
 
     def _copy(self):
         """A copy of the run, and the flags that trained it there."""

@@ -68,8 +68,7 @@ class SharedJaxRunTest(TestCase):
     @classmethod
     def setUpClass(cls):
         super().setUpClass()
-        run = shared_runs.jax_run()
-        cls.model_dir, cls.metrics = run.model_dir, run.metrics
+        cls.model_dir, cls.metrics, _ = shared_runs.jax_run()
 
     def test_outputs_and_export_served_like_tf_serving(self):
         metrics = self.metrics

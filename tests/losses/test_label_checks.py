@@ -36,32 +36,33 @@ def graph_pattern(bad):
 
 
 class LabelCheckTest(TestCase):
-    def test_invalid_labels_raise_eagerly(self):
+    def _assert_invalid_refused(self, call, error, pattern):
+        """`call(loss, labels, logits)` raises `error` matching
+        `pattern(bad label)` for each loss and each case of `INVALID`."""
         logits = label_cases.logits()
         for name, loss in label_cases.all_losses().items():
             for case, values in INVALID.items():
                 for labels in label_arrays(values):
-                    with self.subTest(
-                        loss=name, case=case, dtype=str(labels.dtype)
-                    ):
-                        with self.assertRaisesRegex(
-                            ValueError, eager_pattern(values[1])
-                        ):
-                            loss(labels, logits)
+                    dtype = str(labels.dtype)
+                    with self.subTest(loss=name, case=case, dtype=dtype):
+                        with self.assertRaisesRegex(error, pattern(values[1])):
+                            call(loss, labels, logits)
+
+    def test_invalid_labels_raise_eagerly(self):
+        self._assert_invalid_refused(
+            lambda loss, y, z: loss(y, z), ValueError, eager_pattern
+        )
 
     def test_invalid_labels_raise_in_tf_function(self):
-        logits = label_cases.logits()
-        for name, loss in label_cases.all_losses().items():
-            step = tf.function(lambda y, z, loss=loss: loss(y, z))
-            for case, values in INVALID.items():
-                for labels in label_arrays(values):
-                    with self.subTest(
-                        loss=name, case=case, dtype=str(labels.dtype)
-                    ):
-                        with self.assertRaisesRegex(
-                            GRAPH_ERROR, graph_pattern(values[1])
-                        ):
-                            step(tf.constant(labels), logits)
+        steps = {}
+
+        def in_tf_function(loss, labels, logits):
+            # One tf.function per loss, traced for each label dtype.
+            if id(loss) not in steps:
+                steps[id(loss)] = tf.function(lambda y, z: loss(y, z))
+            return steps[id(loss)](tf.constant(labels), logits)
+
+        self._assert_invalid_refused(in_tf_function, GRAPH_ERROR, graph_pattern)
 
     def test_error_says_what_to_do(self):
         with self.assertRaisesRegex(ValueError, "Use class ids 0 .. num"):
