@@ -61,6 +61,15 @@ def _train(model_dir, **overrides):
     )
 
 
+def _extend(model_dir, epochs):
+    """Trains a copy of the shared JAX run on to `epochs` (--extend)."""
+    return helpers.run_module(
+        "launch.train",
+        [*shared_runs.jax_args(model_dir), f"--epochs={epochs}", "--extend"],
+        extra_env=_JAX,
+    )
+
+
 class SharedJaxRunTest(TestCase):
     """The shared JAX smoke run (`shared_runs.jax_run`): its outputs, its
     export, and a resume past a damaged checkpoint (in a copy)."""
@@ -142,9 +151,7 @@ class TrainOnJaxTest(TestCase):
         )
 
         # A rerun extended to more epochs resumes from the last checkpoint.
-        second = _train(
-            model_dir, epochs=3, extend=True, checkpoint_every_seconds=0
-        )
+        second = _extend(model_dir, 3)
         self.assertEqual(second.returncode, 0, second.stderr[-3000:])
         self.assertIn("ckpt-18.npz at step 18", second.stderr)
         with open(os.path.join(model_dir, "metrics.json")) as f:
@@ -154,9 +161,7 @@ class TrainOnJaxTest(TestCase):
         newest = os.path.join(model_dir, "checkpoints", "ckpt-27.npz")
         with open(newest, "r+b") as f:
             f.truncate(os.path.getsize(newest) // 2)
-        third = _train(
-            model_dir, epochs=4, extend=True, checkpoint_every_seconds=0
-        )
+        third = _extend(model_dir, 4)
         self.assertEqual(third.returncode, 0, third.stderr[-3000:])
         self.assertIn("Skipping damaged checkpoint", third.stderr)
         self.assertIn("ckpt-18.npz at step 18", third.stderr)
