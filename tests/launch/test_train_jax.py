@@ -28,7 +28,7 @@ _TRAIN_RECORDING_PLACEMENT = """
 import json, sys
 import jax
 from la_keras.training import jax_trainer
-from la_keras.runs import common, common_flags, train
+from launch import cli, common_flags, train
 seen = []
 step_fn = jax_trainer.JaxTrainer._step_fn
 
