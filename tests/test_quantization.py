@@ -1,10 +1,12 @@
-"""`la_keras.quantization`: int8 rounding and bias correction, against
-float64 numpy, and the float stem of `tflite_export`'s int8 models."""
+"""`la_keras.quantization` and `la_keras.gptq`: int8 rounding and bias
+correction, against float64 numpy, and the float stem and head of
+`tflite_export`'s int8 models."""
 
 import keras
 import numpy as np
 import tensorflow as tf
 
+from la_keras import gptq
 from la_keras import quantization
 from la_keras import tflite_export
 from tests.test_case import TestCase
@@ -64,6 +66,66 @@ class GridTest(TestCase):
                 np.max(np.abs(levels), axis=axes)[np.max(np.abs(kernel), axis=axes) > 0],
                 127.0,
             )  # fmt: skip
+
+
+class GptqTest(TestCase):
+    def setUp(self):
+        super().setUp()
+        rng = np.random.default_rng(4)
+        self.weights = rng.normal(0, 1, (6, 12))
+        # Correlated inputs: 12 features from 4 factors, plus noise.
+        factors = rng.normal(0, 1, (500, 4))
+        self.inputs = factors @ rng.normal(0, 1, (4, 12))
+        self.inputs += 0.1 * rng.normal(0, 1, (500, 12))
+
+    def test_uncorrelated_inputs_round_to_nearest(self):
+        # With H diagonal, U is diagonal: no weight is moved, and GPTQ is
+        # the nearest rounding on each row's grid.
+        moment = np.diag(np.arange(1.0, 13.0))
+        got = gptq.round_rows(self.weights, moment)
+        want, _ = _grid_reference(self.weights, (1,))
+        np.testing.assert_allclose(got, want, rtol=0, atol=1e-12)
+
+    def test_on_the_grid_and_smaller_output_error_than_nearest(self):
+        moment = self.inputs.T @ self.inputs
+        got = gptq.round_rows(self.weights, moment)
+        largest = np.max(np.abs(got), axis=1, keepdims=True)
+        levels = got / (largest / 127.0)
+        np.testing.assert_allclose(levels, np.round(levels), atol=1e-9)
+        np.testing.assert_allclose(np.max(np.abs(levels), axis=1), 127.0)
+        nearest, _ = _grid_reference(self.weights, (1,))
+        error = np.sum(((got - self.weights) @ self.inputs.T) ** 2)
+        nearest_error = np.sum(((nearest - self.weights) @ self.inputs.T) ** 2)
+        # On these inputs GPTQ's output error is 0.04 of nearest
+        # rounding's; half is a bound with a wide margin.
+        self.assertLess(error, 0.5 * nearest_error)
+
+    def test_second_moments_equal_numpy_patches(self):
+        rng = np.random.default_rng(5)
+        x = rng.normal(0, 1, (3, 6, 6, 2)).astype(np.float32)
+        conv = keras.layers.Conv2D(4, 3, strides=2, padding="same")
+        depthwise = keras.layers.DepthwiseConv2D(3, padding="valid")
+        conv.build(x.shape)
+        depthwise.build(x.shape)
+        padded = np.pad(x.astype(np.float64), ((0, 0), (0, 1), (0, 1), (0, 0)))
+        same = [
+            padded[:, i : i + 3, j : j + 3, :].reshape(3, -1)
+            for i in range(0, 6, 2)
+            for j in range(0, 6, 2)
+        ]  # "same" with stride 2 on 6 pads 1 at the end
+        patches = np.concatenate(same)
+        np.testing.assert_allclose(
+            gptq.second_moment(conv, x), patches.T @ patches, rtol=1e-5
+        )
+        valid = np.stack([
+            x[:, i : i + 3, j : j + 3, :].astype(np.float64).reshape(3, 9, 2)
+            for i in range(4)
+            for j in range(4)
+        ])  # fmt: skip
+        want = np.einsum("pnkc,pnlc->ckl", valid, valid)
+        np.testing.assert_allclose(
+            gptq.second_moment(depthwise, x), want, rtol=1e-5
+        )
 
 
 class BiasCorrectionTest(TestCase):
@@ -150,8 +212,8 @@ class BiasCorrectionTest(TestCase):
             quantization.int8_bias_corrected(self.model, np.zeros((0, 8, 8, 3)))
 
 
-class FloatStemTest(TestCase):
-    def test_int8_model_keeps_the_first_three_convolutions_float(self):
+class FloatEndsTest(TestCase):
+    def test_int8_model_keeps_its_stem_and_head_float(self):
         inputs = keras.Input((16, 16, 3))
         x = inputs
         for filters in (4, 8, 8, 8, 8):
@@ -168,13 +230,17 @@ class FloatStemTest(TestCase):
             representative_images=images.astype(np.uint8),
         )  # fmt: skip
         interpreter = tf.lite.Interpreter(model_content=content)
-        conv_outputs = []
+        outputs = {"CONV_2D": [], "FULLY_CONNECTED": []}
         for op in interpreter._get_ops_details():
-            if op["op_name"] == "CONV_2D":
+            if op["op_name"] in outputs:
                 detail = interpreter._get_tensor_details(op["outputs"][0], 0)
-                conv_outputs.append(detail["dtype"])
+                outputs[op["op_name"]].append(detail["dtype"])
         self.assertEqual(
-            conv_outputs, [np.float32] * 3 + [np.int8] * 2, conv_outputs
+            outputs,
+            {
+                "CONV_2D": [np.float32] * 3 + [np.int8] * 2,
+                "FULLY_CONNECTED": [np.float32],
+            },
         )
         logits = interpreter.get_signature_runner()(
             images=images[:4].astype(np.uint8)
