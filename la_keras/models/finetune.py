@@ -1,5 +1,5 @@
-"""Fine-tuning a pretrained model: full, linear probing, LoRA; the class-mean
-head; LoRA merged for export.
+"""Fine-tuning a pretrained model: full, linear probing, normalisation,
+BitFit, LoRA; the class-mean head; LoRA merged for export.
 
 A pretrained registry model holds its backbone as a nested model named
 `backbone` and its head as the layer `logits` (see
@@ -12,7 +12,14 @@ A pretrained registry model holds its backbone as a nested model named
 - `"lora"`: Keras's LoRA (`layer.enable_lora(rank)`) on every Dense,
   EinsumDense, Embedding and convolution layer of the backbone; their base
   kernels and biases and every other backbone weight (batch norm included,
-  in inference mode) frozen; adapters and head train.
+  in inference mode) frozen; adapters and head train;
+- `"bn"`: the normalisation layers (batch, layer and group norm: their
+  scales and offsets, and batch norm's statistics, in training mode) and
+  the head; every other backbone weight frozen;
+- `"bitfit"`: as `"bn"`, and the biases of the backbone's other layers
+  (BitFit, Ben Zaken et al., ACL 2022);
+- `"lora_bn"`: as `"lora"`, with the normalisation layers training as in
+  `"bn"`.
 
 `merge_lora` gives the same function as a plain model, adapters folded into
 the kernels, for export: serving costs nothing extra.
@@ -26,7 +33,12 @@ import tempfile
 import keras
 import numpy as np
 
-MODES = ("full", "linear", "lora")
+MODES = ("full", "linear", "lora", "bn", "bitfit", "lora_bn")
+NORMALIZATIONS = (
+    keras.layers.BatchNormalization,
+    keras.layers.LayerNormalization,
+    keras.layers.GroupNormalization,
+)
 BACKBONE = "backbone"
 HEAD = "logits"
 
@@ -63,41 +75,69 @@ def prepare(model: keras.Model, mode: str, lora_rank: int = 8) -> keras.Model:
     backbone = backbone_of(model)
     if mode == "linear":
         backbone.trainable = False
-    elif mode == "lora":
-        if int(lora_rank) < 1:
-            raise ValueError(
-                "Invalid value for argument `lora_rank`. Expected an integer "
-                f">= 1. Received: lora_rank={lora_rank}"
-            )
-        adapted = 0
-        for layer in backbone._flatten_layers(include_self=False):
-            own = layer._trainable_variables + layer._non_trainable_variables
-            # A KerasHub backbone (a nested model) has its own `enable_lora`;
-            # its layers are adapted one by one here.
-            if (
-                hasattr(layer, "enable_lora")
-                and not isinstance(layer, keras.Model)
-                and layer.built
-            ):
-                if not layer.lora_enabled:
-                    layer.enable_lora(int(lora_rank))
-                for variable in own:
-                    if not variable.name.startswith("lora_"):
-                        variable.trainable = False
-                adapted += 1
-            elif not layer._layers:
-                # A leaf: batch norm then runs in inference mode.
-                layer.trainable = False
-            else:
-                for variable in own:  # a container's own weights only
-                    variable.trainable = False
-        if not adapted:
-            raise ValueError(
-                f"The backbone of {model.name!r} has no Dense, EinsumDense, "
-                "Embedding or convolution layer to adapt with LoRA; use "
-                "mode='linear' or 'full'."
-            )
+    elif mode in ("bn", "bitfit"):
+        _train_normalization(model, backbone, biases=mode == "bitfit")
+    elif mode in ("lora", "lora_bn"):
+        _enable_lora(model, backbone, lora_rank, norms=mode == "lora_bn")
     return model
+
+
+def _train_normalization(model, backbone, biases: bool) -> None:
+    """Freezes the backbone but its normalisation layers (and biases)."""
+    layers = list(backbone._flatten_layers(include_self=False))
+    if not any(isinstance(layer, NORMALIZATIONS) for layer in layers):
+        raise ValueError(
+            f"The backbone of {model.name!r} has no batch, layer or group "
+            "normalisation layer to train; use mode='lora', 'linear' or "
+            "'full'."
+        )
+    for layer in layers:
+        if isinstance(layer, NORMALIZATIONS):
+            continue  # trains; batch norm in training mode
+        bias = getattr(layer, "bias", None) if biases else None
+        own = layer._trainable_variables + layer._non_trainable_variables
+        for variable in own:
+            variable.trainable = variable is bias
+
+
+def _enable_lora(model, backbone, lora_rank, norms: bool) -> None:
+    """LoRA adapters on the backbone; everything else frozen, but the
+    normalisation layers when `norms`."""
+    if int(lora_rank) < 1:
+        raise ValueError(
+            "Invalid value for argument `lora_rank`. Expected an integer "
+            f">= 1. Received: lora_rank={lora_rank}"
+        )
+    adapted = 0
+    for layer in backbone._flatten_layers(include_self=False):
+        own = layer._trainable_variables + layer._non_trainable_variables
+        # A KerasHub backbone (a nested model) has its own `enable_lora`;
+        # its layers are adapted one by one here.
+        if (
+            hasattr(layer, "enable_lora")
+            and not isinstance(layer, keras.Model)
+            and layer.built
+        ):
+            if not layer.lora_enabled:
+                layer.enable_lora(int(lora_rank))
+            for variable in own:
+                if not variable.name.startswith("lora_"):
+                    variable.trainable = False
+            adapted += 1
+        elif norms and isinstance(layer, NORMALIZATIONS):
+            continue  # trains; batch norm in training mode
+        elif not layer._layers:
+            # A leaf: batch norm then runs in inference mode.
+            layer.trainable = False
+        else:
+            for variable in own:  # a container's own weights only
+                variable.trainable = False
+    if not adapted:
+        raise ValueError(
+            f"The backbone of {model.name!r} has no Dense, EinsumDense, "
+            "Embedding or convolution layer to adapt with LoRA; use "
+            "mode='linear' or 'full'."
+        )
 
 
 def lora_layers(model: keras.Model) -> list:

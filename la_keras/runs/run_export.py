@@ -22,6 +22,7 @@ from __future__ import annotations
 import json
 import os
 
+import keras
 from absl import logging
 
 from la_keras.models import finetune
@@ -86,6 +87,12 @@ def export(
     """
     if format not in FORMATS:
         raise RunError(f"--format={format!r}: one of {', '.join(FORMATS)}.")
+    if keras.backend.backend() != "tensorflow":
+        raise RunError(
+            f"Exporting writes a TensorFlow {'TFLite model' if format == 'tflite' else 'SavedModel'}: "
+            f"run it with KERAS_BACKEND=tensorflow (now {keras.backend.backend()}); "
+            "it reads runs of either backend."
+        )
     if format != "tflite" and quantize != "none":
         raise RunError("--quantize applies to --format=tflite only.")
     config = ResolvedConfig.read(options.model_dir).with_data(

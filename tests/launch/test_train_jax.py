@@ -196,6 +196,23 @@ class TrainOnJaxTest(TestCase):
             info.priors, served_tau, info.class_names,
         )  # fmt: skip
 
+    def test_export_on_jax_is_refused(self):
+        model_dir = shared_runs.jax_run().model_dir
+        export_dir = os.path.join(self.get_temp_dir(), "jax_export")
+        result = helpers.run_module(
+            "launch.export",
+            [f"--model_dir={model_dir}", f"--export_dir={export_dir}"],
+            extra_env=_JAX,
+        )
+        self.assertEqual(result.returncode, 1, result.stderr[-3000:])
+        self.assertEqual(
+            result.stderr.strip().splitlines()[-1],
+            "launch.export: error: Exporting writes a TensorFlow SavedModel: "
+            "run it with KERAS_BACKEND=tensorflow (now jax); it reads runs of "
+            "either backend.",
+        )
+        self.assertFalse(os.path.exists(export_dir))
+
     def test_tensorflow_only_flag_is_refused(self):
         result = _train(
             os.path.join(self.get_temp_dir(), "refused"), strategy="mirrored"

@@ -204,6 +204,100 @@ class FinetuneModesTest(TestCase):
                 self.assertLen(kernels, count)
                 assert_weight_decay(self, model, kernels)
 
+    def norm_weights(self, mode, kinds=("gamma", "beta")):
+        model = self.models[mode]
+        return {
+            w.path
+            for w in model.get_layer("backbone").weights
+            if w.path.rsplit("/", 1)[-1] in kinds
+        }
+
+    def test_bn_trains_normalization_and_head_only(self):
+        # MobileNet v1: 27 batch norms; its convolutions have no bias, so
+        # bitfit trains the same weights as bn.
+        for mode in ("bn", "bitfit"):
+            with self.subTest(mode=mode):
+                model = self.models[mode]
+                norms = self.norm_weights(mode)
+                statistics = self.norm_weights(
+                    mode, ("moving_mean", "moving_variance")
+                )
+                self.assertLen(norms, 2 * 27)
+                self.assertCountEqual(
+                    [w.path for w in model.trainable_weights],
+                    sorted(norms) + ["logits/kernel", "logits/bias"],
+                )
+                expected = HEAD_PARAMS + sum(
+                    int(np.prod(self.before[mode][p].shape)) for p in norms
+                )
+                self.assertEqual(self.trainable[mode], expected)
+                for path in self.before[mode]:
+                    moved = self.changed(mode, path)
+                    if path in norms or path in statistics:
+                        # Trained, and batch norm in training mode.
+                        self.assertTrue(moved, path)
+                    elif not path.startswith("logits/"):
+                        self.assertFalse(moved, path)  # kernels frozen
+                self.assert_head_changed(mode)
+                initial, prepared = self.prepared_logits[mode]
+                np.testing.assert_array_equal(prepared, initial)
+
+    def test_bitfit_trains_biases(self):
+        # A backbone whose convolution has a bias.
+        inputs = keras.Input((8, 8, 3))
+        x = keras.layers.Conv2D(4, 3, name="conv")(inputs)
+        x = keras.layers.BatchNormalization(name="bn")(x)
+        x = keras.layers.GlobalAveragePooling2D()(x)
+        backbone = keras.Model(inputs, x, name="backbone")
+        images = keras.Input((8, 8, 3))
+        outputs = keras.layers.Dense(2, name="logits")(backbone(images))
+        model = keras.Model(images, outputs)
+        finetune.prepare(model, "bitfit")
+        self.assertCountEqual(
+            [w.path for w in model.trainable_weights],
+            [
+                "conv/bias",
+                "bn/gamma",
+                "bn/beta",
+                "logits/kernel",
+                "logits/bias",
+            ],
+        )
+        finetune.prepare(model, "bn")
+        self.assertCountEqual(
+            [w.path for w in model.trainable_weights],
+            ["bn/gamma", "bn/beta", "logits/kernel", "logits/bias"],
+        )
+
+    def test_lora_bn_trains_adapters_normalization_and_head(self):
+        model = self.models["lora_bn"]
+        norms = self.norm_weights("lora_bn")
+        adapters = {
+            w.path for w in model.trainable_weights if "lora_kernel" in w.path
+        }
+        self.assertLen(adapters, 2 * 14)
+        self.assertCountEqual(
+            [w.path for w in model.trainable_weights],
+            sorted(adapters | norms) + ["logits/kernel", "logits/bias"],
+        )
+        norm_params = sum(
+            int(np.prod(self.before["lora_bn"][p].shape)) for p in norms
+        )
+        self.assertEqual(
+            self.trainable["lora_bn"], self.trainable["lora"] + norm_params
+        )
+        for path in self.norm_weights(
+            "lora_bn", ("moving_mean", "moving_variance")
+        ):
+            self.assertTrue(self.changed("lora_bn", path), path)
+        for layer in finetune.lora_layers(model):
+            self.assertFalse(self.changed("lora_bn", layer._kernel.path))
+        merged = finetune.merge_lora(model)
+        images = batch(6, seed=4)[0]
+        assert_float32_close(
+            logits(merged, images), logits(model, images), "merged logits"
+        )
+
     def test_merge_lora_equals_the_lora_model(self):
         model = self.models["lora"]
         merged = finetune.merge_lora(model)
@@ -294,6 +388,25 @@ class PrepareArgumentsTest(TestCase):
                 finetune.prepare(model, mode)
             self.assertNotIn("\n", str(caught.exception))
 
+    def test_backbone_without_normalization(self):
+        inputs = keras.Input((8, 8, 3))
+        features = keras.layers.GlobalAveragePooling2D()(
+            keras.layers.Conv2D(4, 3)(inputs)
+        )
+        backbone = keras.Model(inputs, features, name="backbone")
+        images = keras.Input((8, 8, 3))
+        model = keras.Model(
+            images, keras.layers.Dense(2, name="logits")(backbone(images))
+        )
+        for mode in ("bn", "bitfit"):
+            with self.assertRaisesRegex(
+                ValueError, r"has no batch, layer or group normalisation"
+            ) as caught:
+                finetune.prepare(model, mode)
+            self.assertNotIn("\n", str(caught.exception))
+            # Refused before anything changed.
+            self.assertEqual(trainable_count(model), model.count_params())
+
     def test_bad_mode_and_rank(self):
         model = build()
         with self.assertRaisesRegex(
@@ -309,6 +422,8 @@ class PrepareArgumentsTest(TestCase):
                 rf"integer >= 1\. Received: lora_rank={rank}$",
             ):
                 finetune.prepare(model, "lora", lora_rank=rank)
+            with self.assertRaisesRegex(ValueError, "lora_rank"):
+                finetune.prepare(model, "lora_bn", lora_rank=rank)
         # Refused before anything changed.
         self.assertEmpty(finetune.lora_layers(model))
         self.assertEqual(

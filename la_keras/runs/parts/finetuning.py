@@ -19,9 +19,12 @@ class FinetuningOptions:
             "(every weight), linear (the head only; the backbone frozen, batch "
             "norm in inference mode), lora (Keras LoRA adapters of rank "
             "--lora_rank on the backbone's dense and convolution layers, and "
-            "the head; merged into the kernels at export)."
+            "the head; merged into the kernels at export), bn (the "
+            "normalisation layers: batch norm's scales, offsets and statistics, "
+            "or layer norm's; and the head), bitfit (as bn, and the backbone's "
+            "biases), lora_bn (lora, and the normalisation layers as in bn)."
         ),
-        choices=("full", "linear", "lora"),
+        choices=("full", "linear", "lora", "bn", "bitfit", "lora_bn"),
     )
     lora_rank: int = option(8, "Rank of the LoRA adapters.", check=POSITIVE)
     init_from: str | None = option(
