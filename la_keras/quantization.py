@@ -253,11 +253,10 @@ def _batched(feeder, inputs, batch_size):
 
 
 def _channel_means(convolution, conv_inputs, batch_size=50):
-    total = 0.0
+    """Per output channel, the mean over the images and positions."""
+    total, count = 0.0, 0
     for i in range(0, len(conv_inputs), batch_size):
         outputs = np.asarray(convolution(conv_inputs[i : i + batch_size]))
         total = total + outputs.astype(np.float64).sum(axis=(0, 1, 2))
-    count = len(conv_inputs) * np.prod(
-        np.asarray(convolution(conv_inputs[:1])).shape[1:3]
-    )
+        count += int(np.prod(outputs.shape[:3]))
     return total / count
