@@ -37,6 +37,8 @@ class NormedDense(layers.Layer):
 
     Args:
         units: the number of classes (output logits).
+        scale: the fixed factor of the cosines (default 1: the logits are
+            the cosines, and the loss scales them, as LDAM's `s`).
         kernel_initializer: initializer of the `[D, units]` kernel (only its
             columns' directions matter).
         kernel_regularizer: optional regularizer of the kernel (the weight
@@ -54,6 +56,8 @@ class NormedDense(layers.Layer):
     References:
         - [Cao et al., 2019](https://arxiv.org/abs/1906.07413), and their
           LDAM-DRW code (`models/resnet_cifar.py`, `NormedLinear`).
+        - [Shi et al., 2024](https://arxiv.org/abs/2309.14496) (LIFT), and
+          their `CosineClassifier` (`shijxcs/LIFT`, `models/classifiers.py`).
     """
 
     def __init__(
@@ -61,6 +65,7 @@ class NormedDense(layers.Layer):
         units,
         kernel_initializer="glorot_uniform",
         kernel_regularizer=None,
+        scale=1.0,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -69,7 +74,14 @@ class NormedDense(layers.Layer):
                 "Invalid value for argument `units`. Expected an integer "
                 f">= 1. Received: units={units!r}"
             )
+        scale = float(scale)
+        if not scale > 0 or scale == float("inf"):
+            raise ValueError(
+                "Invalid value for argument `scale`. Expected a finite number "
+                f"> 0. Received: scale={scale!r}"
+            )
         self.units = units
+        self.scale = scale
         self.kernel_initializer = keras.initializers.get(kernel_initializer)
         self.kernel_regularizer = keras.regularizers.get(kernel_regularizer)
 
@@ -84,7 +96,8 @@ class NormedDense(layers.Layer):
     def call(self, inputs):
         features = _l2_normalize(inputs, axis=-1)
         kernel = _l2_normalize(ops.cast(self.kernel, inputs.dtype), axis=0)
-        return ops.matmul(features, kernel)
+        cosines = ops.matmul(features, kernel)
+        return cosines if self.scale == 1.0 else cosines * self.scale
 
     def compute_output_shape(self, input_shape):
         return (*input_shape[:-1], self.units)
@@ -94,6 +107,7 @@ class NormedDense(layers.Layer):
         config.update(
             {
                 "units": self.units,
+                "scale": self.scale,
                 "kernel_initializer": keras.initializers.serialize(
                     self.kernel_initializer
                 ),

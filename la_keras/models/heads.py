@@ -22,6 +22,20 @@ def check_classifier(classifier: str) -> str:
     return classifier
 
 
+def scale_cosines(model, scale: float):
+    """Sets the factor of the cosines of `model`'s `NormedDense` head (the
+    layer `logits`), before the model first runs: the cosine classifier of
+    LIFT, scale 25. Returns `model`."""
+    head = model.get_layer("logits")
+    if not isinstance(head, NormedDense):
+        raise ValueError(
+            "Invalid value for argument `model`. Expected a model whose "
+            f"`logits` layer is a NormedDense. Received: {type(head).__name__}"
+        )
+    head.scale = NormedDense(1, scale=scale).scale  # checked as the layer's
+    return model
+
+
 def logits_layer(
     num_classes: int,
     classifier: str,

@@ -31,7 +31,7 @@ _PLAIN_FLAGS = (
     "steps_per_loop", "eval_every_epochs", "num_logical_cpus",
     "crop_padding", "shuffle_buffer", "expected_train_examples",
     "expected_test_examples", "jax_loop", "lock_timeout", "extend",
-    "skip_bad_images", "augment",
+    "skip_bad_images", "augment", "cosine_scale",
 )  # fmt: skip
 
 # The outputs that lie in a folder of --model_dir unless given.

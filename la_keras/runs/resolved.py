@@ -80,8 +80,9 @@ class ResolvedConfig:
         data: the `DataConfig`.
         schedule: the `ScheduleConfig`.
         model: a name of `la_keras.models.registry`.
-        classifier: its head, "dense" or "normed" (resolved from
-            --classifier; a flags.json without it is from a dense head).
+        classifier: its head, "dense", "normed" or "cosine" (resolved from
+            --classifier; a flags.json without it is from a dense head);
+            cosine_scale: the factor of the cosine head's cosines.
         weight_decay: L2 factor inside the model.
         mode: "baseline", "posthoc" or "loss".
         loss: a name of `la_keras.losses.names()`.
@@ -113,6 +114,7 @@ class ResolvedConfig:
     schedule: ScheduleConfig
     model: str = "official_resnet32"
     classifier: str = "dense"
+    cosine_scale: float = 25.0
     weight_decay: float = 1e-4
     mode: str = "posthoc"
     loss: str = "crossentropy"
@@ -152,34 +154,33 @@ class ResolvedConfig:
         """The registry model, random weights; for a pretrained backbone its
         pretrained form for images of `preprocessing` (`la_keras.runs.finetuning`
         loads weights and sets what trains). Its layers are built under
-        `dtype_policy`."""
+        `dtype_policy`; a cosine head scales its cosines by `cosine_scale`."""
+        import keras
+
+        from la_keras.models import heads
         from la_keras.models import registry
 
         options = {}
         if self.backbone:
             options = dict(
-                pretrained=True,
-                image_size=self.model_image_size,
-                width=self.model_width,
-                preprocessing=preprocessing,
-            )
-        import keras
-
+                pretrained=True, image_size=self.model_image_size,
+                width=self.model_width, preprocessing=preprocessing,
+            )  # fmt: skip
+        cosine = self.classifier == "cosine"
         previous = keras.config.dtype_policy()
         keras.config.set_dtype_policy(self.dtype_policy)
         try:
-            return registry.build(
-                self.model,
-                num_classes,
-                image_shape,
-                self.weight_decay,
-                self.classifier,
-                **options,
-            )
+            model = registry.build(
+                self.model, num_classes, image_shape, self.weight_decay,
+                "normed" if cosine else self.classifier, **options,
+            )  # fmt: skip
         except (ValueError, ImportError) as e:
             raise RunError(f"--model={self.model}: {e}") from e
         finally:
             keras.config.set_dtype_policy(previous)
+        return (
+            heads.scale_cosines(model, self.cosine_scale) if cosine else model
+        )
 
     def loss_kwargs(self) -> dict:
         """The hyperparameters of `loss` given by loss flags."""

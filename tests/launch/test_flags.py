@@ -3,6 +3,8 @@
 import re
 from unittest import mock
 
+import keras
+import numpy as np
 import tensorflow as tf
 from absl import app
 from absl import flags
@@ -11,6 +13,7 @@ from absl.testing import flagsaver
 from la_keras.runs import common
 from la_keras.runs import train_tf
 from la_keras.runs.resolved import ResolvedConfig
+from la_keras.runs.run_config import RunConfig
 from tests.launch import helpers
 from tests.launch import shared_runs
 from tests.test_case import TestCase
@@ -288,6 +291,26 @@ class ClassifierFlagTest(TestCase):
             self.assertEqual(
                 isinstance(head, NormedDense), expected == "normed"
             )
+
+    def test_cosine_is_normed_dense_times_the_scale(self):
+        from la_keras.layers import NormedDense
+
+        overrides = dict(classifier="cosine", cosine_scale=12.5)
+        with flagsaver.flagsaver(**dict(helpers.SMOKE_FLAGS, **overrides)):
+            config = ResolvedConfig.from_flags(FLAGS)
+        self.assertEqual(config.to_dict()["cosine_scale"], 12.5)
+        config = ResolvedConfig.from_dict(config.to_dict())
+        model = config.build_model(10, (32, 32, 3))
+        head = model.layers[-1]
+        self.assertIsInstance(head, NormedDense)
+        self.assertEqual(head.get_config()["scale"], 12.5)
+        x = np.random.default_rng(0).random((2, 32, 32, 3), "float32")
+        logits = keras.ops.convert_to_numpy(model(x))
+        self.assertLessEqual(np.abs(logits).max(), 12.5 * (1 + 1e-6))
+        self.assertGreater(np.abs(logits).max(), 1.0)
+        for bad in (0, -1.0, float("inf")):
+            with self.assertRaisesRegex(ValueError, "--cosine_scale must"):
+                RunConfig(classifier="cosine", cosine_scale=bad)
 
     def test_flags_json_without_classifier_is_a_dense_run(self):
         # Runs written before --classifier existed had a dense head.

@@ -30,6 +30,18 @@ class NormedDenseTest(TestCase):
             keras.ops.convert_to_numpy(layer(features / 7.0)), out, rtol=1e-5
         )
 
+    def test_scale_multiplies_the_cosines(self):
+        rng = np.random.default_rng(1)
+        features = rng.normal(size=(6, 8)).astype("float32")
+        layer = NormedDense(4, scale=25.0)
+        out = keras.ops.convert_to_numpy(layer(features))
+        kernel = keras.ops.convert_to_numpy(layer.kernel)
+        self.assertAllClose(out, 25.0 * reference(features, kernel), rtol=1e-5)
+        self.assertEqual(NormedDense.from_config(layer.get_config()).scale, 25)
+        for bad in (0.0, -2.0, float("nan"), float("inf")):
+            with self.assertRaisesRegex(ValueError, "`scale`"):
+                NormedDense(4, scale=bad)
+
     def test_zero_features_stay_finite(self):
         layer = NormedDense(3)
         out = keras.ops.convert_to_numpy(layer(np.zeros((2, 4), "float32")))
@@ -71,5 +83,5 @@ class ClassifierHeadTest(TestCase):
             self.assertLessEqual(np.abs(cosines).max(), 1.0 + 1e-6)
 
     def test_unknown_head(self):
-        with self.assertRaisesRegex(ValueError, "`classifier`.*cosine"):
-            registry.build("resnet8", 10, (32, 32, 3), 1e-4, "cosine")
+        with self.assertRaisesRegex(ValueError, "`classifier`.*arcface"):
+            registry.build("resnet8", 10, (32, 32, 3), 1e-4, "arcface")

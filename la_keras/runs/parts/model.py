@@ -23,12 +23,19 @@ class ModelOptions:
     classifier: str = option(
         "auto",
         (
-            "The model's head: dense (linear logits) or "
-            "normed (a cosine classifier, la_keras.layers.NormedDense). auto: "
-            "normed with --loss=ldam / ldam_drw (Cao et al. train LDAM's s=30 "
-            "on cosines), dense otherwise."
+            "The model's head: dense (linear logits), "
+            "normed (a cosine classifier, la_keras.layers.NormedDense, whose "
+            "logits are the cosines) or cosine (the same, its cosines times "
+            "--cosine_scale: LIFT's classifier, trained by the loss itself; "
+            "no bias). auto: normed with --loss=ldam / ldam_drw (Cao et al. "
+            "train LDAM's s=30 on cosines), dense otherwise."
         ),
-        choices=("auto", "dense", "normed"),
+        choices=("auto", "dense", "normed", "cosine"),
+    )
+    cosine_scale: float = option(
+        25.0,
+        "--classifier=cosine: the factor of its cosines (LIFT's 25).",
+        check=at_least(0, finite=True, strict=True),
     )
     weight_decay: float = option(
         0.0001,
