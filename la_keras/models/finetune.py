@@ -19,10 +19,14 @@ A pretrained registry model holds its backbone as a nested model named
 - `"bitfit"`: as `"bn"`, and the biases of the backbone's other layers
   (BitFit, Ben Zaken et al., ACL 2022);
 - `"lora_bn"`: as `"lora"`, with the normalisation layers training as in
-  `"bn"`.
+  `"bn"`;
+- `"ssf"`: a per-channel scale and shift after each normalisation layer
+  (`la_keras.models.ssf`; the model is rebuilt with them) and the head;
+  every other backbone weight frozen, batch norm in inference mode.
 
-`merge_lora` gives the same function as a plain model, adapters folded into
-the kernels, for export: serving costs nothing extra.
+`merged` gives the same function as a plain model, LoRA adapters folded
+into the kernels and SSF into the normalisation layers, for export: serving
+costs nothing extra.
 """
 
 from __future__ import annotations
@@ -33,7 +37,9 @@ import tempfile
 import keras
 import numpy as np
 
-MODES = ("full", "linear", "lora", "bn", "bitfit", "lora_bn")
+from la_keras.models import ssf
+
+MODES = ("full", "linear", "lora", "bn", "bitfit", "lora_bn", "ssf")
 NORMALIZATIONS = (
     keras.layers.BatchNormalization,
     keras.layers.LayerNormalization,
@@ -69,11 +75,17 @@ def prepare(model: keras.Model, mode: str, lora_rank: int = 8) -> keras.Model:
 
     Call it after loading the pretrained weights (LoRA adapters start at
     zero, so the model's function is unchanged) and before building the
-    optimizer. Returns `model`.
+    optimizer. Returns `model`, or for "ssf" its copy with the scales and
+    shifts (use the model returned).
     """
     check_mode(mode)
     backbone = backbone_of(model)
-    if mode == "linear":
+    if mode == "ssf":
+        model = ssf.add_ssf(model, BACKBONE)
+        for layer in backbone_of(model)._flatten_layers(include_self=False):
+            for variable in layer._trainable_variables:
+                variable.trainable = variable.name in ssf.SSF_WEIGHTS
+    elif mode == "linear":
         backbone.trainable = False
     elif mode in ("bn", "bitfit"):
         _train_normalization(model, backbone, biases=mode == "bitfit")
@@ -138,6 +150,12 @@ def _enable_lora(model, backbone, lora_rank, norms: bool) -> None:
             "Embedding or convolution layer to adapt with LoRA; use "
             "mode='linear' or 'full'."
         )
+
+
+def merged(model: keras.Model) -> keras.Model:
+    """`model` as a plain model: LoRA adapters merged into the kernels, SSF
+    into the normalisation layers (`model` itself when it has neither)."""
+    return ssf.merge_ssf(merge_lora(model))
 
 
 def lora_layers(model: keras.Model) -> list:

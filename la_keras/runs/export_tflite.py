@@ -44,7 +44,7 @@ def write(
         images = representative_images(config, count)
         logging.info("Calibrating int8 on %d training images.", len(images))
     content = tflite_export.tflite_model(
-        finetune.merge_lora(state.model),
+        finetune.merged(state.model),
         info.image_shape,
         info.preprocessing,
         priors,

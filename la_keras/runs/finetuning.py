@@ -64,7 +64,7 @@ def build_model(
     if fresh:
         _initialize(config, model, info, feature_batches, backbone_source)
     try:
-        finetune.prepare(model, config.finetune, config.lora_rank)
+        model = finetune.prepare(model, config.finetune, config.lora_rank)
     except ValueError as e:
         raise RunError(f"--finetune={config.finetune}: {e}") from e
     if fresh:

@@ -120,7 +120,7 @@ def export(
 
     with outputs.atomic_dir(export_dir) as tmp:
         serving.export_saved_model(
-            finetune.merge_lora(state.model),
+            finetune.merged(state.model),
             tmp,
             info.image_shape,
             info.preprocessing,

@@ -208,5 +208,5 @@ def backbone_source(config):
             "--init_from takes a run of one."
         )
     state = newest_state(source_config)
-    source = finetune.merge_lora(state.model)
+    source = finetune.merged(state.model)
     return finetune.backbone_of(source).get_weights(), state.path, source_config

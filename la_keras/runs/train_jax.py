@@ -313,7 +313,7 @@ def _run(config, options, stop, dist, chief) -> dict:
     # Every host takes part (the weights are global arrays); the chief's
     # copy is the run's.
     metrics["keras_model"] = _write_keras_model(
-        write_dir, finetune.merge_lora(model), info, tau
+        write_dir, finetune.merged(model), info, tau
     )
     if not chief:
         shutil.rmtree(write_dir, ignore_errors=True)

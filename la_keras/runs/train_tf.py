@@ -167,7 +167,7 @@ def _write_outputs(config, strategy, chief, model, info, metrics, write_dir):
     export_dir = config.export_dir if chief else write_dir + "_export"
     with outputs.atomic_dir(export_dir) as tmp:
         serving.export_saved_model(
-            finetune.merge_lora(model), tmp, info.image_shape, info.preprocessing,
+            finetune.merged(model), tmp, info.image_shape, info.preprocessing,
             priors=None if tau is None else info.priors, tau=tau or 0.0,
             class_names=info.class_names, resize=info.resize,
             **reporting.serving_rule(config, info, tau),

@@ -227,6 +227,64 @@ class FinetuneRunTest(TestCase):
         self.assertIsNone(config.pretrained_sha256)
 
 
+class SSFRunTest(TestCase):
+    """`--finetune=ssf --classifier=cosine`: one run, trained and exported."""
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        helpers.define_all_flags()
+        cls.root = os.path.join(tf.compat.v1.test.get_temp_dir(), "ssf")
+        os.makedirs(cls.root, exist_ok=True)
+        cls.model_dir = os.path.join(cls.root, "run")
+        _train(
+            pretrained_file(cls.root), cls.model_dir, finetune="ssf",
+            classifier="cosine", head_init="class_mean",
+        )  # fmt: skip
+
+    def test_reports_its_trained_parameters(self):
+        with open(os.path.join(self.model_dir, "metrics.json")) as f:
+            metrics = json.load(f)
+        # A scale and a shift per batch norm channel, the bias-free head.
+        channels = sum(
+            int(w.shape[0])
+            for w in _ssf_model(self.model_dir)[0].weights
+            if w.path.endswith("ssf_scale")
+        )
+        self.assertEqual(metrics["finetune"], "ssf")
+        self.assertEqual(
+            metrics["parameters"]["trainable"], 2 * channels + 256 * 10
+        )
+
+    def test_export_serves_the_ssf_model_merged(self):
+        model, info = _ssf_model(self.model_dir)
+        export_dir = os.path.join(self.model_dir, "export")
+        # Merged: the SavedModel holds the plain architecture's variables.
+        stored = tf.train.list_variables(f"{export_dir}/variables/variables")
+        sizes = [
+            int(np.prod(shape))
+            for name, shape in stored
+            if name.startswith("graph_variables/")
+        ]
+        plain = finetune.merged(model)
+        self.assertEqual(len(sizes), len(plain.weights))
+        self.assertEqual(sum(sizes), plain.count_params())
+        self.assertLess(plain.count_params(), model.count_params())
+        images = np.random.default_rng(1).integers(0, 256, (6, 32, 32, 3))
+        serving_session.assert_served_in_session(
+            self, export_dir, model, images.astype(np.uint8),
+            class_names=info.class_names,
+        )  # fmt: skip
+
+
+def _ssf_model(model_dir):
+    from la_keras.models import ssf
+
+    model, info, _ = run_state.restore_model(ResolvedConfig.read(model_dir))
+    assert ssf.ssf_layers(model), "no SSF layer in the restored run"
+    return model, info
+
+
 class FinetuneFlagsTest(TestCase):
     @classmethod
     def setUpClass(cls):

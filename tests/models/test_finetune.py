@@ -88,6 +88,8 @@ class FinetuneModesTest(TestCase):
         cls.trainable, cls.prepared_logits = {}, {}
         images = batch(4, seed=1)[0]
         for mode in finetune.MODES:
+            if mode == "ssf":  # tests/models/test_ssf.py
+                continue
             model = build()
             initial = logits(model, images)
             finetune.prepare(model, mode, lora_rank=RANK)
@@ -398,7 +400,7 @@ class PrepareArgumentsTest(TestCase):
         model = keras.Model(
             images, keras.layers.Dense(2, name="logits")(backbone(images))
         )
-        for mode in ("bn", "bitfit"):
+        for mode in ("bn", "bitfit", "ssf"):
             with self.assertRaisesRegex(
                 ValueError, r"has no batch, layer or group normalisation"
             ) as caught:

@@ -22,9 +22,12 @@ class FinetuningOptions:
             "the head; merged into the kernels at export), bn (the "
             "normalisation layers: batch norm's scales, offsets and statistics, "
             "or layer norm's; and the head), bitfit (as bn, and the backbone's "
-            "biases), lora_bn (lora, and the normalisation layers as in bn)."
+            "biases), lora_bn (lora, and the normalisation layers as in bn), ssf "
+            "(a per-channel scale and shift after each normalisation layer, "
+            "batch norm frozen in inference mode, and the head; merged into "
+            "the normalisation layers at export)."
         ),
-        choices=("full", "linear", "lora", "bn", "bitfit", "lora_bn"),
+        choices=("full", "linear", "lora", "bn", "bitfit", "lora_bn", "ssf"),
     )
     lora_rank: int = option(8, "Rank of the LoRA adapters.", check=POSITIVE)
     init_from: str | None = option(
