@@ -28,6 +28,7 @@ from tests.launch import helpers
 from tests.launch.test_folder_runs import CLASSES
 from tests.launch.test_folder_runs import folder_flags
 from tests.launch.test_folder_runs import make_gray_folder
+from tests.launch.test_folder_runs import train_on_folder
 from tests.numerics import assert_float32_close
 from tests.test_case import TestCase
 
@@ -220,6 +221,15 @@ class TextHeadRunTest(TestCase):
         expected = expected_kernel(self.presets["clip"], list(CLASSES))
         kernel = model.get_layer("logits").kernel.numpy()
         assert_float32_close(kernel, expected, "run kernel")
+
+    def test_launch_train_runs_with_it(self):
+        model_dir = os.path.join(self.root, "trained")
+        metrics = train_on_folder(
+            self.data, model_dir, model="hub:" + self.presets["clip"],
+            image_size="32", head_init="text", finetune="linear",
+        )  # fmt: skip
+        self.assertEqual(metrics["class_names"], list(CLASSES))
+        self.assertEqual(ResolvedConfig.read(model_dir).head_init, "text")
 
     def test_refusals_are_one_line(self):
         with self.assertRaisesRegex(
