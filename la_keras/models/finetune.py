@@ -246,10 +246,22 @@ def class_mean_head(
         )
     means = sums / counts[:, None]
     means /= np.maximum(np.linalg.norm(means, axis=1, keepdims=True), 1e-12)
+    set_head(model, means.T)
+    return means.T
+
+
+def head_kernel(model: keras.Model):
+    """The `[D, num_classes]` kernel variable of the head of `model`."""
     head = model.get_layer(HEAD)
-    kernel = getattr(head, "_kernel", None)
-    kernel = head.kernel if kernel is None else kernel
-    kernel.assign(means.T.astype(kernel.dtype))
+    kernel = getattr(head, "_kernel", None)  # a LoRA-enabled Dense's
+    return head.kernel if kernel is None else kernel
+
+
+def set_head(model: keras.Model, kernel: np.ndarray) -> None:
+    """Sets the head's kernel to `kernel` (`[D, num_classes]`) and its bias
+    (if any) to zero."""
+    variable = head_kernel(model)
+    variable.assign(np.asarray(kernel).astype(variable.dtype))
+    head = model.get_layer(HEAD)
     if getattr(head, "bias", None) is not None:
         head.bias.assign(np.zeros(head.bias.shape, head.bias.dtype))
-    return means.T

@@ -17,6 +17,7 @@ from absl import logging
 
 from la_keras.models import finetune
 from la_keras.models import registry
+from la_keras.models.specs import HUB_PREFIX
 from la_keras.runs import reporting
 from la_keras.runs.errors import RunError
 
@@ -92,6 +93,30 @@ def _initialize(config, model, info, feature_batches, backbone_source) -> None:
     if config.head_init == "class_mean":
         finetune.class_mean_head(model, feature_batches(), info.num_classes)
         logging.info("Initialised the head from the class-mean features.")
+    elif config.head_init == "text":
+        _text_head(config, model, info)
+
+
+def _text_head(config, model, info) -> None:
+    """`--head_init=text`: the head from a CLIP preset's text features of
+    the dataset's class names (`la_keras.models.text_head`)."""
+    if not config.model.startswith(HUB_PREFIX):
+        raise RunError(
+            "--head_init=text starts the head from a CLIP preset's text "
+            f"encoder: pass --model=hub:<CLIP preset>, not --model={config.model}."
+        )
+    from la_keras.models import text_head
+
+    try:
+        text_head.text_head(
+            model, config.model[len(HUB_PREFIX) :], info.class_names
+        )
+    except (ValueError, ImportError) as e:
+        raise RunError(f"--head_init=text on --dataset={info.name}: {e}") from e
+    logging.info(
+        "Initialised the head from the text features of %r for the %d "
+        "class names.", text_head.TEMPLATE, info.num_classes,
+    )  # fmt: skip
 
 
 def _copy_backbone(config, model, source) -> None:

@@ -69,6 +69,11 @@ def resolve(config) -> dict:
                 f"({', '.join(registry.pretrained_names())}, hub:<preset>), "
                 f"not --model={model}."
             )
+    if config.head_init == "text" and not hub:
+        raise RunError(
+            "--head_init=text starts the head from a CLIP preset's text "
+            f"encoder: pass --model=hub:<CLIP preset>, not --model={model}."
+        )
     if config.finetune != "full" and not started:
         raise RunError(
             f"--finetune={config.finetune} trains only part of the model: "

@@ -103,7 +103,7 @@ class ResolvedConfig:
             input size (None: defaults).
         finetune, lora_rank: what trains (`la_keras.models.finetune`).
         init_from: the model_dir of a run whose backbone a new run starts
-            from; head_init: "random" or "class_mean".
+            from; head_init: "random", "class_mean" or "text".
         deterministic, checkpoint_every_steps, checkpoint_every_seconds,
         keep_checkpoints, lock_timeout,
         steps_per_loop, eval_every_epochs, extend: see the flags of the same

@@ -43,9 +43,12 @@ class FinetuningOptions:
     head_init: str = option(
         "random",
         (
-            "The head's initial weights: random, or "
+            "The head's initial weights: random, "
             "class_mean (each class's mean pretrained feature, normalised, from "
-            "one pass over the training set, as LIFT offers)."
+            "one pass over the training set, as LIFT offers), or text (for "
+            "--model=hub:<CLIP preset>: the text encoder's features of 'a "
+            "photo of a {class name}.' for the dataset's class names, as LIFT "
+            "starts CLIP; the preset needs its tokenizer)."
         ),
-        choices=("random", "class_mean"),
+        choices=("random", "class_mean", "text"),
     )
