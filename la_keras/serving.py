@@ -27,6 +27,12 @@ session-based loaders of TF Serving and `saved_model_cli run`, which restore
 the variables through the SavedModel's saver: every variable the signature
 reads is in its object graph, exactly once.
 
+With `tta` ("flip" or "crops5", `la_keras.tta`) the network's logits are
+averaged over test-time views before the adjustment: `raw_logits` are the
+ensembled ones, and every output follows from them. The loaded SavedModel
+says which in its `tta` variable (a string, "none" by default;
+`served_tta`).
+
 A request of another shape or dtype is refused by the signature with an
 error for the caller (`ValueError`/`TypeError` in Python, an
 `INVALID_ARGUMENT` status in TF Serving); it never aborts the process. An
@@ -41,6 +47,7 @@ import tensorflow as tf
 from la_keras import adjustment as adjustment_lib
 from la_keras import priors as priors_lib
 from la_keras import serving_signature
+from la_keras import tta as tta_lib
 from la_keras.models import LogitAdjustedModel
 
 SIGNATURE = "serving_default"
@@ -78,6 +85,7 @@ def serving_module(
     train_prior=None,
     prior_tau=None,
     target_prior=None,
+    tta="none",
 ):
     """`(module, signatures)`: the SavedModel's root object and signatures.
 
@@ -92,7 +100,9 @@ def serving_module(
 
     See `export_saved_model` for the arguments.
     """
-    classifier = serving_classifier(model, priors, tau)
+    classifier = serving_classifier(
+        tta_lib.ensemble_model(model, tta), priors, tau
+    )
     train_log, target = retarget_terms(
         classifier, mode, train_prior, prior_tau, target_prior
     )
@@ -139,9 +149,18 @@ def serving_module(
         trainable=False,
         name="target_prior",
     )
+    module.tta = tf.Variable(tta, trainable=False, name="tta")
     module.serve = serve
     module.serve_with_prior = with_prior
     return module, {SIGNATURE: serve, PRIOR_SIGNATURE: with_prior}
+
+
+def served_tta(loaded) -> str:
+    """The test-time ensembling a loaded SavedModel computes: its `tta`
+    variable, or "none" (an export without it)."""
+    if not hasattr(loaded, "tta"):
+        return "none"
+    return loaded.tta.numpy().decode()
 
 
 def retarget_terms(classifier, mode, train_prior, prior_tau, target_prior):
@@ -194,6 +213,7 @@ def export_saved_model(
     train_prior=None,
     prior_tau: float | None = None,
     target_prior=None,
+    tta: str = "none",
 ) -> str:
     """Writes `model` as a SavedModel with a uint8-image serving signature.
 
@@ -225,6 +245,9 @@ def export_saved_model(
             uniform one (the post-hoc rule above, unchanged), else class
             probabilities or counts, served as `serve_with_prior` serves
             them.
+        tta: "none", or the test-time ensembling of the network's logits,
+            "flip" or "crops5" (`la_keras.tta`), recorded in the `tta`
+            variable.
 
     Returns:
         `export_dir`.
@@ -241,6 +264,7 @@ def export_saved_model(
         train_prior=train_prior,
         prior_tau=prior_tau,
         target_prior=target_prior,
+        tta=tta,
     )
     tf.saved_model.save(module, export_dir, signatures=signatures)
     return export_dir

@@ -27,6 +27,11 @@ classifier (Kang et al. 2020, `la_keras.models.weight_norm`) at tau=1 and at
 the tau* of the holdout, under "weight_norm" in the report. For a loss-mode
 run it is reported as a diagnostic (`weight_norm["diagnostic"]` says so):
 it rebalances a classifier that the loss already balanced.
+
+`--tta=flip` or `--tta=crops5` also reports the figures on logits averaged
+over the image and its horizontal flip, or over five crops
+(`la_keras.tta`), under "tta" in the report and on a line of their own:
+the headline figures stay those without it.
 """
 
 from __future__ import annotations
@@ -34,14 +39,32 @@ from __future__ import annotations
 from absl import flags
 
 from la_keras import runs
+from la_keras import tta
 from la_keras.runs import reporting
 from la_keras.runs import run_evaluate
 from launch import cli
 from launch import common_flags
 
 
+def define_tta_flag() -> None:
+    """--tta, of launch.evaluate and launch.export (idempotent)."""
+    if "tta" in flags.FLAGS:
+        return
+    flags.DEFINE_enum(
+        "tta",
+        "none",
+        list(tta.MODES),
+        "Test-time ensembling (la_keras.tta): logits averaged over the image "
+        "and its horizontal flip (flip) or over its four corner and centre "
+        "crops of 7/8 its side, resized back (crops5). launch.evaluate "
+        "reports it apart from the headline figures (checkpoints only); "
+        "launch.export serves it (SavedModel only).",
+    )
+
+
 def define_flags() -> None:
     common_flags.define_flags()
+    define_tta_flag()
     if "saved_model" in flags.FLAGS:
         return
     flags.DEFINE_string(
@@ -99,7 +122,8 @@ def given_dataset(flags_obj) -> str | None:
 
 
 _KEYWORDS = (
-    "saved_model", "checkpoint", "weight_norm_taus", "test_prior", "output"
+    "saved_model", "checkpoint", "weight_norm_taus", "test_prior", "output",
+    "tta",
 )  # fmt: skip
 
 

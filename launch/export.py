@@ -17,7 +17,10 @@ uniform one (`la_keras.runs.target_prior`); every export also has the
 `serve_with_prior` signature, which takes the mix per request.
 `--format=tflite` writes a TFLite model of `serving_default` instead
 (`la_keras.runs.export_tflite`). A run moved with its prepared file (or folder)
-takes `--dataset=prepared:NEWPATH`, recognised by checksum.
+takes `--dataset=prepared:NEWPATH`, recognised by checksum. `--tta=flip`
+or `--tta=crops5` serves logits averaged over test-time views
+(`la_keras.tta`; the SavedModel's `tta` variable says which; refused with
+--format=tflite).
 
     python -m launch.export --model_dir=/tmp/run --export_dir=/tmp/run/serving
 """
@@ -30,10 +33,12 @@ from la_keras import runs
 from la_keras.runs import run_export
 from launch import cli
 from launch import common_flags
+from launch import evaluate
 
 
 def define_flags() -> None:
     common_flags.define_flags()
+    evaluate.define_tta_flag()
     if "checkpoint" not in flags.FLAGS:
         flags.DEFINE_string(
             "checkpoint",
@@ -77,7 +82,8 @@ def define_flags() -> None:
 
 
 _KEYWORDS = (
-    "format", "quantize", "target_prior", "checkpoint", "representative_images"
+    "format", "quantize", "target_prior", "checkpoint", "representative_images",
+    "tta",
 )  # fmt: skip
 
 

@@ -129,6 +129,12 @@ def evaluation_report(config, info, logits: dict, source: str) -> dict:
     return report
 
 
+def headline_row(test: dict) -> str:
+    """The row of a test report that stands for it, the one a SavedModel
+    serves: tau* when tuned, else the post-hoc one, else raw (loss mode)."""
+    return next((k for k in ("adjusted_tuned", "adjusted") if k in test), "raw")
+
+
 # How many skipped files metrics.json and the log name.
 SKIPPED_NAMED = 5
 
@@ -291,18 +297,20 @@ def log_metrics(metrics: dict) -> None:
         )
 
 
+ROW_TITLES = {
+    "raw": "raw logits",
+    "adjusted": "post-hoc",
+    "adjusted_tuned": "post-hoc, tau* (holdout)",
+}
+
+
 def accuracy_table(test: dict) -> list[str]:
     """Lines of a test-accuracy table: raw, post-hoc and tuned rows."""
     header = f"{'test accuracy':34s}{'top-1':>9s}{'balanced':>10s}" + "".join(
         f"{s:>9s}" for s in SHOTS
     )
     lines = [header, "-" * len(header)]
-    names = {
-        "raw": "raw logits",
-        "adjusted": "post-hoc",
-        "adjusted_tuned": "post-hoc, tau* (holdout)",
-    }
-    for key, title in names.items():
+    for key, title in ROW_TITLES.items():
         report = test.get(key)
         if report is None:
             continue
@@ -349,6 +357,13 @@ def format_evaluation(report: dict, output: str | None) -> str:
             f"test resampled to {shifted.get('source', shifted['test_prior'])} "
             f"({shifted['num_examples']} images), top-1: {top1}"
         )
+    if report.get("tta"):
+        lines.append(_tta_line(report))
+    if report.get("served_tta", "none") != "none":
+        lines.append(
+            f"The SavedModel computes test-time ensembling "
+            f"({report['served_tta']}): every figure above includes it."
+        )
     if (report.get("weight_norm") or {}).get("diagnostic"):
         lines.append(f"weight_norm: {report['weight_norm']['diagnostic']}")
     if output and "test_tau_sweep" in report:
@@ -356,6 +371,18 @@ def format_evaluation(report: dict, output: str | None) -> str:
     elif output:
         lines.append(f"Report: {output}")
     return "\n".join(lines)
+
+
+def _tta_line(report: dict) -> str:
+    tta = report["tta"]
+    headline = report["test"][tta["row"]]
+    tau = f" tau={tta['tau']:g}" if "tau" in tta else ""
+    return (
+        f"test-time ensembling ({tta['mode']}): balanced accuracy "
+        f"{_fmt(tta['balanced_accuracy'])} (headline without it: "
+        f"{_fmt(headline['balanced_accuracy'])}), top-1 {tta['top1']:.4f} "
+        f"({headline['top1']:.4f}); {ROW_TITLES[tta['row']]}{tau}"
+    )
 
 
 def _fmt(value) -> str:

@@ -14,6 +14,12 @@ et al. 2020, `la_keras.models.weight_norm`) at tau=1 and at the tau* of the
 holdout, under "weight_norm". For a loss-mode run it is a diagnostic
 (`weight_norm["diagnostic"]` says so): it rebalances a classifier that the
 loss already balanced.
+
+`tta` ("flip" or "crops5", `la_keras.tta`) also reports the run's figures
+on logits averaged over test-time views, under "tta", apart: the headline
+figures stay those of the plain logits. A SavedModel exported with
+test-time ensembling says so in the report ("served_tta"): its figures
+include it.
 """
 
 from __future__ import annotations
@@ -24,6 +30,7 @@ import keras
 import numpy as np
 from absl import logging
 
+from la_keras import tta as tta_lib
 from la_keras.datasets import shifted
 from la_keras.models import weight_norm
 from la_keras.runs import adaptation
@@ -35,12 +42,17 @@ from la_keras.runs.errors import RunError
 from la_keras.runs.resolved import ResolvedConfig
 from la_keras.training import evaluation
 
+TTA_NOTE = (
+    "test-time ensembling, reported apart: the figures outside this "
+    "section are without it."
+)
 # Options that may override the run's flags.json when given.
 OVERRIDABLE = ("tau", "tau_grid", "test_batch_size", "data_dir", "data_home")
 
 
-def _saved_model_logits(path, config) -> dict:
-    """`{split: (raw logits, labels)}` from a serving SavedModel."""
+def _saved_model_logits(path, config) -> tuple[dict, str]:
+    """`({split: (raw logits, labels)}, the test-time ensembling it
+    serves)` from a serving SavedModel."""
     import tensorflow as tf
 
     from la_keras import serving
@@ -54,8 +66,12 @@ def _saved_model_logits(path, config) -> dict:
             logits.append(serve(images=images)["raw_logits"].numpy())
             labels.append(batch_labels.numpy())
         out[split] = (np.concatenate(logits), np.concatenate(labels))
-    logging.info("Loaded %s (served tau=%g).", path, float(loaded.tau.numpy()))
-    return out
+    served_tta = serving.served_tta(loaded)
+    logging.info(
+        "Loaded %s (served tau=%g, test-time ensembling: %s).",
+        path, float(loaded.tau.numpy()), served_tta,
+    )  # fmt: skip
+    return out, served_tta
 
 
 def _predict_splits(config, model) -> dict:
@@ -133,6 +149,33 @@ def weight_norm_report(config, model, info, taus) -> dict:
                 out[name]["balanced_accuracy"],
             )
     return out
+
+
+def tta_report(config, info, model, tta: str) -> dict:
+    """`report["tta"]`: the run's figures on `model`'s logits averaged over
+    `tta`'s views (`la_keras.tta`), apart from the headline.
+
+    The adjustment of the run's mode applies to the ensembled logits (tau*
+    chosen on their holdout); the figures of their headline row
+    (`reporting.headline_row`, per-class accuracy aside) are repeated at
+    the top with its name ("row").
+    """
+    logits = _predict_splits(config, tta_lib.ensemble_model(model, tta))
+    metrics = reporting.evaluate_logits(
+        config, info.train_counts, info.priors, logits["test"],
+        logits.get("holdout"),
+    )  # fmt: skip
+    row = reporting.headline_row(metrics["test"])
+    summary = {
+        k: v
+        for k, v in metrics["test"][row].items()
+        if k != "per_class_accuracy"
+    }
+    logging.info(
+        "test-time ensembling (%s), %s: top1 %.4f balanced %s",
+        tta, row, summary["top1"], summary["balanced_accuracy"],
+    )  # fmt: skip
+    return {"mode": tta, "row": row, **summary, **metrics, "note": TTA_NOTE}
 
 
 def _evaluation_mode(mode: str) -> str:
@@ -219,6 +262,7 @@ def evaluate(
     weight_norm_taus=(),
     test_prior=None,
     output=None,
+    tta="none",
 ) -> dict:
     """Evaluates a run (or a SavedModel); returns and writes its report.
 
@@ -234,8 +278,17 @@ def evaluate(
             (uniform, forward<N>, backward<N> or a prior file).
         output: the JSON report's path (default: <model_dir>/
             eval_metrics.json; none for a SavedModel).
+        tta: "none", or also report test-time ensembling ("flip",
+            "crops5"; `la_keras.tta`) under "tta", apart from the headline.
+            Checkpoints only (a SavedModel serves its own, from export).
     """
     wn_taus = _weight_norm_taus(weight_norm_taus, saved_model)
+    tta_lib.check_tta(tta)
+    if saved_model and tta != "none":
+        raise RunError(
+            f"--tta={tta} needs --model_dir (the network), not "
+            "--saved_model; launch.export --tta serves it in a SavedModel."
+        )
     if test_prior and not os.path.isfile(test_prior):
         try:
             shifted.parse_test_prior(test_prior)
@@ -244,7 +297,7 @@ def evaluate(
     config = evaluation_config(options, saved_model)
     if saved_model:
         info = config.data.info()
-        logits = _saved_model_logits(saved_model, config)
+        logits, served_tta = _saved_model_logits(saved_model, config)
         source, model = saved_model, None
     else:
         state = run_state.newest_state(config, checkpoint)
@@ -252,6 +305,10 @@ def evaluate(
         logits = _predict_splits(config, model)
     output = output_path(options, saved_model, output)
     report = reporting.evaluation_report(config, info, logits, source)
+    if saved_model:
+        report["served_tta"] = served_tta
+    if tta != "none":
+        report["tta"] = tta_report(config, info, model, tta)
     if wn_taus:
         report["weight_norm"] = weight_norm_report(config, model, info, wn_taus)
     if test_prior:

@@ -14,7 +14,10 @@ into `serving_default` instead of the uniform one
 (`la_keras.runs.target_prior`); every SavedModel also has the
 `serve_with_prior` signature, which takes the mix per request.
 `format="tflite"` writes a TFLite model of `serving_default` instead
-(`la_keras.runs.export_tflite`).
+(`la_keras.runs.export_tflite`). `tta` ("flip", "crops5") serves logits
+averaged over test-time views (`la_keras.tta`), recorded in the
+SavedModel's `tta` variable; the TFLite export refuses it (it converts one
+network pass, and its int8 rounding reads the network's own layers).
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ import os
 import keras
 from absl import logging
 
+from la_keras import tta as tta_lib
 from la_keras.models import finetune
 from la_keras.runs import outputs
 from la_keras.runs import reporting
@@ -71,6 +75,7 @@ def export(
     target_prior="uniform",
     checkpoint=None,
     representative_images=300,
+    tta="none",
 ) -> str:
     """Exports a run; returns the SavedModel directory (or .tflite file).
 
@@ -84,6 +89,8 @@ def export(
             "train" or a file of class priors or counts.
         checkpoint: a checkpoint path (default: the run's newest state).
         representative_images: int8 only: the calibration images.
+        tta: SavedModel only: "none", or the test-time ensembling served,
+            "flip" or "crops5" (`la_keras.tta`).
     """
     if format not in FORMATS:
         raise RunError(f"--format={format!r}: one of {', '.join(FORMATS)}.")
@@ -95,6 +102,12 @@ def export(
         )
     if format != "tflite" and quantize != "none":
         raise RunError("--quantize applies to --format=tflite only.")
+    tta_lib.check_tta(tta)
+    if format == "tflite" and tta != "none":
+        raise RunError(
+            f"--tta={tta}: --format=tflite exports one pass of the network; "
+            "test-time ensembling is served by --format=saved_model."
+        )
     config = ResolvedConfig.read(options.model_dir).with_data(
         run_evaluate.given_dataset(options)
     )
@@ -129,16 +142,19 @@ def export(
             class_names=info.class_names,
             resize=info.resize,
             target_prior=target,
+            tta=tta,
             **reporting.serving_rule(config, info, tau),
         )
     logging.info(
-        "Exported %s (step %s) to %s (post-hoc tau: %s; target prior: %s%s).",
+        "Exported %s (step %s) to %s (post-hoc tau: %s; target prior: %s%s; "
+        "test-time ensembling: %s).",
         state.path,
         "unknown" if state.step is None else state.step,
         export_dir,
         tau,
         target_prior,
         "" if target is None else f" {[round(float(v), 6) for v in target]}",
+        tta,
     )
     return export_dir
 
