@@ -105,9 +105,8 @@ class ResolvedConfig:
         init_from: the model_dir of a run whose backbone a new run starts
             from; head_init: "random", "class_mean" or "text".
         deterministic, checkpoint_every_steps, checkpoint_every_seconds,
-        keep_checkpoints, lock_timeout,
-        steps_per_loop, eval_every_epochs, extend: see the flags of the same
-            names.
+        keep_checkpoints, lock_timeout, steps_per_loop, eval_every_epochs,
+        extend: see the flags of the same names.
     """
 
     data: DataConfig
