@@ -22,7 +22,10 @@ A pretrained registry model holds its backbone as a nested model named
   `"bn"`;
 - `"ssf"`: a per-channel scale and shift after each normalisation layer
   (`la_keras.models.ssf`; the model is rebuilt with them) and the head;
-  every other backbone weight frozen, batch norm in inference mode.
+  every other backbone weight frozen, batch norm in inference mode;
+- `"adaptformer"`: AdaptFormer modules beside the MLP of each transformer
+  block of a KerasHub backbone (`la_keras.models.adaptformer`, LIFT's
+  placement and width) and the head; every other backbone weight frozen.
 
 `merged` gives the same function as a plain model, LoRA adapters folded
 into the kernels and SSF into the normalisation layers, for export: serving
@@ -37,9 +40,12 @@ import tempfile
 import keras
 import numpy as np
 
+from la_keras.models import adaptformer
 from la_keras.models import ssf
 
-MODES = ("full", "linear", "lora", "bn", "bitfit", "lora_bn", "ssf")
+MODES = (
+    "full", "linear", "lora", "bn", "bitfit", "lora_bn", "ssf", "adaptformer",
+)  # fmt: skip
 NORMALIZATIONS = (
     keras.layers.BatchNormalization,
     keras.layers.LayerNormalization,
@@ -75,12 +81,20 @@ def prepare(model: keras.Model, mode: str, lora_rank: int = 8) -> keras.Model:
 
     Call it after loading the pretrained weights (LoRA adapters start at
     zero, so the model's function is unchanged) and before building the
-    optimizer. Returns `model`, or for "ssf" its copy with the scales and
-    shifts (use the model returned).
+    optimizer. Returns `model`, or for "ssf" and "adaptformer" a model
+    with the new modules (use the model returned).
     """
     check_mode(mode)
     backbone = backbone_of(model)
-    if mode == "ssf":
+    if mode == "adaptformer":
+        num_classes = int(model.get_layer(HEAD).units)
+        model = adaptformer.add_adaptformer(model, num_classes, BACKBONE)
+        trained = {
+            id(v) for a in adaptformer.adapters(model) for v in a.weights
+        }
+        for variable in backbone_of(model).weights:
+            variable.trainable = id(variable) in trained
+    elif mode == "ssf":
         model = ssf.add_ssf(model, BACKBONE)
         for layer in backbone_of(model)._flatten_layers(include_self=False):
             for variable in layer._trainable_variables:

@@ -170,7 +170,11 @@ def restore_model(config, checkpoint: str | None = None):
     if checkpoint:
         import tensorflow as tf
 
-        status = tf.train.Checkpoint(model=model).restore(checkpoint)
+        from la_keras.training.checkpoints import model_trackables
+
+        status = tf.train.Checkpoint(**model_trackables(model)).restore(
+            checkpoint
+        )
         status.expect_partial().assert_existing_objects_matched()
         return model, info, checkpoint
     if list_array_checkpoints(directory):

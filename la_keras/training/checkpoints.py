@@ -65,6 +65,19 @@ def _write_state_file(directory: str, latest: str) -> None:
     tf.io.gfile.rename(tmp, path, overwrite=True)
 
 
+def model_trackables(model) -> dict:
+    """What a checkpoint holds of a Keras `model`: the model's object graph,
+    and every variable again by position (`model_variables`).
+
+    Keras's object graph misses the layers that a layer appends to a list
+    after construction (the transformer blocks of KerasHub's ViT encoder):
+    the flat list holds them too, in `model.variables`' order, which is the
+    same for every build of the model. Checkpoints written without the list
+    still restore.
+    """
+    return {"model": model, "model_variables": list(model.variables)}
+
+
 class CheckpointStore:
     """Checkpoints of a model, its optimizer and the epoch counter.
 
@@ -75,6 +88,7 @@ class CheckpointStore:
         write_directory: where this process writes (non-chief workers of a
             multi-worker run write to a scratch folder).
         **objects: trackables to save (`model=`, `optimizer=`, `epoch=`).
+            A `model` is saved with `model_trackables`.
     """
 
     def __init__(
@@ -83,6 +97,8 @@ class CheckpointStore:
         self.directory = directory
         self.write_directory = write_directory or directory
         self.max_to_keep = int(max_to_keep)
+        if "model" in objects:
+            objects.update(model_trackables(objects.pop("model")))
         self.checkpoint = tf.train.Checkpoint(**objects)
         self._manager = tf.train.CheckpointManager(
             self.checkpoint, self.write_directory, max_to_keep=None

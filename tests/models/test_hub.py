@@ -297,6 +297,41 @@ class HubTest(TestCase):
             self.assertEqual(finetune.lora_layers(merged), [])
             assert_float32_close(predict(merged, x), expected, name)
 
+    def test_tensorflow_checkpoint_holds_every_weight(self):
+        # Keras's object graph misses the blocks KerasHub's ViT encoder
+        # appends to a list in `build`: the checkpoint lists every variable.
+        import tensorflow as tf
+
+        from la_keras.training import CheckpointStore
+
+        model = self.loaded("vit")
+        x = images()
+        directory = self.get_temp_dir()
+        store = CheckpointStore(directory, model=model)
+        path = store.save(1)
+        stored = [n for n, _ in tf.train.list_variables(path)]
+        self.assertLen(
+            [n for n in stored if n.startswith("model_variables/")],
+            len(model.variables),
+        )
+        fresh = build(self.presets["vit"])  # random weights
+        self.assertNotAllClose(predict(fresh, x), predict(model, x))
+        self.assertEqual(
+            CheckpointStore(directory, model=fresh).restore_latest(), path
+        )
+        self.assertAllEqual(predict(fresh, x), predict(model, x))
+        # A checkpoint written before the list restores where it held the
+        # whole model (a CNN); a ViT's, which lacks the blocks, is refused.
+        for name, complete in (("resnet", True), ("vit", False)):
+            older = os.path.join(self.get_temp_dir(), f"older_{name}")
+            tf.train.Checkpoint(model=self.loaded(name)).save(f"{older}/ckpt")
+            store = CheckpointStore(older, model=build(self.presets[name]))
+            if complete:
+                self.assertIsNotNone(store.restore_latest())
+            else:
+                with self.assertRaisesRegex(Exception, "damaged"):
+                    store.restore_latest()
+
     def test_serialization_round_trip(self):
         x = images()
         for name in ("vit", "resnet"):

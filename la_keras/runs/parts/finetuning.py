@@ -25,9 +25,21 @@ class FinetuningOptions:
             "biases), lora_bn (lora, and the normalisation layers as in bn), ssf "
             "(a per-channel scale and shift after each normalisation layer, "
             "batch norm frozen in inference mode, and the head; merged into "
-            "the normalisation layers at export)."
+            "the normalisation layers at export), adaptformer (LIFT's "
+            "AdaptFormer modules beside each transformer block's MLP of a hub: "
+            "ViT, CLIP, SigLIP or DINOv2, and the head; kept in the served "
+            "model)."
         ),
-        choices=("full", "linear", "lora", "bn", "bitfit", "lora_bn", "ssf"),
+        choices=(
+            "full",
+            "linear",
+            "lora",
+            "bn",
+            "bitfit",
+            "lora_bn",
+            "ssf",
+            "adaptformer",
+        ),  # fmt: skip
     )
     lora_rank: int = option(8, "Rank of the LoRA adapters.", check=POSITIVE)
     init_from: str | None = option(
