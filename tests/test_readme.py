@@ -5,6 +5,8 @@ import re
 import subprocess
 import sys
 
+import pytest
+
 README = pathlib.Path(__file__).resolve().parents[1] / "README.md"
 
 
@@ -38,6 +40,7 @@ def test_api_snippet_runs_as_written(tmp_path):
     assert (tmp_path / "exported" / "saved_model.pb").exists()
 
 
+@pytest.mark.slow
 def test_runs_snippet_equals_the_command_line(tmp_path):
     """`runs.train(RunConfig(...))` and `python -m launch.train` with the
     same values give the same metrics; evaluate and export run as shown."""

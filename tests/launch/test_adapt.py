@@ -112,6 +112,7 @@ def test_an_empty_unlabelled_folder_is_one_line(run_dir, tmp_path):
     assert "holds no images" in result.stderr
 
 
+@pytest.mark.slow
 def test_evaluate_on_a_shifted_test_mix(run_dir, tmp_path):
     from la_keras.datasets import shifted
 

@@ -21,6 +21,7 @@ _JAX = {"KERAS_BACKEND": "jax", "JAX_PLATFORMS": "cpu"}
 
 
 class DeterministicOnJaxTest(TestCase):
+    @pytest.mark.slow
     def test_step_is_compiled_with_deterministic_ops(self):
         # The shared JAX run trains with --deterministic; the user's
         # XLA_FLAGS it was given stay: XLA dumps the step it compiles.

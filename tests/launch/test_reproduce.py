@@ -213,6 +213,7 @@ class ReproduceEndToEndTest(TestCase):
         self.assertEqual(ldam_flags["classifier"], "normed")
         self.assertIsNone(ldam_flags["ldam_s"])
 
+    @pytest.mark.slow
     def test_failed_run_is_isolated(self):
         out = os.path.join(self.get_temp_dir(), "reproduce_fail")
         # --train_flag=--epochs=0 makes launch.train refuse: the run fails,

@@ -116,6 +116,7 @@ class WithoutTensorFlowTest(BlockedTestCase):
         self.assertAllClose(float(value), expected, rtol=1e-5)
         self.assertEqual(name, "TrainingLoop")
 
+    @pytest.mark.slow
     def test_quickstart_then_evaluate(self):
         out_dir = os.path.join(self.root, "quickstart")
         result = self._run(

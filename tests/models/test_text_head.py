@@ -222,6 +222,7 @@ class TextHeadRunTest(TestCase):
         kernel = model.get_layer("logits").kernel.numpy()
         assert_float32_close(kernel, expected, "run kernel")
 
+    @pytest.mark.slow
     def test_launch_train_runs_with_it(self):
         model_dir = os.path.join(self.root, "trained")
         metrics = train_on_folder(

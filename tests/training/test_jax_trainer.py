@@ -329,6 +329,7 @@ class JaxTrainerTest(TestCase):
                 atol=1e-9 * scale, err_msg=name,
             )  # fmt: skip
 
+    @pytest.mark.slow
     def test_scanned_loop_equals_python_loop(self):
         # The same batches (made inside the scan) and the same steps; the
         # two loops are compiled differently, so their sums are added in
