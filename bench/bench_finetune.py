@@ -38,7 +38,7 @@ import sys
 import time
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-MODES = ("full", "linear", "lora", "bn", "bitfit", "lora_bn")
+MODES = ("full", "linear", "lora", "bn", "bitfit", "lora_bn", "ssf")
 
 
 def _train(name, args, output_dir, log):

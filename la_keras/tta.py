@@ -84,11 +84,12 @@ def crop_boxes(height: int, width: int) -> list[tuple[int, int, int, int]]:
     ]
 
 
-def _static_size(images) -> tuple[int, int]:
-    shape = tuple(images.shape)
+def _static_size(shape, argument: str = "images") -> tuple[int, int]:
+    """`(H, W)` of a `[batch, H, W, C]` shape; ValueError when unknown."""
+    shape = tuple(shape)
     if len(shape) != 4 or shape[1] is None or shape[2] is None:
         raise ValueError(
-            "Invalid value for argument `images`: test-time ensembling "
+            f"Invalid value for argument `{argument}`: test-time ensembling "
             "needs images [batch, H, W, C] of a known H and W. Received: "
             f"shape={shape}"
         )
@@ -102,7 +103,7 @@ def views(images, tta: str) -> list:
         return [images]
     if tta == "flip":
         return [images, ops.flip(images, axis=2)]
-    height, width = _static_size(images)
+    height, width = _static_size(images.shape)
     out = []
     for top, left, h, w in crop_boxes(height, width):
         crop = images[:, top : top + h, left : left + w, :]
@@ -164,12 +165,7 @@ def ensemble_model(model, tta: str):
     if check_tta(tta) == "none":
         return model
     shape = tuple(model.input_shape)
-    if len(shape) != 4 or shape[1] is None or shape[2] is None:
-        raise ValueError(
-            "Invalid value for argument `model`: test-time ensembling needs "
-            "a model of one input [batch, H, W, C] of a known H and W. "
-            f"Received: input_shape={shape}"
-        )
+    _static_size(shape, "model")
     inputs = keras.Input(shape=shape[1:], name="images")
     layer = TestTimeEnsemble(model, tta, name=f"tta_{tta}")
     return keras.Model(inputs, layer(inputs), name=f"{model.name}_tta_{tta}")

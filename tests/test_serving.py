@@ -7,6 +7,7 @@ import sys
 
 import keras
 import numpy as np
+import pytest
 import tensorflow as tf
 
 from la_keras import serving
@@ -96,6 +97,7 @@ class ExportSavedModelTest(TinyModelTestCase):
         # The adjustment changes some predictions for these priors.
         self.assertNotEqual(out["classes"], np.argmax(self.raw, -1).tolist())
 
+    @pytest.mark.slow
     def test_served_like_tf_serving(self):
         """Restored into a session, as TF Serving and saved_model_cli do.
 
@@ -220,6 +222,7 @@ print(json.dumps(out))
 class ServingInputTest(TestCase):
     """A malformed request is an error for the caller, never an abort."""
 
+    @pytest.mark.slow
     def test_bad_requests_in_fresh_process(self):
         export_dir = os.path.join(self.get_temp_dir(), "bad_inputs")
         serving.export_saved_model(

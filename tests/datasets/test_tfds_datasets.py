@@ -68,6 +68,7 @@ def test_cifar10_lt_counts_and_priors(real_data_dir, cifar10_lt):
         np.testing.assert_allclose(info.priors, reference, rtol=0, atol=1e-12)
 
 
+@pytest.mark.slow
 def test_cifar10_lt_training_pipeline_is_the_profile(real_data_dir):
     with _cifar10(real_data_dir):
         builder = datasets.DatasetBuilder(

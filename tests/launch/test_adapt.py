@@ -73,6 +73,7 @@ def test_bbse_to_another_output(run_dir, tmp_path):
     assert "bbse" in result.stdout and "calibration ts" in result.stdout
 
 
+@pytest.mark.slow
 def test_unlabelled_folder_matches_the_same_images_labelled(run_dir, tmp_path):
     images, _ = synthetic.make_arrays(
         [synthetic.TEST_PER_CLASS] * synthetic.NUM_CLASSES, 1

@@ -196,6 +196,7 @@ class FinetuneRunTest(TestCase):
         # The resumed run still names the weights it started from.
         self.assertEqual(_weights_record(model_dir), recorded)
 
+    @pytest.mark.slow
     def test_init_from_a_run_retrains_the_classifier_class_balanced(self):
         # cRT: the LoRA run's backbone (merged), frozen; a new class-mean head.
         model_dir = os.path.join(self.root, "crt")

@@ -4,6 +4,8 @@
 run's output in a pipe: plain progress lines, no control characters.)
 """
 
+import pytest
+
 from tests.launch import helpers
 from tests.test_case import TestCase
 
@@ -32,6 +34,7 @@ cli.app_run(main)
 
 
 class LibraryDeprecationsTest(TestCase):
+    @pytest.mark.slow
     def test_library_deprecations_are_hidden_by_default(self):
         result = helpers.run_python(["-c", _APP])
         out = result.stdout + result.stderr

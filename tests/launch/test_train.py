@@ -4,6 +4,7 @@ import json
 import os
 
 import numpy as np
+import pytest
 import tensorflow as tf
 from absl import app
 from absl import flags
@@ -247,6 +248,7 @@ class TrainRunTest(TestCase):
 
 
 class ExtendTest(TestCase):
+    @pytest.mark.slow
     def test_extended_run_equals_a_run_trained_to_the_end(self):
         def overrides(name, **changes):
             return shared_runs.smoke_flags(

@@ -221,6 +221,7 @@ class WithoutTensorFlowTest(BlockedTestCase):
             os.path.exists(os.path.join(helpers.REPO, default_index))
         )
 
+    @pytest.mark.slow
     def test_reproduce_logit_adjusted_row(self):
         from la_keras.datasets import prepared
 

@@ -14,12 +14,12 @@ import tensorflow as tf
 
 from la_keras.models import adaptformer
 from la_keras.models import finetune
-from la_keras.models import registry
 from la_keras.runs import run_state
 from la_keras.runs.resolved import ResolvedConfig
 from tests import serving_session
 from tests.launch import helpers
 from tests.launch import shared_runs
+from tests.models.test_hub import PresetTestCase
 from tests.models.test_hub import images
 from tests.models.test_hub import predict
 from tests.models.test_hub import save_presets
@@ -90,25 +90,9 @@ class AdapterTest(TestCase):
             adaptformer.AdaptFormerAdapter(0)
 
 
-class AdaptFormerModelTest(TestCase):
-    @classmethod
-    def setUpClass(cls):
-        super().setUpClass()
-        cls.root = tempfile.mkdtemp()
-        cls.presets = save_presets(cls.root)
-
-    @classmethod
-    def tearDownClass(cls):
-        shutil.rmtree(cls.root, ignore_errors=True)
-        super().tearDownClass()
-
-    def loaded(self, name, classifier="normed"):
-        preset = self.presets[name]
-        model = registry.build(
-            "hub:" + preset, 10, (32, 32, 3), 5e-4, classifier, pretrained=True
-        )
-        registry.load_pretrained(model, "hub:" + preset, "preset")
-        return model
+class AdaptFormerModelTest(PresetTestCase):
+    def loaded(self, name, **options):
+        return super().loaded(name, classifier="normed", **options)
 
     def test_zero_init_equals_the_frozen_backbone(self):
         x = images()

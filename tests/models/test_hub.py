@@ -130,7 +130,9 @@ print(json.dumps({"loss": value, "step": trainer.step}))
 """
 
 
-class HubTest(TestCase):
+class PresetTestCase(TestCase):
+    """Tests of the tiny presets of `save_presets`, saved once per class."""
+
     @classmethod
     def setUpClass(cls):
         super().setUpClass()
@@ -143,10 +145,13 @@ class HubTest(TestCase):
         super().tearDownClass()
 
     def loaded(self, name, **options):
+        """The registry model of preset `name`, with the preset's weights."""
         model = build(self.presets[name], **options)
         registry.load_pretrained(model, "hub:" + self.presets[name], "preset")
         return model
 
+
+class HubTest(PresetTestCase):
     def test_output_shapes(self):
         # (preset, options, the size the backbone sees, feature size)
         cases = [
